@@ -1,0 +1,77 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Logger } from './registries';
+
+/** A tfjs backend a plugin can provide; `'auto'` takes the available one with the highest priority. */
+export interface BackendProvider {
+  /** tfjs backend name, e.g. 'native'. */
+  readonly name: string;
+  /** node-gpu 300, node 200, native 100, core's cpu 0. */
+  readonly priority: number;
+  readonly packageName: string;
+  /** Registers the tfjs backend if possible. Resolves to null when ready, or a one-line reason why not (never throws). */
+  load(): Promise<string | null>;
+}
+
+export const CPU_BACKEND_PROVIDER: BackendProvider = {
+  name: 'cpu',
+  priority: 0,
+  packageName: '@segkit/core',
+  async load() {
+    require('@tensorflow/tfjs-backend-cpu');
+    return null;
+  },
+};
+
+export interface BackendChoice {
+  readonly name: string;
+  /** Why each other backend was not taken, for the log. */
+  readonly skipped: readonly { name: string; reason: string }[];
+}
+
+/**
+ * Picks and activates a tfjs backend. `requested` is 'auto' or a backend name; an explicitly named
+ * backend that cannot load is an error, under 'auto' it is skipped with its reason logged.
+ */
+export async function selectBackend(
+  requested: string,
+  providers: readonly BackendProvider[],
+  logger: Logger,
+  fail: (message: string) => never,
+): Promise<BackendChoice> {
+  const ordered = [...providers].sort((a, b) => b.priority - a.priority);
+  const skipped: { name: string; reason: string }[] = [];
+  if (requested !== 'auto') {
+    const provider = ordered.find((p) => p.name === requested);
+    if (!provider) {
+      fail(`backend: unknown backend '${requested}'; available: auto, ${ordered.map((p) => p.name).join(', ')} (is its plugin listed in \`plugins\`?)`);
+    }
+    const reason = await provider.load();
+    if (reason !== null) fail(`backend: '${requested}' cannot be used: ${reason}`);
+    await activate(provider.name, fail);
+    logger.info(`backend: ${provider.name} (requested)`);
+    return { name: provider.name, skipped };
+  }
+  for (const provider of ordered) {
+    const reason = await provider.load();
+    if (reason === null && (await tryActivate(provider.name))) {
+      for (const lower of ordered.slice(ordered.indexOf(provider) + 1)) skipped.push({ name: lower.name, reason: `lower priority than ${provider.name}` });
+      const notes = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
+      logger.info(`backend: ${provider.name} (auto${notes ? `; skipped ${notes}` : ''})`);
+      return { name: provider.name, skipped };
+    }
+    skipped.push({ name: provider.name, reason: reason ?? 'failed to initialise' });
+  }
+  return fail(`backend: no backend could be loaded (${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})`);
+}
+
+async function tryActivate(name: string): Promise<boolean> {
+  try {
+    return (await tf.setBackend(name)) && tf.getBackend() === name;
+  } catch {
+    return false;
+  }
+}
+
+async function activate(name: string, fail: (message: string) => never): Promise<void> {
+  if (!(await tryActivate(name))) fail(`backend: '${name}' failed to initialise`);
+}

@@ -1,0 +1,116 @@
+/**
+ * Typed configs. Each interface below maps a component `type` to its options; it is empty in core
+ * and filled by plugins through declaration merging, e.g.
+ *
+ *   declare module '@segkit/core' {
+ *     interface LossOptionsMap { CrossEntropyLoss: { use_sigmoid?: boolean; loss_weight?: number } }
+ *   }
+ *
+ * so that `defineConfig` completes the `type` names and options of the installed plugins and a
+ * misspelled `type` does not compile. Everything is optional because a config may be a partial
+ * override merged onto its `_base_`.
+ */
+/* eslint-disable @typescript-eslint/no-empty-interface */
+export interface BackboneOptionsMap {}
+export interface NeckOptionsMap {}
+export interface HeadOptionsMap {}
+export interface SegmentorOptionsMap {}
+export interface LossOptionsMap {}
+export interface SamplerOptionsMap {}
+export interface OptimizerOptionsMap {}
+export interface OptimizerConstructorOptionsMap {}
+export interface LrSchedulerOptionsMap {}
+export interface DatasetOptionsMap {}
+export interface TransformOptionsMap {}
+export interface HookOptionsMap {}
+export interface MetricOptionsMap {}
+
+interface Mergeable {
+  /** Replace the base config's dict instead of merging into it. */
+  _delete_?: boolean;
+}
+
+/** `{ type: K, ...options of K }` for every registered K; a plain `{ type: string }` while none is registered. */
+export type ComponentConfig<M> = [keyof M] extends [never]
+  ? Mergeable & { type?: string; [option: string]: unknown }
+  : { [K in keyof M]: Mergeable & { type?: K } & M[K] }[keyof M];
+
+export type BackboneConfig = ComponentConfig<BackboneOptionsMap>;
+export type NeckConfig = ComponentConfig<NeckOptionsMap>;
+export type HeadConfig = ComponentConfig<HeadOptionsMap>;
+export type LossConfig = ComponentConfig<LossOptionsMap>;
+export type SamplerConfig = ComponentConfig<SamplerOptionsMap>;
+export type OptimizerConfig = ComponentConfig<OptimizerOptionsMap>;
+export type DatasetConfig = ComponentConfig<DatasetOptionsMap>;
+export type TransformConfig = ComponentConfig<TransformOptionsMap>;
+export type HookConfig = ComponentConfig<HookOptionsMap>;
+
+/** Options every decode head accepts (the decode-head base of core). */
+export interface DecodeHeadBaseOptions {
+  in_channels?: number | number[];
+  channels?: number;
+  num_classes?: number;
+  out_channels?: number;
+  threshold?: number;
+  dropout_ratio?: number;
+  conv_cfg?: Record<string, unknown> | null;
+  norm_cfg?: { type: string; requires_grad?: boolean; num_groups?: number } | null;
+  act_cfg?: { type: string } | null;
+  in_index?: number | number[];
+  input_transform?: 'resize_concat' | 'multiple_select' | null;
+  loss_decode?: LossConfig | LossConfig[];
+  ignore_index?: number;
+  sampler?: SamplerConfig | null;
+  align_corners?: boolean;
+  init_cfg?: unknown;
+}
+
+export interface ModelConfig extends Mergeable {
+  type?: 'EncoderDecoder' | keyof SegmentorOptionsMap;
+  pretrained?: string | null;
+  backbone?: BackboneConfig;
+  neck?: NeckConfig | null;
+  decode_head?: HeadConfig;
+  auxiliary_head?: HeadConfig | HeadConfig[] | null;
+  train_cfg?: Record<string, unknown>;
+  test_cfg?: { mode?: 'whole' | 'slide'; crop_size?: [number, number]; stride?: [number, number] } & Mergeable;
+  init_cfg?: unknown;
+}
+
+export interface DataSplitConfig extends Mergeable {
+  type?: string;
+  pipeline?: TransformConfig[];
+  [option: string]: unknown;
+}
+
+export interface SegkitConfig {
+  _base_?: string | string[];
+  /** Plugin packages or files this config needs (MMSegmentation's `custom_imports`). */
+  plugins?: string[];
+  backend?: string;
+  model?: ModelConfig;
+  data?: Mergeable & {
+    samples_per_gpu?: number;
+    workers_per_gpu?: number;
+    train?: DataSplitConfig;
+    val?: DataSplitConfig;
+    test?: DataSplitConfig;
+  };
+  optimizer?: OptimizerConfig & { paramwise_cfg?: Record<string, unknown>; constructor?: string };
+  optimizer_config?: Record<string, unknown>;
+  lr_config?: Mergeable & { policy?: string; [option: string]: unknown };
+  runner?: Mergeable & { type?: 'IterBasedRunner'; max_iters?: number };
+  checkpoint_config?: Mergeable & { by_epoch?: boolean; interval?: number; max_keep_ckpts?: number; save_last?: boolean };
+  evaluation?: Mergeable & { interval?: number; metric?: string | string[]; pre_eval?: boolean; save_best?: string; by_epoch?: boolean };
+  log_config?: Mergeable & { interval?: number; hooks?: HookConfig[] };
+  custom_hooks?: HookConfig[];
+  work_dir?: string;
+  load_from?: string | null;
+  resume_from?: string | null;
+  seed?: number | null;
+  deterministic?: boolean;
+  workflow?: [string, number][];
+  log_level?: string;
+  dist_params?: Record<string, unknown>;
+  cudnn_benchmark?: boolean;
+}

@@ -1,0 +1,137 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { SegkitError } from './errors';
+import { loadModule } from './module-loader';
+import type { SegkitConfig } from './config-types';
+
+export type ConfigDict = Record<string, unknown>;
+
+const CONFIG_EXTENSIONS = ['.ts', '.js', '.cjs', '.mjs', '.json'];
+
+function isDict(value: unknown): value is ConfigDict {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}
+
+/**
+ * Merges `child` into `base` the way MMSegmentation's configs do: dicts merge key by key,
+ * anything else (lists included) replaces; `_delete_: true` in a child dict replaces the base dict.
+ */
+export function mergeConfig(base: ConfigDict, child: ConfigDict): ConfigDict {
+  const merged: ConfigDict = clone(base);
+  for (const [key, value] of Object.entries(child)) {
+    if (isDict(value)) {
+      const { _delete_: replace, ...rest } = value;
+      merged[key] = !replace && isDict(merged[key]) ? mergeConfig(merged[key] as ConfigDict, rest) : stripDeleteMarkers(rest);
+    } else {
+      merged[key] = clone(value);
+    }
+  }
+  return merged;
+}
+
+function stripDeleteMarkers(value: unknown): any {
+  if (Array.isArray(value)) return value.map(stripDeleteMarkers);
+  if (!isDict(value)) return clone(value);
+  const out: ConfigDict = {};
+  for (const [key, child] of Object.entries(value)) if (key !== '_delete_') out[key] = stripDeleteMarkers(child);
+  return out;
+}
+
+async function readConfigFile(file: string): Promise<ConfigDict> {
+  if (!fs.existsSync(file)) throw new SegkitError(`config: file not found: ${file}`);
+  const extension = path.extname(file);
+  if (!CONFIG_EXTENSIONS.includes(extension)) {
+    throw new SegkitError(`config: ${file}: unsupported config file type '${extension}' (expected ${CONFIG_EXTENSIONS.join(', ')})`);
+  }
+  let loaded: unknown;
+  try {
+    if (extension === '.json') loaded = JSON.parse(fs.readFileSync(file, 'utf8'));
+    else {
+      const mod = (await loadModule(file)) as Record<string, unknown>;
+      loaded = mod && 'default' in mod ? mod.default : mod;
+    }
+  } catch (error) {
+    throw new SegkitError(`config: ${file} could not be read: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (!isDict(loaded)) throw new SegkitError(`config: ${file} must export an object (export default defineConfig({...}))`);
+  return clone(loaded);
+}
+
+/** Reads a config file and its `_base_` chain (paths relative to the file), parents first. */
+export async function readConfigTree(file: string, seen: readonly string[] = []): Promise<ConfigDict> {
+  const absolute = path.resolve(file);
+  if (seen.includes(absolute)) throw new SegkitError(`config: _base_ cycle: ${[...seen, absolute].join(' -> ')}`);
+  const own = await readConfigFile(absolute);
+  const bases = own._base_ === undefined ? [] : Array.isArray(own._base_) ? own._base_ : [own._base_];
+  delete own._base_;
+  let merged: ConfigDict = {};
+  for (const [index, base] of bases.entries()) {
+    if (typeof base !== 'string') throw new SegkitError(`config: ${absolute}: _base_.${index}: expected a file path, got ${JSON.stringify(base)}`);
+    const baseFile = path.resolve(path.dirname(absolute), base);
+    if (!fs.existsSync(baseFile)) throw new SegkitError(`config: ${absolute}: _base_ file not found: ${base} (resolved to ${baseFile})`);
+    merged = mergeConfig(merged, await readConfigTree(baseFile, [...seen, absolute]));
+  }
+  return mergeConfig(merged, own);
+}
+
+/** Parses one `--cfg-options` value: JSON when it parses (numbers, booleans, lists, objects), else the raw string. */
+export function parseOverrideValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    if (/^\(.*\)$/.test(raw)) return parseOverrideValue(`[${raw.slice(1, -1)}]`);
+    return raw;
+  }
+}
+
+/** Applies `a.b.c=value` overrides; numeric segments index lists (`a.0.b`). */
+export function applyOverrides(config: ConfigDict, overrides: readonly string[]): ConfigDict {
+  const result = clone(config);
+  for (const override of overrides) {
+    const eq = override.indexOf('=');
+    if (eq <= 0) throw new SegkitError(`--cfg-options: expected key=value, got '${override}'`);
+    const keys = override.slice(0, eq).split('.');
+    const value = parseOverrideValue(override.slice(eq + 1));
+    let node: any = result;
+    for (const [i, key] of keys.entries()) {
+      const last = i === keys.length - 1;
+      if (Array.isArray(node)) {
+        const index = Number(key);
+        if (!Number.isInteger(index) || index < 0 || index >= node.length) {
+          throw new SegkitError(`--cfg-options ${override}: '${keys.slice(0, i).join('.')}' is a list of ${node.length}; '${key}' is not a valid index`);
+        }
+        if (last) node[index] = value;
+        else node = node[index];
+        continue;
+      }
+      if (!isDict(node)) throw new SegkitError(`--cfg-options ${override}: '${keys.slice(0, i).join('.')}' is not a dict or list`);
+      if (last) node[key] = value;
+      else {
+        if (node[key] === undefined) node[key] = {};
+        node = node[key];
+      }
+    }
+  }
+  return result;
+}
+
+export interface LoadedConfig extends ConfigDict {
+  /** Absolute path of the config file it was read from. */
+  readonly filename?: string;
+}
+
+/** Loads a config file with its bases and command-line overrides applied. */
+export async function loadConfig(file: string, overrides: readonly string[] = []): Promise<LoadedConfig> {
+  const config = applyOverrides(await readConfigTree(file), overrides);
+  Object.defineProperty(config, 'filename', { value: path.resolve(file), enumerable: false });
+  return config as LoadedConfig;
+}
+
+/** Identity at run time; gives configs their types (extended by each plugin through declaration merging). */
+export function defineConfig<T extends SegkitConfig>(config: T): T {
+  return config;
+}

@@ -1,0 +1,13 @@
+import { definePlugin } from './plugin';
+import { CPU_BACKEND_PROVIDER } from './backend';
+
+const { version } = require('../../package.json') as { version: string };
+
+/** The components core itself provides (always loaded first). */
+export const corePlugin = definePlugin({
+  name: '@segkit/core',
+  version,
+  components: {
+    backends: [CPU_BACKEND_PROVIDER],
+  },
+});

@@ -1,0 +1,13 @@
+export * from './errors';
+export * from './registries';
+export * from './plugin';
+export * from './backend';
+export * from './bus';
+export * from './config';
+export * from './config-types';
+export * from './validation';
+export { Kernel, Registry, createKernel, resolvePlugin, type KernelOptions, type PluginSpec, type Registries, type RegisteredComponent } from './kernel';
+export { loadModule } from './module-loader';
+export { z } from 'zod';
+export * from './components';
+export * as nn from './nn';
