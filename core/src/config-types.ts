@@ -30,14 +30,17 @@ interface Mergeable {
   _delete_?: boolean;
 }
 
-/** `{ type: K, ...options of K }` for every registered K; a plain `{ type: string }` while none is registered. */
-export type ComponentConfig<M> = [keyof M] extends [never]
-  ? Mergeable & { type?: string; [option: string]: unknown }
+/**
+ * `{ type: K, ...options of K }` for every registered K; while none is registered, any `type` with
+ * the options `Common` to the kind (e.g. the decode-head base options) and anything else.
+ */
+export type ComponentConfig<M, Common = unknown> = [keyof M] extends [never]
+  ? Mergeable & { type?: string } & Common & { [option: string]: unknown }
   : { [K in keyof M]: Mergeable & { type?: K } & M[K] }[keyof M];
 
 export type BackboneConfig = ComponentConfig<BackboneOptionsMap>;
 export type NeckConfig = ComponentConfig<NeckOptionsMap>;
-export type HeadConfig = ComponentConfig<HeadOptionsMap>;
+export type HeadConfig = ComponentConfig<HeadOptionsMap, DecodeHeadBaseOptions>;
 export type LossConfig = ComponentConfig<LossOptionsMap>;
 export type SamplerConfig = ComponentConfig<SamplerOptionsMap>;
 export type OptimizerConfig = ComponentConfig<OptimizerOptionsMap>;

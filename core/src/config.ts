@@ -132,6 +132,6 @@ export async function loadConfig(file: string, overrides: readonly string[] = []
 }
 
 /** Identity at run time; gives configs their types (extended by each plugin through declaration merging). */
-export function defineConfig<T extends SegkitConfig>(config: T): T {
+export function defineConfig(config: SegkitConfig): SegkitConfig {
   return config;
 }

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import * as fs from 'fs';
 import * as path from 'path';
 import { Container } from 'inversify';
 import { z } from 'zod';
@@ -198,7 +199,7 @@ export async function resolvePlugin(spec: PluginSpec, configDir: string): Promis
   try {
     exported = (await loadModule(resolved)) as Record<string, unknown>;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && isPath) {
+    if (isPath && !fs.existsSync(resolved) && !fs.existsSync(`${resolved}.js`) && !fs.existsSync(`${resolved}.ts`)) {
       throw new SegkitError(`plugins: cannot find plugin file '${spec}' (resolved to ${resolved})`);
     }
     throw new SegkitError(`plugins: plugin '${spec}' failed to load: ${(error as Error).message}`);
@@ -224,4 +225,22 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   });
   kernel.backend = choice.name;
   return kernel;
+}
+
+/** Names of the `@segkit/*` plugin packages installed in node_modules folders above `fromDir`. */
+export function discoverInstalledPlugins(fromDir: string): string[] {
+  const names = new Set<string>();
+  for (let dir = path.resolve(fromDir); ; dir = path.dirname(dir)) {
+    const scope = path.join(dir, 'node_modules', '@segkit');
+    if (fs.existsSync(scope)) {
+      for (const entry of fs.readdirSync(scope)) {
+        const manifest = path.join(scope, entry, 'package.json');
+        if (entry !== 'core' && fs.existsSync(manifest) && fs.existsSync(path.join(scope, entry, JSON.parse(fs.readFileSync(manifest, 'utf8')).main ?? 'index.js'))) {
+          names.add(`@segkit/${entry}`);
+        }
+      }
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  return [...names].sort();
 }

@@ -10,7 +10,13 @@ export async function loadModule(file: string): Promise<unknown> {
   if (/\.(ts|mts|cts)$/.test(file)) {
     if (!jitiInstance) {
       const { createJiti } = require('jiti') as typeof import('jiti');
-      jitiInstance = createJiti(path.join(process.cwd(), 'noop.js'), { moduleCache: true, interopDefault: false });
+      // '@segkit/core' always resolves to this very copy of core, so plugin files share the kernel's
+      // registries and classes even when they live outside the project's node_modules tree.
+      jitiInstance = createJiti(path.join(process.cwd(), 'noop.js'), {
+        moduleCache: true,
+        interopDefault: false,
+        alias: { '@segkit/core': path.resolve(__dirname, 'index.js') },
+      });
     }
     return jitiInstance.import(file);
   }

