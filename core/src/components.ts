@@ -118,6 +118,8 @@ export interface Optimizer {
 /** `optimizerConstructors` registry: builds an optimizer with param groups for a model. */
 export interface OptimizerConstructor {
   build(model: Module): Optimizer;
+  /** Every parameter's lr and weight decay, one line each (`segkit info --param-groups`). */
+  describeParameters?(optimizer: Optimizer): string;
 }
 
 /** `lrSchedulers` registry (MMCV's LR hooks, by `policy`). */
@@ -171,23 +173,47 @@ export interface Dataset {
   getGroundTruth(index: number): Promise<NdArray>;
 }
 
-// ---------------------------------------------------------------- hooks and metrics
+// ---------------------------------------------------------------- hooks
 
-/** `hooks` registry: subscribes to the bus; the documented lifecycle points are the events. */
+/**
+ * `hooks` registry. A hook observes training through the event bus (`attach`) and may act at the
+ * documented lifecycle points, which the runner awaits in priority order (lower first, MMCV's scale:
+ * VERY_HIGH 10, HIGH 30, NORMAL 50, LOW 70, VERY_LOW 90).
+ */
 export interface Hook {
   readonly name: string;
-  /** Called once before training with the bus (and the runner's public view). */
-  attach(bus: EventBus, runner: RunnerView): void | Promise<void>;
-  /** Flushes files; called after run:end / run:error. */
+  readonly priority?: number;
+  attach?(bus: EventBus, runner: RunnerView): void;
+  beforeRun?(runner: RunnerView): void | Promise<void>;
+  /** After every training iteration (`runner.iter` iterations are done). */
+  afterTrainIter?(runner: RunnerView): void | Promise<void>;
+  afterRun?(runner: RunnerView): void | Promise<void>;
+  /** Flushes files; called once at the end, also after an error. */
   close?(): void | Promise<void>;
 }
 
-/** What hooks may read of the runner (never mutate). */
+/** Metrics of one evaluation (0.x fractions) and the per-class rows. */
+export interface EvaluationResult {
+  metrics: Record<string, number>;
+  classTable: Record<string, string | number>[];
+  /** The printed tables (per class and summary). */
+  text: string;
+}
+
+/** What hooks may read of the runner, and the actions they may ask of it. */
 export interface RunnerView {
   readonly workDir: string;
   readonly config: Readonly<Record<string, unknown>>;
   readonly maxIters: number;
+  /** Iterations finished so far. */
+  readonly iter: number;
   readonly model: Module;
   readonly optimizer: Optimizer;
+  /** Start time of the run, `YYYYMMDD_HHMMSS` (log file names). */
   readonly timestamp: string;
+  readonly bus: EventBus;
+  /** Runs the validation set with the model's test settings; emits nothing itself. */
+  evaluate(metrics: readonly string[]): Promise<EvaluationResult>;
+  /** Writes a checkpoint of the current state (weights, optimizer, iteration, data order). */
+  saveCheckpoint(file: string, extra?: { best?: { metric: string; value: number; iter: number } }): void;
 }

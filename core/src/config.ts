@@ -69,13 +69,27 @@ export async function readConfigTree(file: string, seen: readonly string[] = [])
   const bases = own._base_ === undefined ? [] : Array.isArray(own._base_) ? own._base_ : [own._base_];
   delete own._base_;
   let merged: ConfigDict = {};
+  const plugins: unknown[] = [];
   for (const [index, base] of bases.entries()) {
     if (typeof base !== 'string') throw new SegkitError(`config: ${absolute}: _base_.${index}: expected a file path, got ${JSON.stringify(base)}`);
     const baseFile = path.resolve(path.dirname(absolute), base);
     if (!fs.existsSync(baseFile)) throw new SegkitError(`config: ${absolute}: _base_ file not found: ${base} (resolved to ${baseFile})`);
-    merged = mergeConfig(merged, await readConfigTree(baseFile, [...seen, absolute]));
+    const parent = await readConfigTree(baseFile, [...seen, absolute]);
+    plugins.push(...resolvePluginPaths(parent.plugins, path.dirname(baseFile), absolute));
+    merged = mergeConfig(merged, parent);
   }
-  return mergeConfig(merged, own);
+  plugins.push(...resolvePluginPaths(own.plugins, path.dirname(absolute), absolute));
+  const result = mergeConfig(merged, own);
+  // Unlike other lists, `plugins` accumulate over the _base_ chain: every part names what it needs.
+  if (plugins.length) result.plugins = [...new Set(plugins)];
+  return result;
+}
+
+/** A base's relative plugin paths are relative to the base file: make them absolute before merging. */
+function resolvePluginPaths(plugins: unknown, dir: string, file: string): unknown[] {
+  if (plugins === undefined) return [];
+  if (!Array.isArray(plugins)) throw new SegkitError(`config: ${file}: plugins: expected a list of package names or file paths, got ${JSON.stringify(plugins)}`);
+  return plugins.map((p) => (typeof p === 'string' && p.startsWith('.') ? path.resolve(dir, p) : p));
 }
 
 /** Parses one `--cfg-options` value: JSON when it parses (numbers, booleans, lists, objects), else the raw string. */

@@ -1,5 +1,6 @@
 import { definePlugin } from './plugin';
 import { CPU_BACKEND_PROVIDER } from './backend';
+import { encoderDecoderDefinition } from './models/encoder-decoder';
 
 const { version } = require('../../package.json') as { version: string };
 
@@ -9,5 +10,6 @@ export const corePlugin = definePlugin({
   version,
   components: {
     backends: [CPU_BACKEND_PROVIDER],
+    segmentors: [encoderDecoderDefinition],
   },
 });

@@ -74,3 +74,15 @@ describe('configs', () => {
     expect(await errorMessage(() => loadConfig(path.join(dir, 'nope.ts')))).to.equal(`config: file not found: ${path.join(dir, 'nope.ts')}`);
   });
 });
+
+describe('configs: plugins over the _base_ chain', () => {
+  it('accumulates plugins of every base (relative paths made absolute), without duplicates', async () => {
+    const dir = tempTree({
+      '_base_/a.json': JSON.stringify({ plugins: ['@segkit/hook-eval', './local-plugin.js'] }),
+      '_base_/b.json': JSON.stringify({ plugins: ['@segkit/hook-eval', '@segkit/datasets'] }),
+      'exp.json': JSON.stringify({ _base_: ['./_base_/a.json', './_base_/b.json'], plugins: ['@segkit/sampler-ohem'] }),
+    });
+    const config = await loadConfig(path.join(dir, 'exp.json'));
+    expect(config.plugins).to.deep.equal(['@segkit/hook-eval', path.join(dir, '_base_/local-plugin.js'), '@segkit/datasets', '@segkit/sampler-ohem']);
+  });
+});

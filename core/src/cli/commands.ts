@@ -1,2 +1,3 @@
 // Imports the modules that contribute CLI commands through addCommands(); each registers itself.
-export {};
+import './run-commands';
+import './data-commands';

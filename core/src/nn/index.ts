@@ -9,3 +9,5 @@ export * from './dropout';
 export * from './pooling';
 export * from './resize';
 export * from './conv-module';
+export * from './gradients';
+export * from './random';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
+import { ensureGradientsRegistered } from './gradients';
 
 /** One parameter as seen by a traversal: its full PyTorch-style name, local name and owning module. */
 export interface ParameterEntry {
@@ -24,6 +25,11 @@ export class Module {
   private readonly parameterMap = new Map<string, tf.Variable>();
   private readonly bufferMap = new Map<string, tf.Variable>();
   private readonly childMap = new Map<string, Module>();
+
+  constructor() {
+    // Building a model is the first step of training it: make sure tfjs can differentiate.
+    ensureGradientsRegistered();
+  }
 
   /** Registers a trainable parameter; the module owns (and disposes) the variable. */
   registerParameter(name: string, initial: tf.Tensor): tf.Variable {
@@ -126,8 +132,10 @@ export class Module {
     return this;
   }
 
+  /** Sets train/eval mode recursively through each child's own `train`, so overrides (e.g. `norm_eval`) apply. */
   train(mode = true): this {
-    for (const [, module] of this.namedModules()) module.training = mode;
+    this.training = mode;
+    for (const [, child] of this.childMap) child.train(mode);
     return this;
   }
 
@@ -174,7 +182,8 @@ export class Module {
     if (problems.length) throw new SegkitError(`${where}cannot load state dict: ${problems.join('; ')}`);
     for (const [key, variable] of own) {
       const tensor = incoming.get(key);
-      if (tensor) variable.assign(tensor.dtype === variable.dtype ? tensor : tf.cast(tensor, variable.dtype));
+      // Loading a model's own state dict must be a no-op (tfjs cannot assign a variable to itself).
+      if (tensor && tensor !== variable) variable.assign(tensor.dtype === variable.dtype ? tensor : tf.cast(tensor, variable.dtype));
     }
     return { missingKeys, unexpectedKeys };
   }

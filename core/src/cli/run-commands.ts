@@ -1,0 +1,169 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Command } from 'commander';
+import { addCommands, loadConfigAndKernel } from './main';
+import { SegkitError } from '../errors';
+import { train } from '../engine/runner';
+import { evaluateSegmentor } from '../engine/evaluate';
+import { readCheckpoint } from '../engine/checkpoint';
+import { predictSample } from '../engine/evaluate';
+import { seedEverything } from '../engine/seed';
+import { SeededRandom } from '../data/random';
+import { Compose } from '../data/compose';
+import { plotLogCurves } from '../visualization/plot';
+import { configCropSize, describeModel, formatModelInfo } from '../model-info';
+import { buildOptimizerConstructor } from '../engine/build';
+import { renderOverlay, writePng } from '../visualization/overlay';
+import type { Dataset, InferenceOptions, NdArray, PipelineResults, Segmentor, Transform } from '../components';
+import type { Kernel } from '../kernel';
+import type { LoadedConfig } from '../config';
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+interface CommonOptions {
+  cfgOptions: string[];
+  backend?: string;
+}
+
+function withCommon(command: Command): Command {
+  return command
+    .option('--cfg-options <key=value...>', 'override config values (dotted paths, JSON values)', collect, [])
+    .option('--backend <name>', "tfjs backend: 'auto' or a backend name (overrides the config's backend)");
+}
+
+function section(config: LoadedConfig, key: string): Record<string, unknown> {
+  const value = config[key];
+  if (!value || typeof value !== 'object') throw new SegkitError(`${key}: missing from the config`, key);
+  return value as Record<string, unknown>;
+}
+
+/** Builds the model in eval mode with a checkpoint's weights (strict: every key must match). */
+function modelFromCheckpoint(kernel: Kernel, config: LoadedConfig, checkpointFile: string): Segmentor {
+  seedEverything(0);
+  const model = kernel.build<Segmentor>('segmentors', section(config, 'model'), { path: 'model' });
+  const checkpoint = readCheckpoint(checkpointFile);
+  try {
+    model.loadStateDict(checkpoint.weights, { source: checkpointFile });
+  } finally {
+    checkpoint.dispose();
+  }
+  return model.eval();
+}
+
+function testCfgOf(config: LoadedConfig): InferenceOptions {
+  return (section(config, 'model').test_cfg ?? {}) as InferenceOptions;
+}
+
+/** The dataset's image as RGB uint8 for overlays (pipelines load BGR like OpenCV). */
+async function originalRgb(file: string): Promise<NdArray<Uint8Array>> {
+  const sharp = require('sharp') as (input: string) => { removeAlpha(): any; raw(): any; toBuffer(o: { resolveWithObject: true }): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }> };
+  const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), shape: [info.height, info.width, info.channels] };
+}
+
+async function writePrediction(outDir: string, file: string, prediction: NdArray<Int32Array>, palette: readonly (readonly number[])[], opacity: number): Promise<string[]> {
+  fs.mkdirSync(outDir, { recursive: true });
+  const stem = path.basename(file).replace(/\.[^.]+$/, '');
+  const overlayFile = path.join(outDir, `${stem}_overlay.png`);
+  const labelFile = path.join(outDir, `${stem}_pred.png`);
+  const rgb = await originalRgb(file);
+  writePng(overlayFile, renderOverlay(rgb, prediction.data, palette.map((c) => [...c]), opacity));
+  writePng(labelFile, prediction);
+  return [overlayFile, labelFile];
+}
+
+addCommands((program) => {
+  withCommon(program.command('train <config>').description('train a model from a config (MMSegmentation tools/train.py)'))
+    .option('--work-dir <dir>', 'where logs and checkpoints go (default: work_dirs/<config name>)')
+    .option('--resume-from <checkpoint>', 'continue a run: weights, optimizer, iteration, LR schedule and data order')
+    .option('--load-from <checkpoint>', 'start from these weights only')
+    .option('--seed <n>', 'random seed (parameter init, data order, augmentation)', (v) => Number.parseInt(v, 10))
+    .option('--deterministic', 'accepted for MMSegmentation parity: segkit runs are deterministic for a given seed and backend')
+    .option('--no-validate', 'do not evaluate during training')
+    .action(async (file: string, options: CommonOptions & { workDir?: string; resumeFrom?: string; loadFrom?: string; seed?: number; validate: boolean }) => {
+      if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new SegkitError('--seed: expected an integer');
+      const { config, kernel } = await loadConfigAndKernel(file, options);
+      const result = await train({ kernel, config, workDir: options.workDir, resumeFrom: options.resumeFrom, loadFrom: options.loadFrom, seed: options.seed, noValidate: !options.validate });
+      console.log(`finished ${result.iter} iterations; work_dir: ${result.workDir}`);
+    });
+
+  withCommon(program.command('test <config> <checkpoint>').description('evaluate a checkpoint on the test set (MMSegmentation tools/test.py)'))
+    .option('--eval <metrics...>', 'mIoU, mDice, mFscore', ['mIoU'])
+    .option('--show-dir <dir>', 'write an overlay and the raw label PNG per image')
+    .option('--opacity <x>', 'overlay opacity', Number.parseFloat, 0.5)
+    .action(async (file: string, checkpointFile: string, options: CommonOptions & { eval: string[]; showDir?: string; opacity: number }) => {
+      const { config, kernel } = await loadConfigAndKernel(file, options);
+      const model = modelFromCheckpoint(kernel, config, checkpointFile);
+      const data = section(config, 'data');
+      const dataset = kernel.build<Dataset>('datasets', data.test ?? data.val, { path: data.test ? 'data.test' : 'data.val' });
+      const result = await evaluateSegmentor(model, dataset, {
+        testCfg: testCfgOf(config),
+        metrics: options.eval,
+        onPrediction: options.showDir
+          ? async (_index, prediction, sample) => {
+              await writePrediction(options.showDir!, String(sample.filename), prediction, dataset.palette, options.opacity);
+            }
+          : undefined,
+      });
+      console.log(result.text);
+      model.dispose();
+    });
+
+  withCommon(program.command('infer <config> <checkpoint> <images...>').description('predict label maps for images and write palette overlays'))
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--opacity <x>', 'overlay opacity (0..1)', Number.parseFloat, 0.5)
+    .action(async (file: string, checkpointFile: string, images: string[], options: CommonOptions & { out: string; opacity: number }) => {
+      if (!(options.opacity >= 0 && options.opacity <= 1)) throw new SegkitError(`--opacity: expected a number in [0, 1], got ${options.opacity}`);
+      const { config, kernel } = await loadConfigAndKernel(file, options);
+      const model = modelFromCheckpoint(kernel, config, checkpointFile);
+      const data = section(config, 'data');
+      const testCfg = (data.test ?? data.val) as { pipeline?: unknown[] } | undefined;
+      if (!testCfg?.pipeline) throw new SegkitError('data.test.pipeline: infer runs the test pipeline; the config has none');
+      const pipeline = new Compose(testCfg.pipeline.map((cfg, index) => kernel.build<Transform>('transforms', cfg, { path: `data.test.pipeline.${index}` })));
+      const dataset = kernel.build<Dataset>('datasets', data.test ?? data.val, { path: 'data.test' });
+      for (const image of images) {
+        if (!fs.existsSync(image)) throw new SegkitError(`infer: image not found: ${image}`);
+        const sample: PipelineResults = await pipeline.apply({ img_info: { filename: path.resolve(image) }, img_prefix: null, seg_fields: [] }, SeededRandom.fromSeed(0));
+        const prediction = predictSample(model, sample, testCfgOf(config));
+        const written = await writePrediction(options.out, image, prediction, dataset.palette, options.opacity);
+        console.log(`${image} -> ${written.join(', ')}`);
+      }
+      model.dispose();
+    });
+
+  withCommon(program.command('info <config>').description('parameter counts, tensors, per-module breakdown and forward FLOPs (MMSegmentation get_flops.py)'))
+    .option('--input-shape <hw...>', 'input height and width (default: the config\'s crop size)')
+    .option('--param-groups', "list every parameter's lr and weight decay as the optimizer config resolves them")
+    .action(async (file: string, options: CommonOptions & { inputShape?: string[]; paramGroups?: boolean }) => {
+      const { config, kernel } = await loadConfigAndKernel(file, { ...options, backend: options.backend ?? 'cpu', logger: { info: () => undefined, warn: (m) => console.warn(`warning: ${m}`) } });
+      let shape = configCropSize(config) ?? [512, 512];
+      if (options.inputShape) {
+        const parsed = options.inputShape.map(Number);
+        if (parsed.length !== 2 || parsed.some((v) => !Number.isInteger(v) || v < 1)) throw new SegkitError(`--input-shape: expected two positive integers H W, got ${options.inputShape.join(' ')}`);
+        shape = [parsed[0]!, parsed[1]!];
+      }
+      seedEverything(0);
+      const model = kernel.build<Segmentor>('segmentors', section(config, 'model'), { path: 'model' });
+      console.log(formatModelInfo(describeModel(model, shape)));
+      if (options.paramGroups) {
+        const constructor = buildOptimizerConstructor(kernel, section(config, 'optimizer'));
+        const optimizer = constructor.build(model);
+        console.log(`\n${constructor.describeParameters?.(optimizer) ?? 'this optimizer constructor cannot list its parameter settings'}`);
+        optimizer.dispose();
+      }
+      model.dispose();
+    });
+
+  program
+    .command('plot <log>')
+    .description('draw loss / metric curves from a JSON log (MMSegmentation analyze_logs.py plot_curve)')
+    .option('--keys <keys...>', 'log keys to plot', ['loss'])
+    .option('--out <file>', 'output .svg or .png', 'curves.png')
+    .option('--title <title>', 'plot title')
+    .action(async (log: string, options: { keys: string[]; out: string; title?: string }) => {
+      const written = await plotLogCurves(log, { keys: options.keys, out: options.out, title: options.title });
+      console.log(`wrote ${written}`);
+    });
+});

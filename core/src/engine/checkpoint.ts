@@ -1,0 +1,83 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Module } from '../nn/module';
+import type { Optimizer, OptimizerState } from '../components';
+import { SegkitError } from '../errors';
+import { readSafetensors, writeSafetensors, type StoredTensor } from './safetensors';
+
+const OPTIMIZER_PREFIX = '__optimizer__.';
+
+/** Everything besides tensors that a checkpoint records (JSON in the safetensors metadata). */
+export interface CheckpointMeta {
+  /** Iterations finished when it was saved. */
+  iter: number;
+  config?: Record<string, unknown>;
+  /** Optimizer hyper-state (type, step count, group lrs); its tensors are stored beside the weights. */
+  optimizer?: Omit<OptimizerState, 'slots'>;
+  /** Data loader position and seeds, so a resumed run sees the same data order. */
+  dataLoader?: unknown;
+  /** Best metric so far (CheckpointHook's save_best). */
+  best?: { metric: string; value: number; iter: number };
+  segkitVersion?: string;
+  timestamp?: string;
+}
+
+function store(tensor: tf.Tensor): StoredTensor {
+  const dtype = tensor.dtype === 'int32' ? 'int32' : 'float32';
+  const data = dtype === 'int32' ? (tensor.dataSync() as Int32Array) : (tensor.dataSync() as Float32Array);
+  return { dtype, shape: [...tensor.shape], data: data.slice() };
+}
+
+/** Saves model weights (by parameter/buffer name), the optimizer's slots and the metadata. */
+export function saveCheckpoint(file: string, model: Module, optimizer: Optimizer | undefined, meta: CheckpointMeta): void {
+  const tensors = new Map<string, StoredTensor>();
+  for (const [name, variable] of model.stateDict()) tensors.set(name, store(variable));
+  let optimizerMeta: CheckpointMeta['optimizer'];
+  if (optimizer) {
+    const { slots, ...rest } = optimizer.stateDict();
+    optimizerMeta = rest;
+    for (const [param, slotMap] of Object.entries(slots)) {
+      for (const [slot, tensor] of Object.entries(slotMap)) tensors.set(`${OPTIMIZER_PREFIX}${param}.${slot}`, store(tensor));
+    }
+  }
+  writeSafetensors(file, tensors, { format: 'segkit', meta: JSON.stringify({ ...meta, optimizer: optimizerMeta }) });
+}
+
+export interface LoadedCheckpoint {
+  meta: CheckpointMeta;
+  weights: Map<string, tf.Tensor>;
+  optimizerState?: OptimizerState;
+  dispose(): void;
+}
+
+/** Reads a checkpoint into tensors (the caller disposes them with `dispose()`). */
+export function readCheckpoint(file: string): LoadedCheckpoint {
+  const { tensors, metadata } = readSafetensors(file);
+  let meta: CheckpointMeta = { iter: 0 };
+  if (metadata.meta) {
+    try {
+      meta = JSON.parse(metadata.meta) as CheckpointMeta;
+    } catch {
+      throw new SegkitError(`${file}: checkpoint metadata is not valid JSON`);
+    }
+  }
+  const weights = new Map<string, tf.Tensor>();
+  const slots: Record<string, Record<string, tf.Tensor>> = {};
+  for (const [name, stored] of tensors) {
+    const tensor = tf.tensor(stored.data, stored.shape, stored.dtype);
+    if (name.startsWith(OPTIMIZER_PREFIX)) {
+      const rest = name.slice(OPTIMIZER_PREFIX.length);
+      const dot = rest.lastIndexOf('.');
+      (slots[rest.slice(0, dot)] ??= {})[rest.slice(dot + 1)] = tensor;
+    } else weights.set(name, tensor);
+  }
+  const optimizerState = meta.optimizer ? ({ ...meta.optimizer, slots } as OptimizerState) : undefined;
+  return {
+    meta,
+    weights,
+    optimizerState,
+    dispose: () => {
+      tf.dispose([...weights.values()]);
+      for (const slotMap of Object.values(slots)) tf.dispose(Object.values(slotMap));
+    },
+  };
+}

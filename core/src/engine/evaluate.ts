@@ -1,0 +1,74 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Dataset, EvaluationResult, InferenceOptions, NdArray, PipelineResults, Segmentor } from '../components';
+import { MetricAccumulator, classTableRows, formatMetricTables } from '../evaluation/metrics';
+import { SegkitError } from '../errors';
+import { resize } from '../nn/resize';
+
+export interface EvaluateOptions {
+  testCfg: InferenceOptions;
+  metrics: readonly string[];
+  nanToNum?: number;
+  /** Called with each prediction at original size (for `--show-dir` overlays). */
+  onPrediction?(index: number, prediction: NdArray<Int32Array>, sample: PipelineResults): void | Promise<void>;
+}
+
+/** The test pipeline's image: MultiScaleFlipAug may wrap single-scale results in lists. */
+function firstAugmentation<T>(value: T | T[] | undefined): T | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** A shape entry of the results dict, or of its first augmentation when MultiScaleFlipAug made a list. */
+function shapeOf(value: unknown): number[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  return Array.isArray(value[0]) ? (value[0] as number[]) : (value as number[]);
+}
+
+/**
+ * Predicts one test-pipeline sample at its original size, as MMSegmentation's `simple_test`:
+ * inference at the pipeline's size, crop away padding (`img_shape`), resize to `ori_shape`, argmax.
+ */
+export function predictSample(model: Segmentor, sample: PipelineResults, testCfg: InferenceOptions): NdArray<Int32Array> {
+  const image = firstAugmentation(sample.img as NdArray | NdArray[]);
+  if (!image || image.shape.length !== 3) throw new SegkitError('data.test.pipeline: expected an image [H,W,3] after the test pipeline (is Collect/ImageToTensor missing?)');
+  const imgShape = shapeOf(sample.img_shape) ?? image.shape;
+  const oriShape = shapeOf(sample.ori_shape) ?? imgShape;
+  const labels = tf.tidy(() => {
+    const input = tf.tensor4d(image.data as Float32Array, [1, image.shape[0]!, image.shape[1]!, image.shape[2]!], 'float32');
+    let logits: tf.Tensor4D = model.inference(input, testCfg);
+    if (imgShape[0]! < logits.shape[1]! || imgShape[1]! < logits.shape[2]!) {
+      logits = tf.slice(logits, [0, 0, 0, 0], [1, imgShape[0]!, imgShape[1]!, logits.shape[3]!]);
+    }
+    if (oriShape[0] !== logits.shape[1] || oriShape[1] !== logits.shape[2]) {
+      logits = resize(logits, [oriShape[0]!, oriShape[1]!], { alignCorners: model.alignCorners }) as tf.Tensor4D;
+    }
+    return logits.shape[3] === 1 ? tf.cast(tf.greater(tf.sigmoid(logits), 0.3), 'int32') : tf.argMax(logits, -1);
+  });
+  const data = labels.dataSync() as Int32Array;
+  labels.dispose();
+  return { data: Int32Array.from(data), shape: [oriShape[0]!, oriShape[1]!] };
+}
+
+/** Runs the model over a dataset (batch 1, eval mode) and computes MMSegmentation's metrics. */
+export async function evaluateSegmentor(model: Segmentor, dataset: Dataset, options: EvaluateOptions): Promise<EvaluationResult> {
+  const accumulator = new MetricAccumulator(model.numClasses, dataset.ignoreIndex);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    for (let index = 0; index < dataset.length; index++) {
+      const sample = await dataset.get(index);
+      const prediction = predictSample(model, sample, options.testCfg);
+      const truth = await dataset.getGroundTruth(index);
+      if (truth.shape[0] !== prediction.shape[0] || truth.shape[1] !== prediction.shape[1]) {
+        throw new SegkitError(`evaluation: sample ${index} (${sample.filename ?? '?'}): prediction [${prediction.shape}] and ground truth [${truth.shape}] differ in size`);
+      }
+      accumulator.add(prediction.data, truth.data as Int32Array | Uint8Array);
+      await options.onPrediction?.(index, prediction, sample);
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  const classNames = [...dataset.classes];
+  const metrics = accumulator.compute(options.metrics, { classNames, nanToNum: options.nanToNum });
+  const tables = formatMetricTables(metrics, classNames);
+  return { metrics, classTable: classTableRows(metrics, classNames), text: `per class results:\n${tables.perClass}\nSummary:\n${tables.summary}` };
+}

@@ -1,0 +1,78 @@
+import * as fs from 'fs';
+import { SegkitError } from '../errors';
+
+/** A tensor's raw values as stored in a checkpoint (float32 or int32, row-major). */
+export interface StoredTensor {
+  dtype: 'float32' | 'int32';
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+const DTYPE_CODES = { float32: 'F32', int32: 'I32' } as const;
+const CODE_DTYPES: Record<string, StoredTensor['dtype']> = { F32: 'float32', I32: 'int32' };
+
+/**
+ * Writes the safetensors format (8-byte little-endian header length, JSON header with dtype, shape
+ * and byte offsets per tensor plus string `__metadata__`, then the raw little-endian bytes), so
+ * checkpoints can be read by Python's `safetensors` too. Written to a temporary file and renamed, so an
+ * interrupted save never leaves a truncated checkpoint behind.
+ */
+export function writeSafetensors(file: string, tensors: Map<string, StoredTensor>, metadata: Record<string, string>): void {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const [name, tensor] of tensors) {
+    const bytes = tensor.data.byteLength;
+    header[name] = { dtype: DTYPE_CODES[tensor.dtype], shape: tensor.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let headerText = JSON.stringify(header);
+  // The data must start 8-byte aligned: pad the header with spaces (allowed by the format).
+  headerText += ' '.repeat((8 - ((8 + Buffer.byteLength(headerText)) % 8)) % 8);
+  const headerBytes = Buffer.from(headerText, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length));
+  const temporary = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(temporary, 'w');
+  try {
+    fs.writeSync(fd, prefix);
+    fs.writeSync(fd, headerBytes);
+    for (const tensor of tensors.values()) fs.writeSync(fd, new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temporary, file);
+}
+
+export function readSafetensors(file: string): { tensors: Map<string, StoredTensor>; metadata: Record<string, string> } {
+  if (!fs.existsSync(file)) throw new SegkitError(`checkpoint not found: ${file}`);
+  const buffer = fs.readFileSync(file);
+  const fail = (why: string): never => {
+    throw new SegkitError(`${file}: not a valid safetensors checkpoint (${why})`);
+  };
+  if (buffer.length < 8) fail('file too short');
+  const headerLength = Number(buffer.readBigUInt64LE(0));
+  if (8 + headerLength > buffer.length) fail('header length past the end of the file');
+  let header: Record<string, any>;
+  try {
+    header = JSON.parse(buffer.subarray(8, 8 + headerLength).toString('utf8'));
+  } catch {
+    return fail('header is not JSON');
+  }
+  const dataStart = 8 + headerLength;
+  const tensors = new Map<string, StoredTensor>();
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const dtype = CODE_DTYPES[entry.dtype];
+    if (!dtype) fail(`tensor ${name} has unsupported dtype ${entry.dtype}`);
+    const [begin, end] = entry.data_offsets as [number, number];
+    if (dataStart + end > buffer.length || begin > end) fail(`tensor ${name} lies outside the file`);
+    // Copy into an aligned buffer: the slice of the file buffer need not be 4-byte aligned.
+    const bytes = new Uint8Array(end - begin);
+    bytes.set(buffer.subarray(dataStart + begin, dataStart + end));
+    const data = dtype === 'float32' ? new Float32Array(bytes.buffer) : new Int32Array(bytes.buffer);
+    const expected = (entry.shape as number[]).reduce((a, b) => a * b, 1);
+    if (data.length !== expected) fail(`tensor ${name} has ${data.length} values for shape [${entry.shape}]`);
+    tensors.set(name, { dtype: dtype!, shape: entry.shape, data });
+  }
+  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+}

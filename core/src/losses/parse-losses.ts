@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { SegkitError } from '../errors';
+
+export type LossDictValue = tf.Tensor | readonly tf.Tensor[];
+
+export interface ParsedLosses {
+  /** Σ of the entries whose key contains "loss": what is back-propagated. */
+  loss: tf.Scalar;
+  /** Every entry's value (mean, or sum of means for a list), in insertion order, then `loss` last (0.x). */
+  logVars: Record<string, number>;
+}
+
+/**
+ * MMSegmentation 0.x `_parse_losses`: a tensor entry counts as its mean, a list of tensors as the sum of
+ * their means; `loss` sums the entries whose key contains the substring "loss" (anywhere, so
+ * `decode.acc_seg` is logged only). The input tensors are not disposed.
+ */
+export function parseLosses(losses: Readonly<Record<string, unknown>>): ParsedLosses {
+  const logVars: Record<string, number> = {};
+  const loss = tf.tidy(() => {
+    const means: [string, tf.Scalar][] = Object.entries(losses).map(([name, value]) => [name, meanOf(name, value)]);
+    const trained = means.filter(([name]) => name.includes('loss')).map(([, mean]) => mean);
+    const total = trained.length === 0 ? tf.scalar(0) : trained.length === 1 ? trained[0]! : (tf.addN(trained) as tf.Scalar);
+    for (const [name, mean] of means) logVars[name] = mean.dataSync()[0]!;
+    logVars.loss = total.dataSync()[0]!;
+    return total;
+  });
+  return { loss, logVars };
+}
+
+function meanOf(name: string, value: unknown): tf.Scalar {
+  if (isTensor(value)) return tf.mean(value);
+  if (Array.isArray(value) && value.every(isTensor)) {
+    const means = (value as tf.Tensor[]).map((item) => tf.mean(item));
+    return means.length === 0 ? tf.scalar(0) : (tf.addN(means) as tf.Scalar);
+  }
+  throw new SegkitError(`parseLosses: ${name} is not a tensor or list of tensors, got ${value === null ? 'null' : typeof value}`);
+}
+
+/** Duck-typed, so a tensor from another copy of tfjs-core is still recognised. */
+function isTensor(value: unknown): value is tf.Tensor {
+  return typeof value === 'object' && value !== null && Array.isArray((value as tf.Tensor).shape) && typeof (value as tf.Tensor).dataSync === 'function';
+}

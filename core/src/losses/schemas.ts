@@ -1,0 +1,20 @@
+import { z } from 'zod';
+
+/** `reduction` / `reduction_override` values. */
+export const reductionSchema = z.enum(['none', 'mean', 'sum']);
+
+/** `loss_weight`: the final multiplier of a loss. */
+export const lossWeightSchema = z.number({ error: 'expected a number' }).default(1.0);
+
+/** `loss_name` with its default; the decode head stores the value under this key. */
+export function lossNameSchema(defaultName: string) {
+  return z.string({ error: "expected a string such as 'loss_ce'" }).min(1, { error: "expected a non-empty name such as 'loss_ce'" }).default(defaultName);
+}
+
+/** What a head passes to the losses it builds (`ctx.extra`): its `num_classes` and its config path. */
+export function headInfo(extra: Readonly<Record<string, unknown>>): { numClasses?: number; head?: string } {
+  return {
+    numClasses: typeof extra.numClasses === 'number' ? extra.numClasses : undefined,
+    head: typeof extra.head === 'string' ? extra.head : undefined,
+  };
+}

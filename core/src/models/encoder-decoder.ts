@@ -1,0 +1,148 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { Module, ModuleList, resize } from '../nn';
+import { SegkitError } from '../errors';
+import type { BuildContext, ComponentDefinition } from '../registries';
+import type { DecodeHead, FeatureExtractor, InferenceOptions, Segmentor } from '../components';
+import { componentConfigSchema } from './decode-head';
+import { slideInference } from './inference';
+
+const sizePair = z.tuple([z.number().int().positive(), z.number().int().positive()]);
+
+export const encoderDecoderSchema = z.object({
+  backbone: componentConfigSchema,
+  neck: componentConfigSchema.nullable().default(null),
+  decode_head: componentConfigSchema,
+  auxiliary_head: z.union([componentConfigSchema, z.array(componentConfigSchema)]).nullable().default(null),
+  train_cfg: z.record(z.string(), z.unknown()).default({}),
+  test_cfg: z
+    .object({ mode: z.enum(['whole', 'slide']).default('whole'), crop_size: sizePair.optional(), stride: sizePair.optional() })
+    .default({ mode: 'whole' }),
+  pretrained: z.string().nullable().default(null),
+  init_cfg: z.unknown().optional(),
+});
+
+export type EncoderDecoderOptions = z.output<typeof encoderDecoderSchema>;
+
+/** Inference options; `oriShape` resizes the result back to the original image size (MMSegmentation's `rescale`). */
+export type SegmentorInferenceOptions = InferenceOptions & { oriShape?: readonly [number, number] };
+
+/**
+ * MMSegmentation's EncoderDecoder: backbone (→ neck) → decode head (+ auxiliary heads). Children are
+ * registered as `backbone`, `neck`, `decode_head`, `auxiliary_head` (a ModuleList for a list of heads),
+ * so parameter names equal MMSegmentation's state-dict keys.
+ */
+export class EncoderDecoder extends Module implements Segmentor {
+  readonly backbone: FeatureExtractor;
+  readonly neck: FeatureExtractor | null;
+  readonly decodeHead: DecodeHead;
+  /** The auxiliary heads with the prefix their losses get (`aux`, or `aux_0`, `aux_1`, ...). */
+  readonly auxiliaryHeads: { prefix: string; head: DecodeHead }[] = [];
+  readonly testCfg: EncoderDecoderOptions['test_cfg'];
+
+  constructor(options: EncoderDecoderOptions, ctx: BuildContext) {
+    super();
+    if (options.pretrained) {
+      ctx.warn(`${ctx.path}.pretrained: '${options.pretrained}' is not loaded (segkit never downloads weights); convert the checkpoint and set load_from instead`);
+    }
+    this.backbone = this.registerModule('backbone', ctx.build<FeatureExtractor>('backbones', options.backbone, 'backbone'));
+    this.neck = options.neck ? this.registerModule('neck', ctx.build<FeatureExtractor>('necks', options.neck, 'neck')) : null;
+    this.decodeHead = this.registerModule('decode_head', ctx.build<DecodeHead>('heads', options.decode_head, 'decode_head'));
+    const aux = options.auxiliary_head;
+    if (Array.isArray(aux)) {
+      const list = this.registerModule('auxiliary_head', new ModuleList());
+      aux.forEach((cfg, i) => {
+        const head = ctx.build<DecodeHead>('heads', cfg, `auxiliary_head.${i}`);
+        list.push(head);
+        this.auxiliaryHeads.push({ prefix: `aux_${i}`, head });
+      });
+    } else if (aux) {
+      this.auxiliaryHeads.push({ prefix: 'aux', head: this.registerModule('auxiliary_head', ctx.build<DecodeHead>('heads', aux, 'auxiliary_head')) });
+    }
+    this.testCfg = options.test_cfg;
+    if (this.testCfg.mode === 'slide' && (!this.testCfg.crop_size || !this.testCfg.stride)) {
+      throw new SegkitError(`${ctx.path}.test_cfg: slide mode needs crop_size and stride, got ${JSON.stringify(this.testCfg)}`, ctx.path);
+    }
+  }
+
+  get numClasses(): number {
+    return this.decodeHead.numClasses;
+  }
+
+  get alignCorners(): boolean {
+    return this.decodeHead.alignCorners;
+  }
+
+  /** Backbone (and neck) features. */
+  extractFeat(images: tf.Tensor4D): tf.Tensor[] {
+    const features = this.backbone.forward(images);
+    return this.neck ? this.neck.forward(features) : features;
+  }
+
+  /** Decode-head logits resized to the input size (MMSegmentation's `encode_decode`). */
+  encodeDecode(images: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const logits = this.decodeHead.forward(this.extractFeat(images)) as tf.Tensor4D;
+      return resize(logits, [images.shape[1], images.shape[2]], { alignCorners: this.alignCorners });
+    });
+  }
+
+  override forward(images: tf.Tensor4D): tf.Tensor4D {
+    return this.encodeDecode(images);
+  }
+
+  /** images [N,H,W,3], labels [N,H,W] int32 → losses keyed `decode.*`, `aux.*` (or `aux_0.*`, ...). */
+  forwardTrain(images: tf.Tensor4D, labels: tf.Tensor3D): Record<string, tf.Tensor> {
+    return tf.tidy(() => {
+      const features = this.extractFeat(images);
+      const result: Record<string, tf.Tensor> = {};
+      const add = (prefix: string, losses: Record<string, tf.Tensor>) => {
+        for (const [key, value] of Object.entries(losses)) result[`${prefix}.${key}`] = value;
+      };
+      add('decode', this.decodeHead.losses(this.decodeHead.forward(features), labels));
+      for (const { prefix, head } of this.auxiliaryHeads) add(prefix, head.losses(head.forward(features), labels));
+      return result;
+    });
+  }
+
+  /** Logits [N,H,W,C] at the input size, whole-image or averaged over sliding windows. */
+  inferLogits(images: tf.Tensor4D, options: InferenceOptions = {}): tf.Tensor4D {
+    const mode = options.mode ?? this.testCfg.mode;
+    if (mode === 'whole') return this.encodeDecode(images);
+    const crop = options.crop_size ?? this.testCfg.crop_size;
+    const stride = options.stride ?? this.testCfg.stride;
+    if (!crop || !stride) throw new SegkitError(`test_cfg: slide inference needs crop_size and stride, got ${JSON.stringify({ crop_size: crop, stride })}`);
+    return slideInference(images, crop, stride, (window) => this.encodeDecode(window));
+  }
+
+  /**
+   * MMSegmentation's `inference`: logits (whole or slide), resized to `oriShape` if given, then
+   * softmax over classes (sigmoid for a single-channel head).
+   */
+  inference(images: tf.Tensor4D, options: SegmentorInferenceOptions = {}): tf.Tensor4D {
+    return tf.tidy(() => {
+      let logits = this.inferLogits(images, options);
+      if (options.oriShape) logits = resize(logits, options.oriShape, { alignCorners: this.alignCorners });
+      return (this.decodeHead.outChannels === 1 ? tf.sigmoid(logits) : tf.softmax(logits, 3)) as tf.Tensor4D;
+    });
+  }
+
+  /** int32 label maps [N,H,W]. */
+  predict(images: tf.Tensor4D, options: SegmentorInferenceOptions = {}): tf.Tensor3D {
+    return tf.tidy(() => {
+      const probabilities = this.inference(images, options);
+      if (this.decodeHead.outChannels === 1) {
+        const threshold = (this.decodeHead as DecodeHead & { threshold?: number | null }).threshold ?? 0.3;
+        return tf.cast(tf.greater(tf.squeeze(probabilities, [3]), threshold), 'int32') as tf.Tensor3D;
+      }
+      return tf.argMax(probabilities, 3) as tf.Tensor3D;
+    });
+  }
+}
+
+export const encoderDecoderDefinition: ComponentDefinition<EncoderDecoderOptions, EncoderDecoder> = {
+  type: 'EncoderDecoder',
+  schema: encoderDecoderSchema,
+  create: (options, ctx) => new EncoderDecoder(options, ctx),
+  description: 'backbone (+ neck) + decode head (+ auxiliary heads), whole or slide inference',
+};

@@ -1,0 +1,69 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Module } from './module';
+import { Conv2d } from './conv';
+import { buildNormLayer, type NormConfig, type NormLayer } from './norm';
+import { buildActivation, type ActivationConfig } from './activation';
+import { constantInit, kaimingInit } from './init';
+import { SegkitError } from '../errors';
+import type { Pair } from './utils';
+
+export interface ConvModuleOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  /** 'auto': a bias only when no norm layer follows. */
+  bias?: boolean | 'auto';
+  conv_cfg?: { type: string } | null;
+  norm_cfg?: NormConfig | null;
+  /** Default ReLU; null for none. */
+  act_cfg?: ActivationConfig | null;
+  /** Config path for error messages. */
+  path?: string;
+}
+
+/**
+ * MMCV's ConvModule: conv → norm → activation, with MMCV's child names (`conv`, `bn`/`gn`, `activate`)
+ * so parameter names match MMSegmentation's state dicts. Init as MMCV: Kaiming normal (fan_out) for
+ * the conv (norm layers start at weight 1 / bias 0 anyway).
+ */
+export class ConvModule extends Module {
+  readonly conv: Conv2d;
+  readonly norm: NormLayer | null = null;
+  readonly normName: string | null = null;
+  readonly activate: Module | null = null;
+
+  constructor(inChannels: number, outChannels: number, kernelSize: Pair, options: ConvModuleOptions = {}) {
+    super();
+    const path = options.path ?? 'ConvModule';
+    const convType = options.conv_cfg?.type;
+    if (convType !== undefined && convType !== 'Conv2d' && convType !== 'Conv') {
+      throw new SegkitError(`${path}.conv_cfg.type: unsupported conv type '${convType}' (supported: Conv2d)`, path);
+    }
+    const normCfg = options.norm_cfg ?? null;
+    const actCfg = options.act_cfg === undefined ? { type: 'ReLU' } : options.act_cfg;
+    const bias = options.bias === undefined || options.bias === 'auto' ? !normCfg : options.bias;
+    this.conv = this.registerModule(
+      'conv',
+      new Conv2d(inChannels, outChannels, kernelSize, { stride: options.stride, padding: options.padding, dilation: options.dilation, groups: options.groups, bias }),
+    );
+    if (normCfg) {
+      const { name, layer } = buildNormLayer(normCfg, outChannels, '', `${path}.norm_cfg`);
+      this.norm = this.registerModule(name, layer);
+      this.normName = name;
+    }
+    if (actCfg) this.activate = this.registerModule('activate', buildActivation(actCfg, `${path}.act_cfg`));
+    const leaky = actCfg?.type === 'LeakyReLU';
+    kaimingInit(this.conv.weight, { mode: 'fan_out', nonlinearity: leaky ? 'leaky_relu' : 'relu', a: leaky ? (actCfg?.negative_slope ?? 0.01) : 0 });
+    if (this.conv.bias) constantInit(this.conv.bias, 0);
+  }
+
+  override forward(x: tf.Tensor4D, activate = true, norm = true): tf.Tensor4D {
+    return tf.tidy(() => {
+      let y = this.conv.forward(x);
+      if (norm && this.norm) y = this.norm.forward(y) as tf.Tensor4D;
+      if (activate && this.activate) y = this.activate.forward(y) as tf.Tensor4D;
+      return y;
+    });
+  }
+}

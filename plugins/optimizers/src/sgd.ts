@@ -1,0 +1,42 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { SegkitError, z, type NamedParameter, type ParamGroup } from '@segkit/core';
+import { BaseOptimizer, type ParamGroupSpec, type ParameterSlots } from './base';
+
+const nonNegative = (what: string) => z.number().min(0, { error: `expected ${what} >= 0` });
+
+/** torch.optim.SGD's options (MMSegmentation passes them through): lr is required. */
+export const sgdSchema = z.object({
+  lr: z.number({ error: 'required: the learning rate (a number)' }).min(0, { error: 'expected a learning rate >= 0' }),
+  momentum: nonNegative('a momentum').default(0),
+  dampening: z.number().default(0),
+  weight_decay: nonNegative('a weight decay').default(0),
+  nesterov: z.boolean().default(false),
+});
+export type SGDOptions = z.infer<typeof sgdSchema>;
+
+/**
+ * Stochastic gradient descent exactly as torch.optim.SGD, per param group:
+ *   d = g + wd·p;  buf = d (first step) or momentum·buf + (1 − dampening)·d;
+ *   d = nesterov ? d + momentum·buf : buf;  p = p − lr·d.
+ */
+export class SGD extends BaseOptimizer {
+  constructor(options: SGDOptions, groups: readonly ParamGroupSpec[], path = 'optimizer') {
+    if (options.nesterov && (options.momentum <= 0 || options.dampening !== 0)) {
+      throw new SegkitError(`${path}.nesterov: Nesterov momentum requires momentum > 0 and dampening = 0, got momentum ${options.momentum}, dampening ${options.dampening}`);
+    }
+    super('SGD', groups, { ...options }, path);
+  }
+
+  protected updateParameter(param: NamedParameter, grad: tf.Tensor, group: ParamGroup, slots: ParameterSlots): void {
+    const momentum = group.momentum ?? 0;
+    const dampening = group.dampening as number;
+    let direction = group.weight_decay !== 0 ? tf.add(grad, tf.mul(param.variable, group.weight_decay)) : grad;
+    if (momentum !== 0) {
+      const previous = slots.get('momentum_buffer');
+      const buffer = previous ? tf.add(tf.mul(previous, momentum), tf.mul(direction, 1 - dampening)) : direction;
+      this.setSlot(slots, 'momentum_buffer', buffer);
+      direction = group.nesterov ? tf.add(direction, tf.mul(buffer, momentum)) : buffer;
+    }
+    param.variable.assign(tf.sub(param.variable, tf.mul(direction, group.lr)));
+  }
+}
