@@ -19,3 +19,4 @@ export { computeDecodeLosses, checkDecodeLossConfig, type DecodeLossOptions } fr
 export * from './models';
 export * from './model-info';
 export * from './engine';
+export { loadConfigAndKernel } from './cli/main';

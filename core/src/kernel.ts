@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Container } from 'inversify';
@@ -214,6 +215,8 @@ export async function resolvePlugin(spec: PluginSpec, configDir: string): Promis
 /** Builds a kernel with core's components plus the listed plugins, and activates a backend. */
 export async function createKernel(options: KernelOptions = {}): Promise<Kernel> {
   const configDir = options.configDir ?? process.cwd();
+  // Silences tfjs's "install tfjs-node" banner (segkit chooses and logs its backend itself).
+  tf.env().set('IS_TEST', true);
   const kernel = new Kernel(configDir, options.logger);
   const { corePlugin } = await import('./core-plugin');
   await kernel.loadPlugin(corePlugin);

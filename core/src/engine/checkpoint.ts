@@ -37,6 +37,8 @@ export function saveCheckpoint(file: string, model: Module, optimizer: Optimizer
     optimizerMeta = rest;
     for (const [param, slotMap] of Object.entries(slots)) {
       for (const [slot, tensor] of Object.entries(slotMap)) tensors.set(`${OPTIMIZER_PREFIX}${param}.${slot}`, store(tensor));
+      // stateDict() hands out copies; they are not needed once stored.
+      tf.dispose(Object.values(slotMap));
     }
   }
   writeSafetensors(file, tensors, { format: 'segkit', meta: JSON.stringify({ ...meta, optimizer: optimizerMeta }) });

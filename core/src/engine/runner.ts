@@ -19,7 +19,7 @@ import { parseLosses } from '../losses';
 import { saveCheckpoint, readCheckpoint, type CheckpointMeta } from './checkpoint';
 import { evaluateSegmentor } from './evaluate';
 import { buildHooks } from './hooks';
-import { seedEverything } from './seed';
+import { seedEverything, seedIteration } from './seed';
 import { buildOptimizer, buildLrScheduler, configSection as section } from './build';
 
 export interface TrainOptions {
@@ -220,6 +220,7 @@ export class IterBasedRunner implements RunnerView {
         if (next.done) throw new Error('the training data loader ended; it should be endless');
         const batch = next.value;
         this.bus.emit({ type: 'iter:start', iter: this.iter });
+        seedIteration(this.seed, this.iter);
         const { images, labels } = batchToTensors(batch);
         if (!labels) throw new SegkitError('data.train: the pipeline produced no gt_semantic_seg (is LoadAnnotations / Collect missing?)', 'data.train.pipeline');
         let losses: Record<string, number>;

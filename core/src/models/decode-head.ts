@@ -4,7 +4,7 @@ import { Conv2d, Dropout2d, Module, normalInit, constantInit, resize, type Activ
 import { SegkitError } from '../errors';
 import type { BuildContext } from '../registries';
 import type { DecodeHead, Loss, PixelSampler } from '../components';
-import { computeDecodeLosses } from './decode-losses';
+import { checkDecodeLossConfig, computeDecodeLosses } from './decode-losses';
 
 /** A nested component config (`{ type, ...options }`), validated by that component's own schema when built. */
 export const componentConfigSchema = z.looseObject({ type: z.string({ error: 'expected a type name' }) });
@@ -93,6 +93,7 @@ export abstract class BaseDecodeHead extends Module implements DecodeHead {
       ? options.loss_decode.map((cfg, i) => ctx.build<Loss>('losses', cfg, `loss_decode.${i}`, extra))
       : [ctx.build<Loss>('losses', options.loss_decode, 'loss_decode', extra)];
     this.sampler = options.sampler ? ctx.build<PixelSampler>('samplers', options.sampler, 'sampler', { ...extra, lossDecode: this.lossDecode }) : null;
+    checkDecodeLossConfig(this.lossDecode, this.sampler, ctx.path, (message) => ctx.warn(message));
 
     this.convSeg = this.registerModule('conv_seg', new Conv2d(this.channels, this.outChannels, 1));
     normalInit(this.convSeg.weight, 0, 0.01);

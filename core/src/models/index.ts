@@ -1,4 +1,3 @@
 export * from './decode-head';
-export * from './decode-losses';
 export * from './inference';
 export * from './encoder-decoder';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
-import { reportFlops } from './flops';
+import { isShapesOnly, reportFlops } from './flops';
 import { SegkitError } from '../errors';
 
 /** Element-wise activation layers; MMCV counts one FLOP per output element. */
@@ -9,7 +9,7 @@ abstract class Activation extends Module {
 
   override forward<T extends tf.Tensor>(x: T): T {
     reportFlops(this, x.size);
-    return this.apply(x) as T;
+    return isShapesOnly() ? x : (this.apply(x) as T);
   }
 }
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
-import { reportFlops } from './flops';
+import { isShapesOnly, reportFlops } from './flops';
 import { SegkitError } from '../errors';
 
 /**
@@ -60,6 +60,7 @@ export class BatchNorm2d extends NormLayer {
       throw new Error(`BatchNorm2d: expected input [N,H,W,${this.numFeatures}], got [${x.shape.join(',')}]`);
     }
     reportFlops(this, x.size * (this.affine ? 2 : 1));
+    if (isShapesOnly()) return x;
     return tf.tidy(() => {
       const offset = this.bias ?? undefined;
       const scale = this.weight ?? undefined;
@@ -111,6 +112,7 @@ export class GroupNorm extends NormLayer {
       throw new Error(`GroupNorm: expected input [N,H,W,${this.numFeatures}], got [${x.shape.join(',')}]`);
     }
     reportFlops(this, x.size * (this.affine ? 2 : 1));
+    if (isShapesOnly()) return x;
     return tf.tidy(() => {
       const [n, h, w, c] = x.shape;
       const grouped = tf.reshape(x, [n, h, w, this.numGroups, c / this.numGroups]);

@@ -77,14 +77,12 @@ function poolAxis(x: tf.Tensor4D, axis: 1 | 2, out: number): tf.Tensor4D {
     const window: [number, number] = axis === 1 ? [k, 1] : [1, k];
     return tf.avgPool(x, window, window, 'valid');
   }
-  const bins = adaptiveBins(size, out).map(([start, end]) => tf.mean(sliceAxis(x, axis, start, end - start), axis, true));
-  return tf.concat(bins, axis) as tf.Tensor4D;
-}
-
-function sliceAxis(x: tf.Tensor4D, axis: 1 | 2, start: number, length: number): tf.Tensor4D {
-  const begin = [0, 0, 0, 0];
-  const size = [-1, -1, -1, -1];
-  begin[axis] = start;
-  size[axis] = length;
-  return tf.slice(x, begin, size);
+  // Overlapping bins: one matrix product with the bin-averaging matrix [out, size].
+  const averaging = new Float32Array(out * size);
+  adaptiveBins(size, out).forEach(([start, end], i) => averaging.fill(1 / (end - start), i * size + start, i * size + end));
+  const [n, h, w, c] = x.shape;
+  const batch = axis === 1 ? n : n * h;
+  const matrix = tf.tile(tf.tensor3d(averaging, [1, out, size]), [batch, 1, 1]);
+  const pooled = tf.matMul(matrix, tf.reshape(x, axis === 1 ? [n, h, w * c] : [n * h, w, c]));
+  return tf.reshape(pooled, axis === 1 ? [n, out, w, c] : [n, h, out, c]);
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
-import { reportFlops } from './flops';
+import { isShapesOnly, reportFlops } from './flops';
 
 export type InterpolationMode = 'bilinear' | 'nearest';
 
@@ -48,6 +48,7 @@ export function resize<T extends tf.Tensor4D>(x: T, size: readonly [number, numb
   const { mode = 'bilinear', alignCorners = false } = options;
   if (x.rank !== 4) throw new Error(`resize: expected an NHWC tensor, got shape [${x.shape.join(',')}]`);
   if (x.shape[1] === size[0] && x.shape[2] === size[1]) return x;
+  if (isShapesOnly()) return tf.zeros([x.shape[0], size[0], size[1], x.shape[3]]) as T;
   return tf.tidy(() => interpolateAxis(interpolateAxis(x, 1, size[0], mode, alignCorners), 2, size[1], mode, alignCorners)) as T;
 }
 
