@@ -71,6 +71,9 @@ export abstract class BaseDecodeHead extends Module implements DecodeHead {
     this.numClasses = options.num_classes;
     this.dropoutRatio = options.dropout_ratio;
     this.convCfg = options.conv_cfg;
+    if (this.convCfg && this.convCfg.type !== 'Conv2d' && this.convCfg.type !== 'Conv') {
+      throw new SegkitError(`${ctx.path}.conv_cfg.type: only 'Conv2d' is supported, got '${this.convCfg.type}'`, ctx.path);
+    }
     this.normCfg = options.norm_cfg as NormConfig | null;
     this.actCfg = options.act_cfg as ActivationConfig | null;
     this.ignoreIndex = options.ignore_index;

@@ -16,7 +16,7 @@ export const encoderDecoderSchema = z.object({
   auxiliary_head: z.union([componentConfigSchema, z.array(componentConfigSchema)]).nullable().default(null),
   train_cfg: z.record(z.string(), z.unknown()).default({}),
   test_cfg: z
-    .object({ mode: z.enum(['whole', 'slide']).default('whole'), crop_size: sizePair.optional(), stride: sizePair.optional() })
+    .strictObject({ mode: z.enum(['whole', 'slide']).default('whole'), crop_size: sizePair.optional(), stride: sizePair.optional() })
     .default({ mode: 'whole' }),
   pretrained: z.string().nullable().default(null),
   init_cfg: z.unknown().optional(),
@@ -105,37 +105,35 @@ export class EncoderDecoder extends Module implements Segmentor {
     });
   }
 
-  /** Logits [N,H,W,C] at the input size, whole-image or averaged over sliding windows. */
-  inferLogits(images: tf.Tensor4D, options: InferenceOptions = {}): tf.Tensor4D {
-    const mode = options.mode ?? this.testCfg.mode;
-    if (mode === 'whole') return this.encodeDecode(images);
-    const crop = options.crop_size ?? this.testCfg.crop_size;
-    const stride = options.stride ?? this.testCfg.stride;
-    if (!crop || !stride) throw new SegkitError(`test_cfg: slide inference needs crop_size and stride, got ${JSON.stringify({ crop_size: crop, stride })}`);
-    return slideInference(images, crop, stride, (window) => this.encodeDecode(window));
-  }
-
   /**
-   * MMSegmentation's `inference`: logits (whole or slide), resized to `oriShape` if given, then
-   * softmax over classes (sigmoid for a single-channel head).
+   * MMSegmentation's `inference` up to (not including) the softmax: logits [N,H,W,C] at the input size,
+   * whole-image or averaged over sliding windows (`test_cfg` unless overridden), resized to `oriShape`
+   * if given. Logits rather than probabilities, so callers may still crop and resize before the argmax.
    */
   inference(images: tf.Tensor4D, options: SegmentorInferenceOptions = {}): tf.Tensor4D {
+    const mode = options.mode ?? this.testCfg.mode;
     return tf.tidy(() => {
-      let logits = this.inferLogits(images, options);
-      if (options.oriShape) logits = resize(logits, options.oriShape, { alignCorners: this.alignCorners });
-      return (this.decodeHead.outChannels === 1 ? tf.sigmoid(logits) : tf.softmax(logits, 3)) as tf.Tensor4D;
+      let logits: tf.Tensor4D;
+      if (mode === 'whole') logits = this.encodeDecode(images);
+      else {
+        const crop = options.crop_size ?? this.testCfg.crop_size;
+        const stride = options.stride ?? this.testCfg.stride;
+        if (!crop || !stride) throw new SegkitError(`test_cfg: slide inference needs crop_size and stride, got ${JSON.stringify({ crop_size: crop, stride })}`);
+        logits = slideInference(images, crop, stride, (window) => this.encodeDecode(window));
+      }
+      return options.oriShape ? resize(logits, options.oriShape, { alignCorners: this.alignCorners }) : logits;
     });
   }
 
-  /** int32 label maps [N,H,W]. */
+  /** int32 label maps [N,H,W]: argmax over classes, or sigmoid > threshold for a single-channel head. */
   predict(images: tf.Tensor4D, options: SegmentorInferenceOptions = {}): tf.Tensor3D {
     return tf.tidy(() => {
-      const probabilities = this.inference(images, options);
+      const logits = this.inference(images, options);
       if (this.decodeHead.outChannels === 1) {
         const threshold = (this.decodeHead as DecodeHead & { threshold?: number | null }).threshold ?? 0.3;
-        return tf.cast(tf.greater(tf.squeeze(probabilities, [3]), threshold), 'int32') as tf.Tensor3D;
+        return tf.cast(tf.greater(tf.sigmoid(tf.squeeze(logits, [3])), threshold), 'int32') as tf.Tensor3D;
       }
-      return tf.argMax(probabilities, 3) as tf.Tensor3D;
+      return tf.argMax(logits, 3) as tf.Tensor3D;
     });
   }
 }

@@ -1,0 +1,297 @@
+// N-API bindings (plain C API, ABI-stable across Node versions). Every function is synchronous and
+// works on the callers' typed arrays in place: inputs are read through their views, outputs are
+// preallocated Float32Arrays written in place. Geometry travels as one Int32Array (WindowGeometry's
+// fields in order) to keep the argument lists short.
+#include <node_api.h>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#include <cstdlib>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace {
+
+using namespace segkit;
+
+struct ArgumentError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/** Reads and checks the arguments of one call. */
+class Arguments {
+ public:
+  Arguments(napi_env env, napi_callback_info info) : env_(env) {
+    count_ = kMax;
+    napi_get_cb_info(env, info, &count_, values_, nullptr, nullptr);
+  }
+
+  float* floats(size_t i, size_t minLength = 0) {
+    void* data = typedArray(i, napi_float32_array, minLength);
+    return static_cast<float*>(data);
+  }
+
+  /** A Float32Array or null/undefined (returns nullptr). */
+  float* optionalFloats(size_t i) {
+    napi_valuetype type;
+    napi_typeof(env_, at(i), &type);
+    if (type == napi_null || type == napi_undefined) return nullptr;
+    return floats(i);
+  }
+
+  /** Element count of the typed array argument i. */
+  size_t length(size_t i) {
+    napi_typedarray_type type;
+    size_t count = 0;
+    napi_get_typedarray_info(env_, at(i), &type, &count, nullptr, nullptr, nullptr);
+    return count;
+  }
+
+  std::vector<int64_t> shape(size_t i) {
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    typedArray(i, napi_int32_array, 0);
+    napi_get_typedarray_info(env_, at(i), &type, &length, &data, nullptr, nullptr);
+    const int32_t* dims = static_cast<const int32_t*>(data);
+    return std::vector<int64_t>(dims, dims + length);
+  }
+
+  WindowGeometry geometry(size_t i) {
+    constexpr size_t kFields = sizeof(WindowGeometry) / sizeof(int64_t);
+    const int32_t* raw = static_cast<const int32_t*>(typedArray(i, napi_int32_array, kFields));
+    int64_t fields[kFields];
+    for (size_t f = 0; f < kFields; ++f) fields[f] = raw[f];
+    WindowGeometry g;
+    std::memcpy(&g, fields, sizeof(g));
+    return g;
+  }
+
+  int64_t integer(size_t i) {
+    int64_t value = 0;
+    if (napi_get_value_int64(env_, at(i), &value) != napi_ok) fail(i, "a number");
+    return value;
+  }
+
+  double number(size_t i) {
+    double value = 0;
+    if (napi_get_value_double(env_, at(i), &value) != napi_ok) fail(i, "a number");
+    return value;
+  }
+
+  bool boolean(size_t i) {
+    bool value = false;
+    if (napi_get_value_bool(env_, at(i), &value) != napi_ok) fail(i, "a boolean");
+    return value;
+  }
+
+  std::string string(size_t i) {
+    char buffer[64];
+    size_t length = 0;
+    if (napi_get_value_string_utf8(env_, at(i), buffer, sizeof(buffer), &length) != napi_ok) fail(i, "a string");
+    return std::string(buffer, length);
+  }
+
+ private:
+  static constexpr size_t kMax = 12;
+
+  napi_value at(size_t i) {
+    if (i >= count_) throw ArgumentError("missing argument " + std::to_string(i));
+    return values_[i];
+  }
+
+  void* typedArray(size_t i, napi_typedarray_type expected, size_t minLength) {
+    bool isTypedArray = false;
+    napi_is_typedarray(env_, at(i), &isTypedArray);
+    if (!isTypedArray) fail(i, expected == napi_float32_array ? "a Float32Array" : "an Int32Array");
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    napi_get_typedarray_info(env_, at(i), &type, &length, &data, nullptr, nullptr);
+    if (type != expected) fail(i, expected == napi_float32_array ? "a Float32Array" : "an Int32Array");
+    if (length < minLength) throw ArgumentError("argument " + std::to_string(i) + " is too short");
+    return data;
+  }
+
+  [[noreturn]] void fail(size_t i, const char* what) {
+    throw ArgumentError("argument " + std::to_string(i) + " must be " + what);
+  }
+
+  napi_env env_;
+  size_t count_;
+  napi_value values_[kMax];
+};
+
+using Body = napi_value (*)(napi_env, Arguments&);
+
+/** Wraps a binding body: C++ exceptions become JS exceptions. */
+template <Body body>
+napi_value guarded(napi_env env, napi_callback_info info) {
+  try {
+    Arguments args(env, info);
+    return body(env, args);
+  } catch (const std::exception& error) {
+    napi_throw_error(env, nullptr, error.what());
+    return nullptr;
+  }
+}
+
+napi_value undefinedValue(napi_env env) {
+  napi_value result;
+  napi_get_undefined(env, &result);
+  return result;
+}
+
+// matMul(a, aOffset, b, bOffset, c, cOffset, m, n, k, transposeA, transposeB): c = op(a) * op(b)
+napi_value matMul(napi_env env, Arguments& args) {
+  const float* a = args.floats(0) + args.integer(1);
+  const float* b = args.floats(2) + args.integer(3);
+  float* c = args.floats(4) + args.integer(5);
+  const int64_t m = args.integer(6), n = args.integer(7), k = args.integer(8);
+  const bool transposeA = args.boolean(9), transposeB = args.boolean(10);
+  const StridedView aView = transposeA ? StridedView(a, 1, m) : StridedView(a, k, 1);
+  const StridedView bView = transposeB ? StridedView(b, 1, k) : StridedView(b, n, 1);
+  gemm(aView, bView, OutputMatrix{c, n, 1}, m, n, k, false);
+  return undefinedValue(env);
+}
+
+template <void (*kernel)(const float*, const float*, float*, const WindowGeometry&)>
+napi_value twoInputKernel(napi_env env, Arguments& args) {
+  kernel(args.floats(0), args.floats(1), args.floats(2), args.geometry(3));
+  return undefinedValue(env);
+}
+
+template <void (*kernel)(const float*, float*, const WindowGeometry&)>
+napi_value oneInputKernel(napi_env env, Arguments& args) {
+  kernel(args.floats(0), args.floats(1), args.geometry(2));
+  return undefinedValue(env);
+}
+
+template <void (*kernel)(const float*, float*, const WindowGeometry&, bool, bool)>
+napi_value resizeKernel(napi_env env, Arguments& args) {
+  kernel(args.floats(0), args.floats(1), args.geometry(2), args.boolean(3), args.boolean(4));
+  return undefinedValue(env);
+}
+
+// biasActivation(out, rows, channels, bias | null, activationCode, alpha)
+napi_value biasActivationBinding(napi_env env, Arguments& args) {
+  const int64_t code = args.integer(4);
+  if (code < 0 || code > static_cast<int64_t>(Activation::Sigmoid)) throw ArgumentError("unknown activation code");
+  biasActivation(args.floats(0), args.integer(1), args.integer(2), args.optionalFloats(3),
+                 static_cast<Activation>(code), static_cast<float>(args.number(5)));
+  return undefinedValue(env);
+}
+
+// binaryBroadcast(opCode, a, aShape, b, bShape, out, outShape)
+napi_value binaryBroadcastBinding(napi_env env, Arguments& args) {
+  const int64_t code = args.integer(0);
+  if (code < 0 || code > static_cast<int64_t>(BinaryOp::Minimum)) throw ArgumentError("unknown binary op code");
+  binaryBroadcast(static_cast<BinaryOp>(code), args.floats(1), args.shape(2), args.floats(3), args.shape(4), args.floats(5),
+                  args.shape(6));
+  return undefinedValue(env);
+}
+
+// unary(opCode, x, out, alpha)
+napi_value unaryBinding(napi_env env, Arguments& args) {
+  const int64_t code = args.integer(0);
+  if (code < 0 || code > static_cast<int64_t>(UnaryOp::Reciprocal)) throw ArgumentError("unknown unary op code");
+  const size_t n = args.length(2);
+  unary(static_cast<UnaryOp>(code), args.floats(1, n), args.floats(2), static_cast<int64_t>(n), static_cast<float>(args.number(3)));
+  return undefinedValue(env);
+}
+
+// batchNorm(x, out, rows, channels, mean, scale, offset): per-channel arrays of `channels` floats
+napi_value batchNormBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(2), channels = args.integer(3);
+  batchNorm(args.floats(0, rows * channels), args.floats(1, rows * channels), rows, channels, args.floats(4, channels),
+            args.floats(5, channels), args.floats(6, channels));
+  return undefinedValue(env);
+}
+
+// reduce(opCode, x, out, outer, size, inner)
+napi_value reduceBinding(napi_env env, Arguments& args) {
+  const int64_t code = args.integer(0);
+  if (code < 0 || code > static_cast<int64_t>(ReduceOp::Min)) throw ArgumentError("unknown reduce op code");
+  reduce(static_cast<ReduceOp>(code), args.floats(1), args.floats(2), args.integer(3), args.integer(4), args.integer(5));
+  return undefinedValue(env);
+}
+
+napi_value getNumThreads(napi_env env, Arguments&) {
+  napi_value result;
+  napi_create_int32(env, numThreads(), &result);
+  return result;
+}
+
+napi_value setNumThreadsBinding(napi_env env, Arguments& args) {
+  setNumThreads(static_cast<int>(args.integer(0)));
+  return getNumThreads(env, args);
+}
+
+napi_value getMicroKernel(napi_env env, Arguments&) {
+  napi_value result;
+  napi_create_string_utf8(env, microKernelName(), NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
+napi_value setMicroKernel(napi_env env, Arguments& args) {
+  napi_value result;
+  napi_get_boolean(env, selectMicroKernel(args.string(0).c_str()), &result);
+  return result;
+}
+
+/**
+ * Every tfjs kernel output is a fresh typed array. With glibc's defaults, a freed large block goes
+ * back to the OS (munmap or heap trim), so the next output of that size page-faults on every 4 KiB
+ * page: about 2 ms per MiB on this class of machine, more than the kernels themselves. Keeping freed
+ * memory in the heap (like PyTorch's caching allocator) makes reallocation a memset. Opt out with
+ * SEGKIT_NATIVE_DEFAULT_MALLOC=1.
+ */
+void keepFreedMemoryForReuse() {
+#if defined(__GLIBC__)
+  if (std::getenv("SEGKIT_NATIVE_DEFAULT_MALLOC")) return;
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1024 << 20);
+#endif
+}
+
+napi_value init(napi_env env, napi_value exports) {
+  keepFreedMemoryForReuse();
+  const napi_property_descriptor functions[] = {
+      {"matMul", nullptr, guarded<matMul>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2d", nullptr, guarded<twoInputKernel<conv2d>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropInput", nullptr, guarded<twoInputKernel<conv2dBackpropInput>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropFilter", nullptr, guarded<twoInputKernel<conv2dBackpropFilter>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"depthwiseConv2d", nullptr, guarded<twoInputKernel<depthwiseConv2d>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"depthwiseConv2dBackpropInput", nullptr, guarded<twoInputKernel<depthwiseConv2dBackpropInput>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"depthwiseConv2dBackpropFilter", nullptr, guarded<twoInputKernel<depthwiseConv2dBackpropFilter>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPool", nullptr, guarded<oneInputKernel<maxPool>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolGrad", nullptr, guarded<twoInputKernel<maxPoolGrad>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"avgPool", nullptr, guarded<oneInputKernel<avgPool>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"avgPoolGrad", nullptr, guarded<oneInputKernel<avgPoolGrad>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"resizeBilinear", nullptr, guarded<resizeKernel<resizeBilinear>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"resizeBilinearGrad", nullptr, guarded<resizeKernel<resizeBilinearGrad>>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"biasActivation", nullptr, guarded<biasActivationBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binaryBroadcast", nullptr, guarded<binaryBroadcastBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unary", nullptr, guarded<unaryBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, guarded<batchNormBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reduce", nullptr, guarded<reduceBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"numThreads", nullptr, guarded<getNumThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setNumThreads", nullptr, guarded<setNumThreadsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"microKernel", nullptr, guarded<getMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setMicroKernel", nullptr, guarded<setMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

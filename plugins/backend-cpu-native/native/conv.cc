@@ -1,0 +1,266 @@
+// Convolutions as GEMMs over an implicit im2col matrix, plus the direct depthwise kernels.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace segkit {
+namespace {
+
+/**
+ * The im2col matrix of an NHWC image batch: row = output pixel (b, oh, ow), column = filter tap and
+ * input channel (kh, kw, c); out-of-image taps read as zero. Tiles are copied on demand by the GEMM's
+ * packing, so the matrix is never materialised.
+ */
+class Im2colView final : public MatrixView {
+ public:
+  Im2colView(const float* image, const WindowGeometry& g) : image_(image), g_(g) {}
+
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    const WindowGeometry& g = g_;
+    int64_t ow = row0 % g.outW;
+    int64_t oh = (row0 / g.outW) % g.outH;
+    int64_t b = row0 / (g.outW * g.outH);
+    const int64_t firstTap = col0 / g.inC;
+    const int64_t firstChannel = col0 % g.inC;
+    for (int64_t r = 0; r < rows; ++r) {
+      float* out = dst + r * dstRowStride;
+      const int64_t ihOrigin = oh * g.strideH - g.padTop;
+      const int64_t iwOrigin = ow * g.strideW - g.padLeft;
+      const float* imageB = image_ + b * g.inH * g.inW * g.inC;
+      int64_t kh = firstTap / g.kW, kw = firstTap % g.kW, c = firstChannel;
+      for (int64_t col = 0; col < cols;) {
+        const int64_t run = std::min(g.inC - c, cols - col);  // contiguous channels of one tap
+        const int64_t ih = ihOrigin + kh * g.dilH;
+        const int64_t iw = iwOrigin + kw * g.dilW;
+        float* runDst = out + col * dstColStride;
+        if (ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW) {
+          const float* src = imageB + (ih * g.inW + iw) * g.inC + c;
+          if (dstColStride == 1) {
+            std::memcpy(runDst, src, sizeof(float) * run);
+          } else {
+            for (int64_t i = 0; i < run; ++i) runDst[i * dstColStride] = src[i];
+          }
+        } else {
+          for (int64_t i = 0; i < run; ++i) runDst[i * dstColStride] = 0.0f;
+        }
+        col += run;
+        c = 0;
+        if (++kw == g.kW) {
+          kw = 0;
+          ++kh;
+        }
+      }
+      if (++ow == g.outW) {
+        ow = 0;
+        if (++oh == g.outH) {
+          oh = 0;
+          ++b;
+        }
+      }
+    }
+  }
+
+ private:
+  const float* image_;
+  WindowGeometry g_;
+};
+
+int64_t outputPixels(const WindowGeometry& g) { return g.batch * g.outH * g.outW; }
+int64_t filterRows(const WindowGeometry& g) { return g.kH * g.kW * g.inC; }
+
+/**
+ * Stride-1 backprop-input is a forward convolution of dy with the spatially flipped, in/out-swapped
+ * filter and complementary padding; this builds that filter and geometry.
+ */
+WindowGeometry transposedConvGeometry(const WindowGeometry& g) {
+  WindowGeometry t = g;
+  t.inH = g.outH, t.inW = g.outW, t.inC = g.outC;
+  t.outH = g.inH, t.outW = g.inW, t.outC = g.inC;
+  t.padTop = (g.kH - 1) * g.dilH - g.padTop;
+  t.padLeft = (g.kW - 1) * g.dilW - g.padLeft;
+  return t;
+}
+
+std::vector<float> flippedSwappedFilter(const float* filter, const WindowGeometry& g) {
+  std::vector<float> flipped(g.kH * g.kW * g.inC * g.outC);
+  for (int64_t kh = 0; kh < g.kH; ++kh)
+    for (int64_t kw = 0; kw < g.kW; ++kw) {
+      const float* src = filter + ((g.kH - 1 - kh) * g.kW + (g.kW - 1 - kw)) * g.inC * g.outC;
+      float* dst = flipped.data() + (kh * g.kW + kw) * g.outC * g.inC;
+      for (int64_t ic = 0; ic < g.inC; ++ic)
+        for (int64_t oc = 0; oc < g.outC; ++oc) dst[oc * g.inC + ic] = src[ic * g.outC + oc];
+    }
+  return flipped;
+}
+
+}  // namespace
+
+void conv2d(const float* x, const float* filter, float* out, const WindowGeometry& g) {
+  // out[pixels, outC] = im2col(x)[pixels, taps*inC] * filter[taps*inC, outC]
+  gemm(Im2colView(x, g), StridedView(filter, g.outC, 1), OutputMatrix{out, g.outC, 1}, outputPixels(g), g.outC,
+       filterRows(g), false);
+}
+
+void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const WindowGeometry& g) {
+  if (g.strideH == 1 && g.strideW == 1) {
+    const std::vector<float> flipped = flippedSwappedFilter(filter, g);
+    conv2d(dy, flipped.data(), dx, transposedConvGeometry(g));
+    return;
+  }
+  // Strided: per image, columns = dy * filter^T, then scatter-add the columns back (col2im).
+  const int64_t pixels = g.outH * g.outW;
+  const int64_t taps = g.kH * g.kW;
+  std::vector<float> columns(pixels * taps * g.inC);
+  for (int64_t b = 0; b < g.batch; ++b) {
+    const float* dyB = dy + b * pixels * g.outC;
+    float* dxB = dx + b * g.inH * g.inW * g.inC;
+    gemm(StridedView(dyB, g.outC, 1), StridedView(filter, 1, g.outC), OutputMatrix{columns.data(), taps * g.inC, 1},
+         pixels, taps * g.inC, g.outC, false);
+    std::fill(dxB, dxB + g.inH * g.inW * g.inC, 0.0f);
+    forEachImageChannelSlice(1, g.inC, [&](int64_t, int64_t c0, int64_t c1) {
+      for (int64_t oh = 0; oh < g.outH; ++oh)
+        for (int64_t ow = 0; ow < g.outW; ++ow) {
+          const float* column = columns.data() + (oh * g.outW + ow) * taps * g.inC;
+          for (int64_t kh = 0; kh < g.kH; ++kh) {
+            const int64_t ih = oh * g.strideH - g.padTop + kh * g.dilH;
+            if (ih < 0 || ih >= g.inH) continue;
+            for (int64_t kw = 0; kw < g.kW; ++kw) {
+              const int64_t iw = ow * g.strideW - g.padLeft + kw * g.dilW;
+              if (iw < 0 || iw >= g.inW) continue;
+              const float* src = column + (kh * g.kW + kw) * g.inC;
+              float* dst = dxB + (ih * g.inW + iw) * g.inC;
+              for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
+            }
+          }
+        }
+    });
+  }
+}
+
+void conv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
+  // dFilter^T[outC, taps*inC] = dy^T[outC, pixels] * im2col(x)[pixels, taps*inC], written transposed
+  // into dFilter. This orientation packs im2col as the B operand, in runs of 16 channels per pixel
+  // (as A it would be runs of 6), which is what bounds this GEMM's speed.
+  gemm(StridedView(dy, 1, g.outC), Im2colView(x, g), OutputMatrix{dFilter, 1, g.outC}, g.outC, filterRows(g),
+       outputPixels(g), false);
+}
+
+// Depthwise: output channel o = c * multiplier + q reads input channel c with filter[kh, kw, c, q]
+// (the filter's last two axes flattened are exactly the output channel).
+
+void depthwiseConv2d(const float* x, const float* filter, float* out, const WindowGeometry& g) {
+  const int64_t multiplier = g.outC / g.inC;
+  parallelRanges(g.batch * g.outH, 1, [&](int64_t rowBegin, int64_t rowEnd) {
+    for (int64_t row = rowBegin; row < rowEnd; ++row) {
+      const int64_t b = row / g.outH, oh = row % g.outH;
+      for (int64_t ow = 0; ow < g.outW; ++ow) {
+        float* o = out + (row * g.outW + ow) * g.outC;
+        std::fill(o, o + g.outC, 0.0f);
+        for (int64_t kh = 0; kh < g.kH; ++kh) {
+          const int64_t ih = oh * g.strideH - g.padTop + kh * g.dilH;
+          if (ih < 0 || ih >= g.inH) continue;
+          for (int64_t kw = 0; kw < g.kW; ++kw) {
+            const int64_t iw = ow * g.strideW - g.padLeft + kw * g.dilW;
+            if (iw < 0 || iw >= g.inW) continue;
+            const float* xp = x + ((b * g.inH + ih) * g.inW + iw) * g.inC;
+            const float* wp = filter + (kh * g.kW + kw) * g.outC;
+            if (multiplier == 1) {
+              for (int64_t c = 0; c < g.inC; ++c) o[c] += xp[c] * wp[c];
+            } else {
+              for (int64_t o2 = 0; o2 < g.outC; ++o2) o[o2] += xp[o2 / multiplier] * wp[o2];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+void depthwiseConv2dBackpropInput(const float* dy, const float* filter, float* dx, const WindowGeometry& g) {
+  const int64_t multiplier = g.outC / g.inC;
+  std::fill(dx, dx + g.batch * g.inH * g.inW * g.inC, 0.0f);
+  forEachImageChannelSlice(g.batch, g.inC, [&](int64_t b, int64_t c0, int64_t c1) {
+    for (int64_t oh = 0; oh < g.outH; ++oh)
+      for (int64_t ow = 0; ow < g.outW; ++ow) {
+        const float* dyp = dy + ((b * g.outH + oh) * g.outW + ow) * g.outC;
+        for (int64_t kh = 0; kh < g.kH; ++kh) {
+          const int64_t ih = oh * g.strideH - g.padTop + kh * g.dilH;
+          if (ih < 0 || ih >= g.inH) continue;
+          for (int64_t kw = 0; kw < g.kW; ++kw) {
+            const int64_t iw = ow * g.strideW - g.padLeft + kw * g.dilW;
+            if (iw < 0 || iw >= g.inW) continue;
+            float* dxp = dx + ((b * g.inH + ih) * g.inW + iw) * g.inC;
+            const float* wp = filter + (kh * g.kW + kw) * g.outC;
+            for (int64_t c = c0; c < c1; ++c) {
+              float sum = 0.0f;
+              for (int64_t q = 0; q < multiplier; ++q) sum += dyp[c * multiplier + q] * wp[c * multiplier + q];
+              dxp[c] += sum;
+            }
+          }
+        }
+      }
+  });
+}
+
+void depthwiseConv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
+  const int64_t multiplier = g.outC / g.inC;
+  std::fill(dFilter, dFilter + g.kH * g.kW * g.outC, 0.0f);
+  // Slices over channels only: every image writes the same filter entries.
+  forEachImageChannelSlice(1, g.inC, [&](int64_t, int64_t c0, int64_t c1) {
+    for (int64_t b = 0; b < g.batch; ++b)
+      for (int64_t oh = 0; oh < g.outH; ++oh)
+        for (int64_t ow = 0; ow < g.outW; ++ow) {
+          const float* dyp = dy + ((b * g.outH + oh) * g.outW + ow) * g.outC;
+          for (int64_t kh = 0; kh < g.kH; ++kh) {
+            const int64_t ih = oh * g.strideH - g.padTop + kh * g.dilH;
+            if (ih < 0 || ih >= g.inH) continue;
+            for (int64_t kw = 0; kw < g.kW; ++kw) {
+              const int64_t iw = ow * g.strideW - g.padLeft + kw * g.dilW;
+              if (iw < 0 || iw >= g.inW) continue;
+              const float* xp = x + ((b * g.inH + ih) * g.inW + iw) * g.inC;
+              float* dwp = dFilter + (kh * g.kW + kw) * g.outC;
+              for (int64_t c = c0; c < c1; ++c)
+                for (int64_t q = 0; q < multiplier; ++q) dwp[c * multiplier + q] += xp[c] * dyp[c * multiplier + q];
+            }
+          }
+        }
+  });
+}
+
+void biasActivation(float* out, int64_t rows, int64_t channels, const float* bias, Activation activation, float alphaValue) {
+  parallelRanges(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, channels)), [&](int64_t begin, int64_t end) {
+    const float alpha = alphaValue;  // a local: stores to out cannot alias it, so the loops vectorise
+    for (int64_t r = begin; r < end; ++r) {
+      float* row = out + r * channels;
+      if (bias)
+        for (int64_t c = 0; c < channels; ++c) row[c] += bias[c];
+      switch (activation) {
+        case Activation::Linear:
+          break;
+        case Activation::Relu:
+          for (int64_t c = 0; c < channels; ++c) row[c] = row[c] < 0.0f ? 0.0f : row[c];
+          break;
+        case Activation::Relu6:
+          for (int64_t c = 0; c < channels; ++c) row[c] = std::min(6.0f, row[c] < 0.0f ? 0.0f : row[c]);
+          break;
+        case Activation::LeakyRelu:
+          for (int64_t c = 0; c < channels; ++c) row[c] = row[c] < 0.0f ? alpha * row[c] : row[c];
+          break;
+        case Activation::Elu:
+          for (int64_t c = 0; c < channels; ++c) row[c] = row[c] >= 0.0f ? row[c] : std::expm1(row[c]);
+          break;
+        case Activation::Sigmoid:
+          for (int64_t c = 0; c < channels; ++c) row[c] = 1.0f / (1.0f + std::exp(-row[c]));
+          break;
+      }
+    }
+  });
+}
+
+}  // namespace segkit

@@ -1,0 +1,243 @@
+// Broadcasting binary arithmetic and axis reductions: the element-wise work of a training step
+// (batch-norm statistics and their gradients, loss terms), multi-threaded.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace segkit {
+namespace {
+
+constexpr int64_t kMinGrain = 1 << 14;  // elements per parallel chunk
+
+/**
+ * The broadcast as a loop nest: output dims with each operand's element stride (0 where it
+ * broadcasts), adjacent dims merged wherever both operands stay linear across them.
+ */
+struct BroadcastLoops {
+  std::vector<int64_t> dims, aStrides, bStrides;
+};
+
+BroadcastLoops broadcastLoops(const std::vector<int64_t>& aShape, const std::vector<int64_t>& bShape,
+                              const std::vector<int64_t>& outShape) {
+  const size_t rank = outShape.size();
+  auto stridesFor = [&](const std::vector<int64_t>& shape) {
+    std::vector<int64_t> strides(rank, 0);
+    int64_t stride = 1;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      const size_t axis = shape.size() - 1 - i;  // align from the right
+      const size_t outAxis = rank - 1 - i;
+      strides[outAxis] = shape[axis] == 1 ? 0 : stride;
+      stride *= shape[axis];
+    }
+    return strides;
+  };
+  const std::vector<int64_t> a = stridesFor(aShape), b = stridesFor(bShape);
+  BroadcastLoops loops;
+  for (size_t i = 0; i < rank; ++i) {
+    if (outShape[i] == 1) continue;
+    if (!loops.dims.empty()) {
+      const int64_t n = outShape[i];
+      auto linear = [n](int64_t outer, int64_t inner) { return outer == inner * n; };
+      if (linear(loops.aStrides.back(), a[i]) && linear(loops.bStrides.back(), b[i])) {
+        loops.dims.back() *= n;
+        loops.aStrides.back() = a[i];
+        loops.bStrides.back() = b[i];
+        continue;
+      }
+    }
+    loops.dims.push_back(outShape[i]);
+    loops.aStrides.push_back(a[i]);
+    loops.bStrides.push_back(b[i]);
+  }
+  if (loops.dims.empty()) loops = {{1}, {0}, {0}};
+  return loops;
+}
+
+template <typename Op>
+void binaryLoop(const float* a, const float* b, float* out, const BroadcastLoops& loops, Op op) {
+  const size_t innerAxis = loops.dims.size() - 1;
+  const int64_t inner = loops.dims[innerAxis];
+  const int64_t sa = loops.aStrides[innerAxis], sb = loops.bStrides[innerAxis];
+  int64_t rows = 1;
+  for (size_t i = 0; i < innerAxis; ++i) rows *= loops.dims[i];
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / inner), [&](int64_t rowBegin, int64_t rowEnd) {
+    // Odometer over the outer axes, started at rowBegin and stepped per row.
+    std::vector<int64_t> index(innerAxis, 0);
+    int64_t aOffset = 0, bOffset = 0;
+    for (size_t axis = innerAxis, rest = rowBegin; axis-- > 0;) {
+      index[axis] = static_cast<int64_t>(rest) % loops.dims[axis];
+      rest /= loops.dims[axis];
+      aOffset += index[axis] * loops.aStrides[axis];
+      bOffset += index[axis] * loops.bStrides[axis];
+    }
+    for (int64_t row = rowBegin; row < rowEnd; ++row) {
+      const float* ar = a + aOffset;
+      const float* br = b + bOffset;
+      float* o = out + row * inner;
+      // The three inner-loop shapes, each simple enough to vectorise.
+      if (sa == 1 && sb == 1) {
+        for (int64_t i = 0; i < inner; ++i) o[i] = op(ar[i], br[i]);
+      } else if (sa == 1) {
+        const float bv = br[0];
+        for (int64_t i = 0; i < inner; ++i) o[i] = op(ar[i], bv);
+      } else if (sb == 1) {
+        const float av = ar[0];
+        for (int64_t i = 0; i < inner; ++i) o[i] = op(av, br[i]);
+      } else {
+        for (int64_t i = 0; i < inner; ++i) o[i] = op(ar[0], br[0]);
+      }
+      for (size_t axis = innerAxis; axis-- > 0;) {
+        aOffset += loops.aStrides[axis];
+        bOffset += loops.bStrides[axis];
+        if (++index[axis] < loops.dims[axis]) break;
+        aOffset -= index[axis] * loops.aStrides[axis];
+        bOffset -= index[axis] * loops.bStrides[axis];
+        index[axis] = 0;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void binaryBroadcast(BinaryOp op, const float* a, const std::vector<int64_t>& aShape, const float* b,
+                     const std::vector<int64_t>& bShape, float* out, const std::vector<int64_t>& outShape) {
+  const BroadcastLoops loops = broadcastLoops(aShape, bShape, outShape);
+  switch (op) {
+    case BinaryOp::Add:
+      return binaryLoop(a, b, out, loops, [](float x, float y) { return x + y; });
+    case BinaryOp::Sub:
+      return binaryLoop(a, b, out, loops, [](float x, float y) { return x - y; });
+    case BinaryOp::Mul:
+      return binaryLoop(a, b, out, loops, [](float x, float y) { return x * y; });
+    case BinaryOp::Div:
+      return binaryLoop(a, b, out, loops, [](float x, float y) { return x / y; });
+    case BinaryOp::SquaredDifference:
+      return binaryLoop(a, b, out, loops, [](float x, float y) { return (x - y) * (x - y); });
+    case BinaryOp::Maximum:  // NaN-propagating like Math.max; x != x is NaN, written to vectorise
+      return binaryLoop(a, b, out, loops, [](float x, float y) { return x != x ? x : (y != y ? y : (x > y ? x : y)); });
+    case BinaryOp::Minimum:
+      return binaryLoop(a, b, out, loops, [](float x, float y) { return x != x ? x : (y != y ? y : (x < y ? x : y)); });
+  }
+}
+
+void unary(UnaryOp op, const float* x, float* out, int64_t n, float alphaValue) {
+  parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) {
+    const float alpha = alphaValue;  // a local: stores to out cannot alias it, so the loop vectorises
+    const float* in = x + begin;
+    float* o = out + begin;
+    const int64_t count = end - begin;
+    switch (op) {
+      case UnaryOp::Relu:
+        for (int64_t i = 0; i < count; ++i) o[i] = in[i] < 0.0f ? 0.0f : in[i];
+        break;
+      case UnaryOp::Relu6:
+        for (int64_t i = 0; i < count; ++i) o[i] = in[i] < 0.0f ? 0.0f : (in[i] > 6.0f ? 6.0f : in[i]);
+        break;
+      case UnaryOp::Step:  // relu's gradient mask; NaN stays NaN (x != x), branch-free so it vectorises
+        for (int64_t i = 0; i < count; ++i) o[i] = in[i] != in[i] ? in[i] : (in[i] > 0.0f ? 1.0f : alpha);
+        break;
+      case UnaryOp::Exp:
+        for (int64_t i = 0; i < count; ++i) o[i] = std::exp(in[i]);
+        break;
+      case UnaryOp::Log:
+        for (int64_t i = 0; i < count; ++i) o[i] = std::log(in[i]);
+        break;
+      case UnaryOp::Neg:
+        for (int64_t i = 0; i < count; ++i) o[i] = -in[i];
+        break;
+      case UnaryOp::Square:
+        for (int64_t i = 0; i < count; ++i) o[i] = in[i] * in[i];
+        break;
+      case UnaryOp::Sqrt:
+        for (int64_t i = 0; i < count; ++i) o[i] = std::sqrt(in[i]);
+        break;
+      case UnaryOp::Rsqrt:
+        for (int64_t i = 0; i < count; ++i) o[i] = 1.0f / std::sqrt(in[i]);
+        break;
+      case UnaryOp::Sigmoid:
+        for (int64_t i = 0; i < count; ++i) o[i] = 1.0f / (1.0f + std::exp(-in[i]));
+        break;
+      case UnaryOp::Tanh:
+        for (int64_t i = 0; i < count; ++i) o[i] = std::tanh(in[i]);
+        break;
+      case UnaryOp::Abs:
+        for (int64_t i = 0; i < count; ++i) o[i] = std::fabs(in[i]);
+        break;
+      case UnaryOp::Reciprocal:
+        for (int64_t i = 0; i < count; ++i) o[i] = 1.0f / in[i];
+        break;
+    }
+  });
+}
+
+void batchNorm(const float* x, float* out, int64_t rows, int64_t channels, const float* mean, const float* scale,
+               const float* offset) {
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / channels), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * channels;
+      float* o = out + r * channels;
+      for (int64_t c = 0; c < channels; ++c) o[c] = (xr[c] - mean[c]) * scale[c] + offset[c];
+    }
+  });
+}
+
+void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner) {
+  // Sums accumulate in double like tfjs's cpu kernels (which add in JS numbers).
+  const bool extremum = op == ReduceOp::Max || op == ReduceOp::Min;
+  const double initial = op == ReduceOp::Max ? -std::numeric_limits<double>::infinity()
+                         : op == ReduceOp::Min ? std::numeric_limits<double>::infinity()
+                                               : 0.0;
+  auto combine = [op](double acc, float v) {
+    if (op == ReduceOp::Max) return (v > acc || std::isnan(v)) ? static_cast<double>(v) : acc;
+    if (op == ReduceOp::Min) return (v < acc || std::isnan(v)) ? static_cast<double>(v) : acc;
+    return acc + v;
+  };
+  const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(size) : 1.0;
+  if (inner == 1) {
+    // Each output reduces a contiguous row.
+    parallelRanges(outer, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(1, size)), [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) {
+        const float* row = x + o * size;
+        double acc = initial;
+        if (extremum) {
+          for (int64_t r = 0; r < size; ++r) acc = combine(acc, row[r]);
+        } else {
+          double partial[4] = {0, 0, 0, 0};  // independent chains vectorise
+          int64_t r = 0;
+          for (; r + 4 <= size; r += 4)
+            for (int k = 0; k < 4; ++k) partial[k] += row[r + k];
+          for (; r < size; ++r) partial[0] += row[r];
+          acc = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+        }
+        out[o] = static_cast<float>(acc * scale);
+      }
+    });
+    return;
+  }
+  // Reduced axis in the middle: accumulate whole rows of `inner` values, split over columns.
+  parallelRanges(outer * inner, std::max<int64_t>(64, kMinGrain / std::max<int64_t>(1, size)), [&](int64_t begin, int64_t end) {
+    std::vector<double> acc;
+    for (int64_t start = begin; start < end;) {
+      const int64_t o = start / inner, c0 = start % inner;
+      const int64_t c1 = std::min(inner, c0 + (end - start));
+      acc.assign(c1 - c0, initial);
+      for (int64_t r = 0; r < size; ++r) {
+        const float* row = x + (o * size + r) * inner;
+        if (extremum) {
+          for (int64_t c = c0; c < c1; ++c) acc[c - c0] = combine(acc[c - c0], row[c]);
+        } else {
+          for (int64_t c = c0; c < c1; ++c) acc[c - c0] += row[c];
+        }
+      }
+      for (int64_t c = c0; c < c1; ++c) out[o * inner + c] = static_cast<float>(acc[c - c0] * scale);
+      start += c1 - c0;
+    }
+  });
+}
+
+}  // namespace segkit

@@ -1,0 +1,61 @@
+// Packed, cache-blocked single-precision GEMM (BLIS-style loop nest) whose operands are abstract
+// matrix views, so a convolution's im2col matrix is packed straight from the image and never
+// materialised. Every convolution and matmul kernel in the addon goes through gemm().
+#pragma once
+
+#include <cstdint>
+
+namespace segkit {
+
+/** A read-only matrix that can copy any tile of itself into a strided destination. */
+class MatrixView {
+ public:
+  virtual ~MatrixView() = default;
+  /** dst[r * dstRowStride + c * dstColStride] = this(row0 + r, col0 + c) for r < rows, c < cols. */
+  virtual void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                        int64_t dstColStride) const = 0;
+};
+
+/** A dense matrix in memory with arbitrary element strides (covers row-major and transposed). */
+class StridedView final : public MatrixView {
+ public:
+  StridedView(const float* data, int64_t rowStride, int64_t colStride)
+      : data_(data), rowStride_(rowStride), colStride_(colStride) {}
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override;
+
+ private:
+  const float* data_;
+  int64_t rowStride_, colStride_;
+};
+
+/** The transpose of another view, without copying. */
+class TransposedView final : public MatrixView {
+ public:
+  explicit TransposedView(const MatrixView& inner) : inner_(inner) {}
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    inner_.copyTile(col0, cols, row0, rows, dst, dstColStride, dstRowStride);
+  }
+
+ private:
+  const MatrixView& inner_;
+};
+
+/** Destination of a GEMM: element (i, j) lives at data[i * rowStride + j * colStride]. */
+struct OutputMatrix {
+  float* data;
+  int64_t rowStride;
+  int64_t colStride;
+};
+
+/** C[m, n] = A[m, k] * B[k, n] (+ C when accumulate). Multi-threaded over the thread pool. */
+void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k, bool accumulate);
+
+/** Name of the micro-kernel in use: "avx2-fma" or "portable". */
+const char* microKernelName();
+
+/** Forces a micro-kernel ("avx2-fma" or "portable"); returns false if it is not available here. */
+bool selectMicroKernel(const char* name);
+
+}  // namespace segkit

@@ -1,0 +1,64 @@
+// NHWC convolution, pooling and resize kernels. Filters are HWIO ([kh, kw, in, out]) like tfjs;
+// depthwise filters are [kh, kw, channels, multiplier].
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace segkit {
+
+/** One 2-D window geometry, shared by convolutions and pooling (tfjs's Conv2DInfo, flattened). */
+struct WindowGeometry {
+  int64_t batch, inH, inW, inC;
+  int64_t outH, outW, outC;
+  int64_t kH, kW;
+  int64_t strideH, strideW;
+  int64_t dilH, dilW;
+  int64_t padTop, padLeft;
+};
+
+enum class Activation { Linear = 0, Relu = 1, Relu6 = 2, LeakyRelu = 3, Elu = 4, Sigmoid = 5 };
+
+void conv2d(const float* x, const float* filter, float* out, const WindowGeometry& g);
+void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const WindowGeometry& g);
+void conv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g);
+
+void depthwiseConv2d(const float* x, const float* filter, float* out, const WindowGeometry& g);
+void depthwiseConv2dBackpropInput(const float* dy, const float* filter, float* dx, const WindowGeometry& g);
+void depthwiseConv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g);
+
+/** In place over rows x channels: out = act(out + bias[channel]); bias may be null. */
+void biasActivation(float* out, int64_t rows, int64_t channels, const float* bias, Activation activation, float alpha);
+
+void maxPool(const float* x, float* out, const WindowGeometry& g);
+void maxPoolGrad(const float* dy, const float* x, float* dx, const WindowGeometry& g);
+void avgPool(const float* x, float* out, const WindowGeometry& g);
+void avgPoolGrad(const float* dy, float* dx, const WindowGeometry& g);
+
+/** Geometry is batch, inH, inW, channels, outH, outW (the other fields unused). */
+void resizeBilinear(const float* x, float* out, const WindowGeometry& g, bool alignCorners, bool halfPixelCenters);
+void resizeBilinearGrad(const float* dy, float* dx, const WindowGeometry& g, bool alignCorners, bool halfPixelCenters);
+
+enum class BinaryOp { Add = 0, Sub = 1, Mul = 2, Div = 3, SquaredDifference = 4, Maximum = 5, Minimum = 6 };
+enum class ReduceOp { Sum = 0, Mean = 1, Max = 2, Min = 3 };
+
+/** out = a op b with numpy broadcasting; outShape is the broadcast shape. */
+void binaryBroadcast(BinaryOp op, const float* a, const std::vector<int64_t>& aShape, const float* b,
+                     const std::vector<int64_t>& bShape, float* out, const std::vector<int64_t>& outShape);
+
+enum class UnaryOp {
+  Relu = 0, Relu6 = 1, Step = 2, Exp = 3, Log = 4, Neg = 5, Square = 6, Sqrt = 7, Rsqrt = 8, Sigmoid = 9, Tanh = 10,
+  Abs = 11, Reciprocal = 12
+};
+
+/** out[i] = op(x[i]); alpha is Step's value for x <= 0. */
+void unary(UnaryOp op, const float* x, float* out, int64_t n, float alpha);
+
+/** Per-channel affine over rows x channels: out = (x - mean[c]) * scale[c] + offset[c]. */
+void batchNorm(const float* x, float* out, int64_t rows, int64_t channels, const float* mean, const float* scale,
+               const float* offset);
+
+/** x viewed as [outer, size, inner] reduced over the middle axis into out[outer, inner]. */
+void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner);
+
+}  // namespace segkit

@@ -1,0 +1,218 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { sizeOf, type KernelArgs, type ReplacementKernel } from './kernel-registry';
+
+/**
+ * Data-movement kernels (slice, split, concat, gather, segment sum, transpose, tile) in TypeScript as
+ * contiguous-run copies (TypedArray.set) where the layout allows, for any
+ * cpu-like backend and any numeric dtype. tfjs's cpu versions go element by element through
+ * index arithmetic, and its UnsortedSegmentSum (the gradient of gather) is O(segments x size):
+ * it dominated a UNet training step.
+ */
+
+type NumericArray = Float32Array | Int32Array | Uint8Array;
+
+function numericValues(args: KernelArgs, tensor: tf.TensorInfo): NumericArray | null {
+  if (tensor.dtype === 'string' || tensor.dtype === 'complex64') return null;
+  const values = args.backend.data.get(tensor.dataId).values;
+  return values instanceof Float32Array || values instanceof Int32Array || values instanceof Uint8Array ? values : null;
+}
+
+function emptyLike(values: NumericArray, length: number): NumericArray {
+  return new (values.constructor as new (length: number) => NumericArray)(length);
+}
+
+/** Copies the box [begin, begin + size) of a row-major array; whole trailing dims move as one run. */
+function copyBox(values: NumericArray, shape: readonly number[], begin: readonly number[], size: readonly number[]): NumericArray {
+  const out = emptyLike(values, sizeOf(size));
+  const rank = shape.length;
+  let runDims = rank; // dims [runDims, rank) are copied whole, plus the partial dim before them
+  while (runDims > 0 && size[runDims - 1] === shape[runDims - 1]) runDims--;
+  const outerRank = Math.max(0, runDims - 1);
+  const run = sizeOf(size.slice(outerRank));
+  const strides = tf.util.computeStrides(shape as number[]);
+  const rowStride = (axis: number) => (axis === rank - 1 ? 1 : strides[axis]);
+  const index = new Array<number>(outerRank).fill(0);
+  for (let written = 0; written < out.length; written += run) {
+    let offset = 0;
+    for (let axis = 0; axis < rank; axis++) offset += (begin[axis] + (axis < outerRank ? index[axis] : 0)) * rowStride(axis);
+    out.set(values.subarray(offset, offset + run), written);
+    for (let axis = outerRank - 1; axis >= 0; axis--) {
+      if (++index[axis] < size[axis]) break;
+      index[axis] = 0;
+    }
+  }
+  return out;
+}
+
+const slice: ReplacementKernel = (args, fallback) => {
+  const { x } = args.inputs;
+  const values = numericValues(args, x);
+  if (!values) return fallback();
+  const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, args.attrs.begin, args.attrs.size);
+  return args.backend.makeTensorInfo(size, x.dtype, copyBox(values, x.shape, begin, size));
+};
+
+const splitV: ReplacementKernel = (args, fallback) => {
+  const { x } = args.inputs;
+  const values = numericValues(args, x);
+  if (!values) return fallback();
+  const axis = tf.util.parseAxisParam(args.attrs.axis, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, args.attrs.numOrSizeSplits, axis);
+  let offset = 0;
+  return sizes.map((length) => {
+    const begin = x.shape.map((_, i) => (i === axis ? offset : 0));
+    const size = x.shape.map((dim, i) => (i === axis ? length : dim));
+    offset += length;
+    return args.backend.makeTensorInfo(size, x.dtype, copyBox(values, x.shape, begin, size));
+  });
+};
+
+const gather: ReplacementKernel = (args, fallback) => {
+  const { x, indices } = args.inputs;
+  const values = numericValues(args, x);
+  const index = numericValues(args, indices);
+  if (!values || !(index instanceof Int32Array) || (args.attrs.batchDims ?? 0) !== 0) return fallback();
+  const axis = tf.util.parseAxisParam(args.attrs.axis, x.shape)[0];
+  const axisSize = x.shape[axis];
+  if (index.some((i) => i < 0 || i >= axisSize)) return fallback(); // tfjs reports the bad index
+  const outer = sizeOf(x.shape.slice(0, axis));
+  const inner = sizeOf(x.shape.slice(axis + 1));
+  const out = emptyLike(values, outer * index.length * inner);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < index.length; i++) {
+      const src = (o * axisSize + index[i]) * inner;
+      out.set(values.subarray(src, src + inner), (o * index.length + i) * inner);
+    }
+  }
+  const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
+  return args.backend.makeTensorInfo(outShape, x.dtype, out);
+};
+
+const unsortedSegmentSum: ReplacementKernel = (args, fallback) => {
+  const { x, segmentIds } = args.inputs;
+  const values = numericValues(args, x);
+  const ids = numericValues(args, segmentIds);
+  if (!(values instanceof Float32Array || values instanceof Int32Array) || !(ids instanceof Int32Array)) return fallback();
+  const numSegments: number = args.attrs.numSegments;
+  const inner = ids.length === 0 ? 0 : values.length / ids.length;
+  const out = emptyLike(values, numSegments * inner);
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (id < 0 || id >= numSegments) continue; // tf drops out-of-range ids
+    const dst = id * inner, src = i * inner;
+    for (let j = 0; j < inner; j++) out[dst + j] += values[src + j];
+  }
+  return args.backend.makeTensorInfo([numSegments, ...x.shape.slice(segmentIds.shape.length)], x.dtype, out);
+};
+
+/** Row-major odometer over the first `rank` dims of `shape`, calling visit(index) for each. */
+function forEachIndex(shape: readonly number[], visit: (index: readonly number[]) => void): void {
+  if (shape.some((dim) => dim === 0)) return;
+  const index = new Array<number>(shape.length).fill(0);
+  for (;;) {
+    visit(index);
+    let axis = shape.length - 1;
+    for (; axis >= 0; axis--) {
+      if (++index[axis] < shape[axis]) break;
+      index[axis] = 0;
+    }
+    if (axis < 0) return;
+  }
+}
+
+function transposeValues(values: NumericArray, shape: readonly number[], perm: readonly number[]): NumericArray {
+  const rank = shape.length;
+  const out = emptyLike(values, values.length);
+  const inStrides = [...tf.util.computeStrides(shape as number[]), 1];
+  // Trailing axes that stay in place move as one contiguous run.
+  let keptAxes = 0;
+  while (keptAxes < rank && perm[rank - 1 - keptAxes] === rank - 1 - keptAxes) keptAxes++;
+  const outer = perm.slice(0, rank - Math.max(keptAxes, 1));
+  const outerShape = outer.map((axis) => shape[axis]);
+  let written = 0;
+  if (keptAxes > 0) {
+    const run = sizeOf(shape.slice(rank - keptAxes));
+    forEachIndex(outerShape, (index) => {
+      let src = 0;
+      for (let i = 0; i < outer.length; i++) src += index[i] * inStrides[outer[i]];
+      out.set(values.subarray(src, src + run), written);
+      written += run;
+    });
+  } else {
+    const lastAxis = perm[rank - 1], lastDim = shape[lastAxis], lastStride = inStrides[lastAxis];
+    forEachIndex(outerShape, (index) => {
+      let src = 0;
+      for (let i = 0; i < outer.length; i++) src += index[i] * inStrides[outer[i]];
+      for (let j = 0; j < lastDim; j++) out[written++] = values[src + j * lastStride];
+    });
+  }
+  return out;
+}
+
+const transpose: ReplacementKernel = (args, fallback) => {
+  const { x } = args.inputs;
+  const values = numericValues(args, x);
+  if (!values || x.shape.length === 0) return fallback();
+  const perm: number[] = args.attrs.perm;
+  return args.backend.makeTensorInfo(perm.map((axis) => x.shape[axis]), x.dtype, transposeValues(values, x.shape, perm));
+};
+
+const tile: ReplacementKernel = (args, fallback) => {
+  const { x } = args.inputs;
+  const values = numericValues(args, x);
+  const reps: number[] = args.attrs.reps;
+  if (!values || x.shape.length === 0 || reps.length !== x.shape.length) return fallback();
+  const rank = x.shape.length;
+  const outShape = x.shape.map((dim, i) => dim * reps[i]);
+  const out = emptyLike(values, sizeOf(outShape));
+  if (out.length === 0) return args.backend.makeTensorInfo(outShape, x.dtype, out);
+  const inStrides = [...tf.util.computeStrides(x.shape), 1];
+  const outStrides = [...tf.util.computeStrides(outShape), 1];
+  // Writes the tile of source axes [axis, rank) at dst: one copy of the source span per index,
+  // then the span repeated reps[axis] times by doubling copies (few large copies, not many small).
+  const fill = (axis: number, src: number, dst: number): void => {
+    if (axis === rank - 1) {
+      out.set(values.subarray(src, src + x.shape[axis]), dst);
+    } else {
+      for (let i = 0; i < x.shape[axis]; i++) fill(axis + 1, src + i * inStrides[axis], dst + i * outStrides[axis]);
+    }
+    const span = x.shape[axis] * outStrides[axis];
+    const total = span * reps[axis];
+    for (let filled = span; filled < total; filled += Math.min(filled, total - filled)) {
+      out.copyWithin(dst + filled, dst, dst + Math.min(filled, total - filled));
+    }
+  };
+  fill(0, 0, 0);
+  return args.backend.makeTensorInfo(outShape, x.dtype, out);
+};
+
+const concat: ReplacementKernel = (args, fallback) => {
+  const tensors = Object.values(args.inputs).filter((t) => sizeOf(t.shape) > 0);
+  if (tensors.length === 0) return fallback();
+  const arrays = tensors.map((t) => numericValues(args, t));
+  const dtype = tensors[0].dtype;
+  if (arrays.some((a) => a === null) || tensors.some((t) => t.dtype !== dtype)) return fallback();
+  const axis = tf.util.parseAxisParam(args.attrs.axis, tensors[0].shape)[0];
+  const outShape = tf.backend_util.computeOutShape(tensors.map((t) => t.shape), axis);
+  const out = emptyLike(arrays[0] as NumericArray, sizeOf(outShape));
+  const outer = sizeOf(outShape.slice(0, axis));
+  const runs = tensors.map((t) => sizeOf(t.shape.slice(axis)));
+  let written = 0;
+  for (let o = 0; o < outer; o++) {
+    arrays.forEach((values, i) => {
+      out.set((values as NumericArray).subarray(o * runs[i], (o + 1) * runs[i]), written);
+      written += runs[i];
+    });
+  }
+  return args.backend.makeTensorInfo(outShape, dtype, out);
+};
+
+export const dataKernels: Readonly<Record<string, ReplacementKernel>> = {
+  [tf.Slice]: slice,
+  [tf.SplitV]: splitV,
+  [tf.GatherV2]: gather,
+  [tf.UnsortedSegmentSum]: unsortedSegmentSum,
+  [tf.Transpose]: transpose,
+  [tf.Tile]: tile,
+  [tf.Concat]: concat,
+};

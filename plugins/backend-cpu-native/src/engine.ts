@@ -1,0 +1,87 @@
+/**
+ * The array-level kernels a backend implements. The native addon provides all of them; the
+ * TypeScript fallback (js-engine.ts) provides the convolution trio. Every function writes into a
+ * caller-allocated, zero-filled output array; `geometry` is a {@link WindowGeometry} packed by
+ * {@link packGeometry}.
+ */
+export interface ConvEngine {
+  conv2d(x: Float32Array, filter: Float32Array, out: Float32Array, geometry: Int32Array): void;
+  conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dFilter: Float32Array, geometry: Int32Array): void;
+}
+
+/** The full native addon (native/addon.cc). */
+export interface NativeAddon extends ConvEngine {
+  /** c = op(a) * op(b) on [m,k]x[k,n] slices starting at the given element offsets. */
+  matMul(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): void;
+  depthwiseConv2d(x: Float32Array, filter: Float32Array, out: Float32Array, geometry: Int32Array): void;
+  depthwiseConv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  depthwiseConv2dBackpropFilter(x: Float32Array, dy: Float32Array, dFilter: Float32Array, geometry: Int32Array): void;
+  maxPool(x: Float32Array, out: Float32Array, geometry: Int32Array): void;
+  maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  avgPool(x: Float32Array, out: Float32Array, geometry: Int32Array): void;
+  avgPoolGrad(dy: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  resizeBilinear(x: Float32Array, out: Float32Array, geometry: Int32Array, alignCorners: boolean, halfPixelCenters: boolean): void;
+  resizeBilinearGrad(dy: Float32Array, dx: Float32Array, geometry: Int32Array, alignCorners: boolean, halfPixelCenters: boolean): void;
+  /** In place: out[r, c] = activation(out[r, c] + bias[c]); see {@link ACTIVATION_CODES}. */
+  biasActivation(out: Float32Array, rows: number, channels: number, bias: Float32Array | null, activationCode: number, alpha: number): void;
+  /** out = a op b with numpy broadcasting (shapes as Int32Arrays); see {@link BINARY_OP_CODES}. */
+  binaryBroadcast(opCode: number, a: Float32Array, aShape: Int32Array, b: Float32Array, bShape: Int32Array, out: Float32Array, outShape: Int32Array): void;
+  /** x viewed as [outer, size, inner], reduced over the middle axis; see {@link REDUCE_OP_CODES}. */
+  reduce(opCode: number, x: Float32Array, out: Float32Array, outer: number, size: number, inner: number): void;
+  /** out[i] = op(x[i]) (alpha: Step's value for x <= 0); see {@link UNARY_OP_CODES}. */
+  unary(opCode: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  /** Per-channel affine over [rows, channels]: out = (x - mean[c]) * scale[c] + offset[c]. */
+  batchNorm(x: Float32Array, out: Float32Array, rows: number, channels: number, mean: Float32Array, scale: Float32Array, offset: Float32Array): void;
+  numThreads(): number;
+  setNumThreads(n: number): number;
+  /** 'avx2-fma' or 'portable'. */
+  microKernel(): string;
+  setMicroKernel(name: string): boolean;
+}
+
+/** Activations the native epilogue fuses (others fall back to the cpu kernel). */
+export const ACTIVATION_CODES: Readonly<Record<string, number>> = { linear: 0, relu: 1, relu6: 2, leakyrelu: 3, elu: 4, sigmoid: 5 };
+
+/** tfjs kernel name -> native/ops.h BinaryOp. */
+export const BINARY_OP_CODES: Readonly<Record<string, number>> = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, SquaredDifference: 4, Maximum: 5, Minimum: 6 };
+
+/** tfjs kernel name -> native/ops.h UnaryOp. */
+export const UNARY_OP_CODES: Readonly<Record<string, number>> = {
+  Relu: 0, Relu6: 1, Step: 2, Exp: 3, Log: 4, Neg: 5, Square: 6, Sqrt: 7, Rsqrt: 8, Sigmoid: 9, Tanh: 10, Abs: 11, Reciprocal: 12,
+};
+
+/** tfjs kernel name -> native/ops.h ReduceOp. */
+export const REDUCE_OP_CODES: Readonly<Record<string, number>> = { Sum: 0, Mean: 1, Max: 2, Min: 3 };
+
+/** A 2-D window (convolution or pooling) on NHWC data. */
+export interface WindowGeometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  kH: number;
+  kW: number;
+  strideH: number;
+  strideW: number;
+  dilH: number;
+  dilW: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** Field order shared with the C++ struct (native/ops.h). */
+const GEOMETRY_FIELDS: readonly (keyof WindowGeometry)[] = ['batch', 'inH', 'inW', 'inC', 'outH', 'outW', 'outC', 'kH', 'kW', 'strideH', 'strideW', 'dilH', 'dilW', 'padTop', 'padLeft'];
+
+export function packGeometry(g: WindowGeometry): Int32Array {
+  return Int32Array.from(GEOMETRY_FIELDS, (field) => g[field]);
+}
+
+export function unpackGeometry(packed: Int32Array): WindowGeometry {
+  const g = {} as WindowGeometry;
+  GEOMETRY_FIELDS.forEach((field, i) => (g[field] = packed[i]));
+  return g;
+}

@@ -1,0 +1,59 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+/** What a replacement kernel receives: tfjs's kernel arguments, typed for cpu-like backends. */
+export interface KernelArgs {
+  /** Declared inputs are present; optional ones (bias, preluActivationWeights) may be undefined. */
+  inputs: Record<string, tf.TensorInfo>;
+  backend: MathBackendCPU;
+  // tfjs hands each kernel its own attribute record; they are read field by field.
+  attrs: Record<string, any>;
+}
+
+type KernelResult = tf.TensorInfo | tf.TensorInfo[];
+
+/**
+ * A replacement kernel. It returns its result, or calls `fallback()` (the kernel it replaced) for
+ * cases it does not handle (other dtypes, NCHW, unsupported fused activations).
+ */
+export type ReplacementKernel = (args: KernelArgs, fallback: () => KernelResult) => KernelResult;
+
+/**
+ * Replaces kernels of `backendName` in tfjs's global registry; each replaced kernel stays reachable
+ * as the replacement's fallback. Kernel names missing from the backend are registered without one.
+ */
+export function replaceKernels(backendName: string, replacements: Readonly<Record<string, ReplacementKernel>>): void {
+  for (const [kernelName, replacement] of Object.entries(replacements)) {
+    const original = tf.getKernel(kernelName, backendName);
+    if (original) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({
+      kernelName,
+      backendName,
+      kernelFunc: (args) => {
+        const fallback = (): KernelResult => {
+          if (!original) throw new Error(`${kernelName}: case not supported by the ${backendName} backend`);
+          return original.kernelFunc(args);
+        };
+        return replacement(args as KernelArgs, fallback);
+      },
+    });
+  }
+}
+
+/** Registers every kernel of `from` for `to` too (the new backend starts as a copy). */
+export function copyKernels(from: string, to: string): void {
+  for (const config of tf.getKernelsForBackend(from)) {
+    if (!tf.getKernel(config.kernelName, to)) tf.registerKernel({ ...config, backendName: to });
+  }
+}
+
+/** The float32 values of a tensor on a cpu-like backend, or null (other dtypes take the fallback). */
+export function float32Values(backend: MathBackendCPU, tensor: tf.TensorInfo | undefined): Float32Array | null {
+  if (!tensor || tensor.dtype !== 'float32') return null;
+  const values = backend.data.get(tensor.dataId).values;
+  return values instanceof Float32Array ? values : null;
+}
+
+export function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((product, dim) => product * dim, 1);
+}

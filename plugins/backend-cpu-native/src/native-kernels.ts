@@ -1,0 +1,223 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ACTIVATION_CODES, BINARY_OP_CODES, REDUCE_OP_CODES, UNARY_OP_CODES, packGeometry, type NativeAddon, type WindowGeometry } from './engine';
+import { convInfo, convKernels, runFloat32, windowGeometry } from './conv-kernels';
+import { dataKernels } from './data-kernels';
+import { float32Values, sizeOf, type KernelArgs, type ReplacementKernel } from './kernel-registry';
+
+type Shape4D = [number, number, number, number];
+
+/**
+ * The fused epilogue (bias over the last axis + activation) the addon can apply in place, or null
+ * when tfjs asks for something else (prelu, a bias of another shape): then the cpu kernel runs.
+ */
+function nativeEpilogue(args: KernelArgs, channels: number): { bias: Float32Array | null; code: number; alpha: number } | null {
+  const bias: tf.TensorInfo | undefined = args.inputs.bias;
+  const activation: string = args.attrs.activation ?? 'linear';
+  const code = ACTIVATION_CODES[activation];
+  if (code === undefined) return null;
+  const biasValues = bias ? float32Values(args.backend, bias) : null;
+  if (bias && (!biasValues || biasValues.length !== channels || bias.shape.length !== 1)) return null;
+  return { bias: biasValues, code, alpha: args.attrs.leakyreluAlpha ?? 0.2 };
+}
+
+function poolGeometry(x: tf.TensorInfo, attrs: KernelArgs['attrs']): Int32Array {
+  const info = tf.backend_util.computePool2DInfo(x.shape as Shape4D, attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+  return packGeometry(windowGeometry(info));
+}
+
+function resizeGeometry(images: tf.TensorInfo, outH: number, outW: number): Int32Array {
+  const [batch, inH, inW, channels] = images.shape;
+  const unused = { outC: channels, kH: 1, kW: 1, strideH: 1, strideW: 1, dilH: 1, dilW: 1, padTop: 0, padLeft: 0 };
+  return packGeometry({ batch, inH, inW, inC: channels, outH, outW, ...unused } satisfies WindowGeometry);
+}
+
+/** Element offsets of each output batch's A and B matrices under numpy-style batch broadcasting. */
+function broadcastBatchOffsets(aBatch: readonly number[], bBatch: readonly number[], aMatrix: number, bMatrix: number) {
+  const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch.slice(), bBatch.slice());
+  const count = sizeOf(outBatch);
+  const aOffsets: number[] = [];
+  const bOffsets: number[] = [];
+  const operandIndex = (shape: readonly number[], outIndex: readonly number[]) => {
+    // Align from the right; size-1 axes broadcast.
+    let flat = 0;
+    const shift = outIndex.length - shape.length;
+    shape.forEach((dim, axis) => (flat = flat * dim + (dim === 1 ? 0 : outIndex[axis + shift])));
+    return flat;
+  };
+  const strides = tf.util.computeStrides(outBatch);
+  for (let i = 0; i < count; i++) {
+    const index = outBatch.length ? tf.util.indexToLoc(i, outBatch.length, strides) : [];
+    aOffsets.push(operandIndex(aBatch, index) * aMatrix);
+    bOffsets.push(operandIndex(bBatch, index) * bMatrix);
+  }
+  return { outBatch, aOffsets, bOffsets };
+}
+
+function binaryKernel(addon: NativeAddon, opCode: number): ReplacementKernel {
+  return (args, fallback) => {
+    const { a, b } = args.inputs;
+    const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    const shapes = [a.shape, b.shape, outShape].map((shape) => Int32Array.from(shape));
+    const result = runFloat32(args, outShape, [a, b], ([av, bv], out) => addon.binaryBroadcast(opCode, av, shapes[0], bv, shapes[1], out, shapes[2]));
+    return result ?? fallback();
+  };
+}
+
+function unaryKernel(addon: NativeAddon, opCode: number): ReplacementKernel {
+  return (args, fallback) => {
+    const { x } = args.inputs;
+    return runFloat32(args, x.shape, [x], ([xv], out) => addon.unary(opCode, xv, out, args.attrs?.alpha ?? 0)) ?? fallback();
+  };
+}
+
+/**
+ * FusedBatchNorm (inference form, also what training runs with batch statistics) when every
+ * per-channel parameter has 1 or C values; tfjs's broadcasting by flat index covers more, which the
+ * cpu kernel keeps handling.
+ */
+function batchNormKernel(addon: NativeAddon): ReplacementKernel {
+  return (args, fallback) => {
+    const { x, mean, variance, scale, offset } = args.inputs;
+    const channels = x.shape[x.shape.length - 1] ?? 1;
+    const perChannel = (t: tf.TensorInfo | undefined, absent: number): Float32Array | null => {
+      if (!t) return new Float32Array(channels).fill(absent);
+      const values = float32Values(args.backend, t);
+      if (!values || (values.length !== 1 && values.length !== channels)) return null;
+      return values.length === channels ? values : new Float32Array(channels).fill(values[0]);
+    };
+    const [m, v, s, o] = [perChannel(mean, 0), perChannel(variance, 1), perChannel(scale, 1), perChannel(offset, 0)];
+    if (!m || !v || !s || !o || channels === 0) return fallback();
+    const epsilon: number = args.attrs.varianceEpsilon ?? 0.001;
+    const multiplier = Float32Array.from(s, (scaleValue, c) => scaleValue / Math.sqrt(v[c] + epsilon));
+    return runFloat32(args, x.shape, [x], ([xv], out) => addon.batchNorm(xv, out, xv.length / channels, channels, m, multiplier, o)) ?? fallback();
+  };
+}
+
+/** Reductions over contiguous axes (what batch-norm statistics and losses use); others fall back. */
+function reduceKernel(addon: NativeAddon, opCode: number, axisAttr: 'axis' | 'reductionIndices'): ReplacementKernel {
+  return (args, fallback) => {
+    const { x } = args.inputs;
+    const axes = tf.util.parseAxisParam(args.attrs[axisAttr], x.shape).sort((p, q) => p - q);
+    if (axes.length === 0 || axes.some((axis, i) => i > 0 && axis !== axes[i - 1] + 1)) return fallback();
+    const first = axes[0], last = axes[axes.length - 1];
+    const outer = sizeOf(x.shape.slice(0, first));
+    const size = sizeOf(x.shape.slice(first, last + 1));
+    const inner = sizeOf(x.shape.slice(last + 1));
+    const reduced = x.shape.filter((_, i) => i < first || i > last);
+    const outShape = args.attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
+    if (size === 0) return fallback();
+    return runFloat32(args, outShape, [x], ([xv], out) => addon.reduce(opCode, xv, out, outer, size, inner)) ?? fallback();
+  };
+}
+
+/** Every kernel the `native` backend runs in the addon; the rest of its kernels are cpu's. */
+export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKernel> {
+  const conv = convKernels(addon);
+
+  const batchMatMul = (args: KernelArgs, fallback: () => tf.TensorInfo | tf.TensorInfo[]) => {
+    const { a, b } = args.inputs;
+    const { transposeA = false, transposeB = false } = args.attrs;
+    if (a.shape.length < 2 || b.shape.length < 2) return fallback();
+    const [aRows, aCols] = a.shape.slice(-2);
+    const [bRows, bCols] = b.shape.slice(-2);
+    const [m, k] = transposeA ? [aCols, aRows] : [aRows, aCols];
+    const [kB, n] = transposeB ? [bCols, bRows] : [bRows, bCols];
+    if (k !== kB) return fallback(); // let the cpu kernel report the shape error
+    const epilogue = args.inputs.bias || args.attrs.activation ? nativeEpilogue(args, n) : { bias: null, code: 0, alpha: 0 };
+    if (!epilogue) return fallback();
+    const { outBatch, aOffsets, bOffsets } = broadcastBatchOffsets(a.shape.slice(0, -2), b.shape.slice(0, -2), m * k, k * n);
+    const result = runFloat32(args, [...outBatch, m, n], [a, b], ([av, bv], out) => {
+      aOffsets.forEach((aOffset, i) => addon.matMul(av, aOffset, bv, bOffsets[i], out, i * m * n, m, n, k, transposeA, transposeB));
+      if (epilogue.bias || epilogue.code !== 0) addon.biasActivation(out, aOffsets.length * m, n, epilogue.bias, epilogue.code, epilogue.alpha);
+    });
+    return result ?? fallback();
+  };
+
+  const fusedConv = (depthwise: boolean): ReplacementKernel => (args, fallback) => {
+    const { x, filter } = args.inputs;
+    const info = convInfo(x.shape, filter.shape, args.attrs, depthwise);
+    const epilogue = info && nativeEpilogue(args, info.outChannels);
+    if (!info || !epilogue) return fallback();
+    const geometry = packGeometry(windowGeometry(info));
+    const result = runFloat32(args, info.outShape, [x, filter], ([xv, fv], out) => {
+      (depthwise ? addon.depthwiseConv2d : addon.conv2d)(xv, fv, out, geometry);
+      addon.biasActivation(out, out.length / info.outChannels, info.outChannels, epilogue.bias, epilogue.code, epilogue.alpha);
+    });
+    return result ?? fallback();
+  };
+
+  const binary = Object.fromEntries(Object.entries(BINARY_OP_CODES).map(([name, code]) => [name, binaryKernel(addon, code)]));
+  const unary = Object.fromEntries(Object.entries(UNARY_OP_CODES).map(([name, code]) => [name, unaryKernel(addon, code)]));
+  const reductions = Object.fromEntries(
+    Object.entries(REDUCE_OP_CODES).map(([name, code]) => [name, reduceKernel(addon, code, name === tf.Max ? 'reductionIndices' : 'axis')]),
+  );
+
+  return {
+    ...conv,
+    ...dataKernels,
+    ...binary,
+    ...unary,
+    ...reductions,
+    [tf.FusedBatchNorm]: batchNormKernel(addon),
+    [tf.FusedConv2D]: fusedConv(false),
+    [tf.FusedDepthwiseConv2D]: fusedConv(true),
+    [tf.DepthwiseConv2dNative]: (args, fallback) => {
+      const { x, filter } = args.inputs;
+      const info = convInfo(x.shape, filter.shape, args.attrs, true);
+      const geometry = info && packGeometry(windowGeometry(info));
+      return (geometry && runFloat32(args, info.outShape, [x, filter], ([xv, fv], out) => addon.depthwiseConv2d(xv, fv, out, geometry))) ?? fallback();
+    },
+    [tf.DepthwiseConv2dNativeBackpropInput]: (args, fallback) => {
+      const { dy, filter } = args.inputs;
+      const info = convInfo(args.attrs.inputShape, filter.shape, args.attrs, true);
+      const geometry = info && packGeometry(windowGeometry(info));
+      return (geometry && runFloat32(args, info.inShape, [dy, filter], ([dyv, fv], dx) => addon.depthwiseConv2dBackpropInput(dyv, fv, dx, geometry))) ?? fallback();
+    },
+    [tf.DepthwiseConv2dNativeBackpropFilter]: (args, fallback) => {
+      const { x, dy } = args.inputs;
+      const info = convInfo(x.shape, args.attrs.filterShape, args.attrs, true);
+      const geometry = info && packGeometry(windowGeometry(info));
+      return (geometry && runFloat32(args, args.attrs.filterShape, [x, dy], ([xv, dyv], dw) => addon.depthwiseConv2dBackpropFilter(xv, dyv, dw, geometry))) ?? fallback();
+    },
+    [tf.BatchMatMul]: batchMatMul,
+    [tf._FusedMatMul]: batchMatMul,
+    [tf.MaxPool]: (args, fallback) => {
+      const { x } = args.inputs;
+      const geometry = poolGeometry(x, args.attrs);
+      const outShape = [geometry[0], geometry[4], geometry[5], geometry[6]];
+      return runFloat32(args, outShape, [x], ([xv], out) => addon.maxPool(xv, out, geometry)) ?? fallback();
+    },
+    [tf.MaxPoolGrad]: (args, fallback) => {
+      const { dy, input } = args.inputs;
+      const geometry = poolGeometry(input, args.attrs);
+      return runFloat32(args, input.shape, [dy, input], ([dyv, xv], dx) => addon.maxPoolGrad(dyv, xv, dx, geometry)) ?? fallback();
+    },
+    [tf.AvgPool]: (args, fallback) => {
+      const { x } = args.inputs;
+      const geometry = poolGeometry(x, args.attrs);
+      const outShape = [geometry[0], geometry[4], geometry[5], geometry[6]];
+      return runFloat32(args, outShape, [x], ([xv], out) => addon.avgPool(xv, out, geometry)) ?? fallback();
+    },
+    [tf.AvgPoolGrad]: (args, fallback) => {
+      const { dy, input } = args.inputs;
+      const geometry = poolGeometry(input, args.attrs);
+      return runFloat32(args, input.shape, [dy], ([dyv], dx) => addon.avgPoolGrad(dyv, dx, geometry)) ?? fallback();
+    },
+    [tf.ResizeBilinear]: (args, fallback) => {
+      const { images } = args.inputs;
+      const [outH, outW] = args.attrs.size as [number, number];
+      const geometry = resizeGeometry(images, outH, outW);
+      const { alignCorners = false, halfPixelCenters = false } = args.attrs;
+      const outShape = [images.shape[0], outH, outW, images.shape[3]];
+      return runFloat32(args, outShape, [images], ([xv], out) => addon.resizeBilinear(xv, out, geometry, alignCorners, halfPixelCenters)) ?? fallback();
+    },
+    // The exact adjoint of ResizeBilinear, half-pixel centres included (tfjs's cpu kernel ignores
+    // them and swaps H and W in its output shape).
+    [tf.ResizeBilinearGrad]: (args, fallback) => {
+      const { images, dy } = args.inputs;
+      const geometry = resizeGeometry(images, dy.shape[1], dy.shape[2]);
+      const { alignCorners = false, halfPixelCenters = false } = args.attrs;
+      return runFloat32(args, images.shape, [dy], ([dyv], dx) => addon.resizeBilinearGrad(dyv, dx, geometry, alignCorners, halfPixelCenters)) ?? fallback();
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import type { BackendProvider } from '@segkit/core';
+import { loadAddon, type AddonLoadResult } from './addon';
+import { NATIVE_BACKEND_NAME, registerNativeBackend } from './native-backend';
+
+export const PACKAGE_NAME = '@segkit/backend-cpu-native';
+
+/** A provider for the `native` backend; `load` is injectable so tests can simulate a missing build. */
+export function createNativeBackendProvider(load: () => AddonLoadResult = () => loadAddon()): BackendProvider {
+  return {
+    name: NATIVE_BACKEND_NAME,
+    priority: 100,
+    packageName: PACKAGE_NAME,
+    async load() {
+      try {
+        const result = load();
+        if (!result.addon) return result.reason;
+        registerNativeBackend(result.addon);
+        return null;
+      } catch (error) {
+        return `native backend failed to register: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
+      }
+    },
+  };
+}
+
+export const nativeBackendProvider: BackendProvider = createNativeBackendProvider();

@@ -1,0 +1,60 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'chai';
+import type { NativeAddon } from '../src/engine';
+import { expectClose, makeRandom, randomValues, requireAddon } from './helpers';
+
+function referenceMatMul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): Float32Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let p = 0; p < k; p++) {
+      const av = transposeA ? a[p * m + i] : a[i * k + p];
+      for (let j = 0; j < n; j++) c[i * n + j] += av * (transposeB ? b[j * k + p] : b[p * n + j]);
+    }
+  return Float32Array.from(c);
+}
+
+describe('native GEMM', function () {
+  this.timeout(30000);
+  let addon: NativeAddon;
+  let threadsBefore = 1;
+  let kernelBefore = '';
+  before(() => {
+    addon = requireAddon();
+    threadsBefore = addon.numThreads();
+    kernelBefore = addon.microKernel();
+  });
+  after(() => {
+    addon.setNumThreads(threadsBefore);
+    addon.setMicroKernel(kernelBefore);
+  });
+
+  it('picks a micro-kernel at run time and has a thread pool', () => {
+    expect(['avx2-fma', 'portable']).to.include(addon.microKernel());
+    expect(addon.numThreads()).to.be.at.least(1);
+    expect(addon.setMicroKernel('no-such-kernel')).to.equal(false);
+  });
+
+  for (const kernel of ['avx2-fma', 'portable']) {
+    for (const threads of [1, 2]) {
+      it(`matches a float64 reference (${kernel}, ${threads} thread(s), edge tiles, offsets, transposes)`, function () {
+        if (!addon.setMicroKernel(kernel)) this.skip();
+        addon.setNumThreads(threads);
+        const random = makeRandom(threads * 10 + kernel.length);
+        for (const [m, n, k] of [[1, 1, 1], [7, 19, 5], [6, 16, 256], [50, 33, 300], [130, 17, 9], [200, 90, 530]]) {
+          const transposeA = random.next() < 0.5, transposeB = random.next() < 0.5;
+          const offset = random.int(0, 5);
+          const a = randomValues(random, [m * k + offset]), b = randomValues(random, [k * n + offset]);
+          const c = new Float32Array(m * n + offset);
+          addon.matMul(a, offset, b, offset, c, offset, m, n, k, transposeA, transposeB);
+          const expected = referenceMatMul(a.subarray(offset), b.subarray(offset), m, n, k, transposeA, transposeB);
+          expectClose(c.subarray(offset), expected, `gemm ${m}x${n}x${k} tA=${transposeA} tB=${transposeB}`);
+        }
+      });
+    }
+  }
+
+  it('rejects arguments of the wrong type instead of crashing', () => {
+    expect(() => addon.matMul([] as unknown as Float32Array, 0, new Float32Array(1), 0, new Float32Array(1), 0, 1, 1, 1, false, false)).to.throw(/Float32Array/);
+    expect(tf.memory().numTensors).to.be.a('number');
+  });
+});

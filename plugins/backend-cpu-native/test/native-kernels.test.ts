@@ -1,0 +1,167 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { checkNoTensorLeaks, expectClose, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon, runOn, type ConvCase } from './helpers';
+
+const NATIVE = 'native';
+const CASES = 12;
+
+function convInputs(random: ReturnType<typeof makeRandom>, c: ConvCase, filterShape: number[]) {
+  return { x: randomValues(random, [c.batch, c.inH, c.inW, c.inC]), w: randomValues(random, filterShape) };
+}
+
+describe('native backend kernels match the cpu backend', function () {
+  this.timeout(60000);
+  before(() => requireAddon());
+  checkNoTensorLeaks();
+
+  it('Conv2D and FusedConv2D forward (strides, dilations, same/valid/explicit padding)', () => {
+    const random = makeRandom(1);
+    for (let i = 0; i < CASES; i++) {
+      const c = randomConvCase(random);
+      const { x, w } = convInputs(random, c, [c.kH, c.kW, c.inC, c.outC]);
+      const bias = randomValues(random, [c.outC]);
+      const activation = random.pick(['linear', 'relu', 'relu6', 'leakyrelu', 'elu', 'sigmoid', 'prelu'] as const);
+      const alpha = randomValues(random, [c.outC]);
+      expectSameAsCpu(NATIVE, `conv2d ${c.label}`, () => {
+        const xt = tf.tensor4d(x, [c.batch, c.inH, c.inW, c.inC]);
+        const wt = tf.tensor4d(w, [c.kH, c.kW, c.inC, c.outC]);
+        return [
+          tf.conv2d(xt, wt, c.strides, c.pad, 'NHWC', c.dilations),
+          tf.fused.conv2d({ x: xt, filter: wt, strides: c.strides, pad: c.pad, dilations: c.dilations, bias: tf.tensor1d(bias), activation, preluActivationWeights: tf.tensor1d(alpha), leakyreluAlpha: 0.1 }),
+        ];
+      });
+    }
+  });
+
+  it('Conv2D gradients through tf.grads (Conv2DBackpropInput with strides, Conv2DBackpropFilter)', () => {
+    const random = makeRandom(2);
+    for (let i = 0; i < CASES; i++) {
+      const c = randomConvCase(random, { gradients: true });
+      const { x, w } = convInputs(random, c, [c.kH, c.kW, c.inC, c.outC]);
+      const seed = random.int(0, 1000);
+      expectSameAsCpu(NATIVE, `conv2d grads ${c.label}`, () => {
+        const f = (xt: tf.Tensor4D, wt: tf.Tensor4D) => {
+          const y = tf.conv2d(xt, wt, c.strides, c.pad);
+          return tf.sum(tf.mul(y, tf.randomUniform(y.shape, -1, 1, 'float32', seed)));
+        };
+        return tf.grads(f as (...args: tf.Tensor[]) => tf.Scalar)([tf.tensor4d(x, [c.batch, c.inH, c.inW, c.inC]), tf.tensor4d(w, [c.kH, c.kW, c.inC, c.outC])]);
+      });
+    }
+  });
+
+  it('DepthwiseConv2dNative, FusedDepthwiseConv2D and their gradients (channel multipliers)', () => {
+    const random = makeRandom(3);
+    for (let i = 0; i < CASES; i++) {
+      const c = randomConvCase(random, { gradients: i % 2 === 0 });
+      const multiplier = random.int(1, 3);
+      const filterShape: [number, number, number, number] = [c.kH, c.kW, c.inC, multiplier];
+      const { x, w } = convInputs(random, c, filterShape);
+      const bias = randomValues(random, [c.inC * multiplier]);
+      const gradients = c.dilations[0] === 1 && c.dilations[1] === 1;
+      // tfjs's depthwise op wants equal strides
+      const strides: [number, number] = [c.strides[0], c.strides[0]];
+      expectSameAsCpu(NATIVE, `depthwise m${multiplier} ${c.label}`, () => {
+        const xt = tf.tensor4d(x, [c.batch, c.inH, c.inW, c.inC]);
+        const wt = tf.tensor4d(w, filterShape);
+        const outputs: tf.Tensor[] = [
+          tf.depthwiseConv2d(xt, wt, strides, c.pad, 'NHWC', c.dilations),
+          tf.fused.depthwiseConv2d({ x: xt, filter: wt, strides, pad: Array.isArray(c.pad) ? 'same' : c.pad, dilations: c.dilations, bias: tf.tensor1d(bias), activation: 'relu' }),
+        ];
+        if (gradients) {
+          const f = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.sum(tf.square(tf.depthwiseConv2d(a, b, strides, c.pad)));
+          outputs.push(...tf.grads(f as (...args: tf.Tensor[]) => tf.Scalar)([xt, wt]));
+        }
+        return outputs;
+      });
+    }
+  });
+
+  it('BatchMatMul and _FusedMatMul with transposes, batch broadcasting and gradients', () => {
+    const random = makeRandom(4);
+    for (let i = 0; i < CASES; i++) {
+      const [m, n, k] = [random.int(1, 40), random.int(1, 40), random.int(1, 70)];
+      const transposeA = random.next() < 0.5, transposeB = random.next() < 0.5;
+      const batchA = random.pick([[], [3], [1], [2, 3]]);
+      const batchB = batchA.length === 0 ? [] : random.pick([batchA, batchA.map(() => 1)]);
+      const aShape = [...batchA, ...(transposeA ? [k, m] : [m, k])];
+      const bShape = [...batchB, ...(transposeB ? [n, k] : [k, n])];
+      const a = randomValues(random, aShape), b = randomValues(random, bShape), bias = randomValues(random, [n]);
+      expectSameAsCpu(NATIVE, `matMul a${JSON.stringify(aShape)} b${JSON.stringify(bShape)} tA=${transposeA} tB=${transposeB}`, () => {
+        const at = tf.tensor(a, aShape), bt = tf.tensor(b, bShape);
+        const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.sin(tf.matMul(x, y, transposeA, transposeB)));
+        return [
+          tf.matMul(at, bt, transposeA, transposeB),
+          tf.fused.matMul({ a: at, b: bt, transposeA, transposeB, bias: tf.tensor1d(bias), activation: 'relu' }),
+          // tfjs's BatchMatMul gradient does not reduce broadcast batch axes
+          ...(batchA.join() === batchB.join() ? tf.grads(f)([at, bt]) : []),
+        ];
+      });
+    }
+  });
+
+  it('MaxPool, AvgPool and their gradients', () => {
+    const random = makeRandom(5);
+    for (let i = 0; i < CASES; i++) {
+      const filter: [number, number] = [random.int(1, 3), random.int(1, 4)];
+      const strides: [number, number] = [random.int(1, 3), random.int(1, 3)];
+      const shape: [number, number, number, number] = [random.int(1, 3), random.int(filter[0], 9), random.int(filter[1], 10), random.int(1, 19)];
+      const pad = random.pick(['same', 'valid', random.int(0, 1)] as const);
+      const x = randomValues(random, shape);
+      expectSameAsCpu(NATIVE, `pool x${shape} f${filter} s${strides} pad ${pad}`, () => {
+        const xt = tf.tensor4d(x, shape);
+        return [
+          tf.maxPool(xt, filter, strides, pad),
+          tf.avgPool(xt, filter, strides, pad),
+          tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.maxPool(t as tf.Tensor4D, filter, strides, pad))))(xt),
+          tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.avgPool(t as tf.Tensor4D, filter, strides, pad))))(xt),
+        ];
+      });
+    }
+  });
+
+  it('ResizeBilinear forward matches cpu; its gradient matches cpu where cpu is right', () => {
+    const random = makeRandom(6);
+    for (let i = 0; i < CASES; i++) {
+      const side = random.int(1, 7);
+      const shape: [number, number, number, number] = [random.int(1, 2), side, side, random.int(1, 5)];
+      const out = random.int(1, 13);
+      const alignCorners = random.next() < 0.5;
+      const x = randomValues(random, shape);
+      expectSameAsCpu(NATIVE, `resize x${shape} -> ${out} align=${alignCorners}`, () => {
+        const xt = tf.tensor4d(x, shape);
+        // cpu's ResizeBilinearGrad ignores half-pixel centres, so compare gradients without them
+        return [
+          tf.image.resizeBilinear(xt, [out, out + 1], alignCorners, !alignCorners),
+          tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.image.resizeBilinear(t as tf.Tensor4D, [out, out], alignCorners, false))))(xt),
+        ];
+      });
+    }
+  });
+
+  it('ResizeBilinearGrad is the exact adjoint of ResizeBilinear (half-pixel centres, non-square)', () => {
+    const random = makeRandom(7);
+    for (let i = 0; i < CASES; i++) {
+      const shape: [number, number, number, number] = [random.int(1, 2), random.int(1, 6), random.int(1, 7), random.int(1, 4)];
+      const size: [number, number] = [random.int(1, 11), random.int(1, 12)];
+      const alignCorners = random.next() < 0.3;
+      const x = randomValues(random, shape), dy = randomValues(random, [shape[0], ...size, shape[3]]);
+      // <resize(x), dy> = <x, resizeGrad(dy)>
+      const [forwardDot, adjointDot, gradShape] = runOn(NATIVE, () => {
+        const xt = tf.tensor4d(x, shape), dyt = tf.tensor4d(dy, [shape[0], ...size, shape[3]]);
+        const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.image.resizeBilinear(t as tf.Tensor4D, size, alignCorners, !alignCorners), dyt)))(xt);
+        return [tf.sum(tf.mul(tf.image.resizeBilinear(xt, size, alignCorners, !alignCorners), dyt)), tf.sum(tf.mul(xt, dx)), tf.tensor1d(dx.shape)];
+      });
+      expect(Array.from(gradShape)).to.deep.equal(shape);
+      expectClose(adjointDot, forwardDot, `resize adjoint x${shape} -> ${size}`);
+    }
+  });
+
+  it('keeps the cpu kernels it does not replace, and no kernel leaks intermediate tensors', () => {
+    expect(tf.getKernelsForBackend(NATIVE).length).to.be.at.least(tf.getKernelsForBackend('cpu').length);
+    expect(tf.getKernel(tf.Conv2D, NATIVE)?.kernelFunc).to.not.equal(tf.getKernel(tf.Conv2D, 'cpu')?.kernelFunc);
+    expectSameAsCpu(NATIVE, 'softmax + mean', () => {
+      const x = tf.tensor2d([1, 2, 3, 4, 5, 7], [2, 3]);
+      return [tf.softmax(x), tf.mean(x, 1)];
+    });
+  });
+});

@@ -1,0 +1,31 @@
+import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentDefinition, type DecodeHeadBaseOptions } from '@segkit/core';
+import { FCNHead } from './fcn-head';
+
+export { FCNHead, type FCNHeadOptions } from './fcn-head';
+
+const { name, version } = require('../../package.json') as { name: string; version: string };
+
+const fcnHeadSchema = decodeHeadBaseSchema.extend({
+  num_convs: z.number().int().min(0, { error: 'expected an integer >= 0' }).default(2),
+  kernel_size: z.number().int().positive().default(3),
+  concat_input: z.boolean().default(true),
+  dilation: z.number().int().positive({ error: 'expected a positive integer' }).default(1),
+});
+
+export const fcnHeadDefinition: ComponentDefinition<z.output<typeof fcnHeadSchema>, FCNHead> = {
+  type: 'FCNHead',
+  schema: fcnHeadSchema,
+  create: (options, ctx) => {
+    if (options.input_transform === 'multiple_select') throw new SegkitError(`${ctx.path}.input_transform: FCNHead needs one input; use null or 'resize_concat'`, ctx.path);
+    return new FCNHead(options, ctx);
+  },
+  description: 'FCN decode head: stacked 3×3 ConvModules (the usual auxiliary head)',
+};
+
+export const plugin = definePlugin({ name, version, components: { heads: [fcnHeadDefinition] } });
+
+declare module '@segkit/core' {
+  interface HeadOptionsMap {
+    FCNHead: DecodeHeadBaseOptions & { num_convs?: number; kernel_size?: number; concat_input?: boolean; dilation?: number };
+  }
+}

@@ -1,0 +1,93 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  SegkitError,
+  checkLogitsMatchLabels,
+  classWeightSchema,
+  combineClassLosses,
+  definePlugin,
+  headInfo,
+  loadClassWeight,
+  lossNameSchema,
+  lossWeightSchema,
+  reductionSchema,
+  softmaxRegionInputs,
+  weightReduceLoss,
+  z,
+  type ComponentDefinition,
+  type Loss,
+  type LossCallOptions,
+} from '@segkit/core';
+
+const { version } = require('../../package.json') as { version: string };
+
+export const diceSchema = z.object({
+  smooth: z.number().default(1),
+  exponent: z.number().default(2),
+  reduction: reductionSchema.default('mean'),
+  class_weight: classWeightSchema,
+  loss_weight: lossWeightSchema,
+  ignore_index: z.number().int({ error: 'expected an integer' }).default(255),
+  loss_name: lossNameSchema('loss_dice'),
+});
+export type DiceOptions = z.infer<typeof diceSchema>;
+
+declare module '@segkit/core' {
+  interface LossOptionsMap {
+    DiceLoss: Partial<z.input<typeof diceSchema>>;
+  }
+}
+
+/**
+ * MMSegmentation 0.x `DiceLoss`: softmax, then per class c and image n
+ * `1 − (2·Σ p·t·valid + smooth) / (Σ (p^exponent + t^exponent) + smooth)` (the denominator is not
+ * masked, as in 0.x), averaged over images, × class_weight[c], summed over classes (skipping the class
+ * equal to the loss's own `ignore_index`) and divided by C. Uses its own `ignore_index`, not the head's,
+ * and ignores pixel weights; every reduction returns a scalar.
+ */
+export class DiceLoss implements Loss {
+  readonly lossName: string;
+  readonly usesPixelWeight = false;
+
+  constructor(
+    readonly options: DiceOptions,
+    readonly classWeight: readonly number[] | null,
+    private readonly where = 'DiceLoss',
+  ) {
+    this.lossName = options.loss_name;
+  }
+
+  forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
+    checkLogitsMatchLabels(logits, labels, this.where);
+    const numClasses = logits.shape[logits.rank - 1]!;
+    if (this.classWeight && this.classWeight.length !== numClasses) {
+      throw new SegkitError(`${this.where}: class_weight has ${this.classWeight.length} entries but the logits have ${numClasses} classes`);
+    }
+    const { smooth, exponent, ignore_index: ignoreIndex, loss_weight: lossWeight } = this.options;
+    return tf.tidy(() => {
+      const { probs, target, valid } = softmaxRegionInputs(logits, labels, ignoreIndex);
+      const imageAxes = [...Array(logits.rank - 2).keys()].map((axis) => axis + 1); // H, W
+      const numerator = tf.add(tf.mul(tf.sum(tf.mul(tf.mul(probs, target), valid), imageAxes), 2), smooth);
+      const denominator = tf.add(tf.sum(tf.add(tf.pow(probs, exponent), tf.pow(target, exponent)), imageAxes), smooth);
+      const perImageClass = tf.sub(1, tf.div(numerator, denominator));
+      const loss = combineClassLosses(perImageClass, this.classWeight, ignoreIndex);
+      return tf.mul(weightReduceLoss(loss, null, call.reductionOverride ?? this.options.reduction, call.avgFactor), lossWeight);
+    });
+  }
+}
+
+export const diceDefinition: ComponentDefinition<DiceOptions, DiceLoss> = {
+  type: 'DiceLoss',
+  schema: diceSchema,
+  description: 'softmax per-class Dice loss with smooth, exponent and class_weight (MMSegmentation 0.x)',
+  create(options, ctx) {
+    const { numClasses } = headInfo(ctx.extra);
+    const classWeight = loadClassWeight(options.class_weight, { path: `${ctx.path}.class_weight`, configDir: ctx.configDir, numClasses });
+    return new DiceLoss(options, classWeight, `${ctx.path} (DiceLoss '${options.loss_name}')`);
+  },
+};
+
+export const plugin = definePlugin({
+  name: '@segkit/loss-dice',
+  version,
+  components: { losses: [diceDefinition] },
+});

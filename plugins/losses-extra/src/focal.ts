@@ -1,0 +1,87 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  SegkitError,
+  checkLabelRange,
+  checkLogitsMatchLabels,
+  headInfo,
+  labelsWithIgnoredAsZero,
+  loadClassWeight,
+  lossNameSchema,
+  lossWeightSchema,
+  oneHotTargets,
+  reductionSchema,
+  validMask,
+  weightReduceLoss,
+  z,
+  type ComponentDefinition,
+  type Loss,
+  type LossCallOptions,
+} from '@segkit/core';
+
+export const focalSchema = z.object({
+  use_sigmoid: z.literal(true, { error: 'only the sigmoid focal loss exists; expected true' }).default(true),
+  gamma: z.number().default(2.0),
+  alpha: z.union([z.number(), z.array(z.number())], { error: 'expected a number or one number per class' }).default(0.5),
+  reduction: reductionSchema.default('mean'),
+  // 0.x FocalLoss takes a list only (no file loading).
+  class_weight: z.array(z.number(), { error: 'expected a list of numbers' }).nullable().default(null),
+  loss_weight: lossWeightSchema,
+  loss_name: lossNameSchema('loss_focal'),
+});
+export type FocalOptions = z.infer<typeof focalSchema>;
+
+/**
+ * MMSegmentation 0.x sigmoid `FocalLoss`: per class c, BCE(x, t)·(α·t + (1−α)(1−t))·|t − σ(x)|^γ with
+ * one-hot targets, weighted by class_weight and the valid mask, reduced over all N·H·W·C elements.
+ * A per-pixel weight [N,H,W] is broadcast over the classes (0.x rejects it).
+ */
+export class FocalLoss implements Loss {
+  readonly lossName: string;
+  readonly usesPixelWeight = true;
+
+  constructor(
+    readonly options: FocalOptions,
+    private readonly where = 'FocalLoss',
+  ) {
+    this.lossName = options.loss_name;
+  }
+
+  forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
+    checkLogitsMatchLabels(logits, labels, this.where);
+    const ignoreIndex = call.ignoreIndex ?? 255;
+    const numChannels = logits.shape[logits.rank - 1]!;
+    const { alpha, gamma, class_weight: classWeight } = this.options;
+    for (const [name, list] of [['alpha', alpha], ['class_weight', classWeight]] as const) {
+      if (Array.isArray(list) && list.length !== numChannels) throw new SegkitError(`${this.where}: ${name} has ${list.length} entries but the logits have ${numChannels} classes`);
+    }
+    // A single-channel head predicts class 1 against 0.
+    checkLabelRange(labels, numChannels === 1 ? 2 : numChannels, ignoreIndex, this.where);
+    return tf.tidy(() => {
+      const safe = labelsWithIgnoredAsZero(labels, ignoreIndex);
+      const valid = tf.expandDims(validMask(labels, ignoreIndex), -1);
+      const target = numChannels === 1 ? tf.expandDims(tf.cast(tf.equal(safe, 1), 'float32'), -1) : oneHotTargets(safe, numChannels);
+      const alphaT = Array.isArray(alpha) ? tf.tensor1d(alpha) : tf.scalar(alpha as number);
+      const bce = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, target)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+      const focalWeight = tf.mul(tf.add(tf.mul(alphaT, target), tf.mul(tf.sub(1, alphaT), tf.sub(1, target))), tf.pow(tf.abs(tf.sub(target, tf.sigmoid(logits))), gamma));
+      let weight = valid;
+      if (classWeight) weight = tf.mul(weight, tf.tensor1d(classWeight));
+      if (call.weight) weight = tf.mul(weight, tf.expandDims(call.weight, -1));
+      const reduction = call.reductionOverride ?? this.options.reduction;
+      return tf.mul(weightReduceLoss(tf.mul(bce, focalWeight), weight, reduction, call.avgFactor), this.options.loss_weight);
+    });
+  }
+}
+
+export const focalDefinition: ComponentDefinition<FocalOptions, FocalLoss> = {
+  type: 'FocalLoss',
+  schema: focalSchema,
+  description: 'sigmoid focal loss with gamma, alpha and class_weight (MMSegmentation 0.x)',
+  create(options, ctx) {
+    const { numClasses } = headInfo(ctx.extra);
+    loadClassWeight(options.class_weight, { path: `${ctx.path}.class_weight`, configDir: ctx.configDir, numClasses });
+    if (Array.isArray(options.alpha) && numClasses !== undefined && options.alpha.length !== numClasses) {
+      throw new SegkitError(`${ctx.path}.alpha: expected one alpha per class (${numClasses}), got ${options.alpha.length}`, ctx.path);
+    }
+    return new FocalLoss(options, `${ctx.path} (FocalLoss '${options.loss_name}')`);
+  },
+};
