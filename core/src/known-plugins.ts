@@ -19,5 +19,15 @@ export const KNOWN_PROVIDERS: { readonly [K in RegistryName]?: Readonly<Record<s
   optimizerConstructors: { DefaultOptimizerConstructor: '@segkit/optim-paramwise' },
   lrSchedulers: { poly: '@segkit/lr-schedulers', step: '@segkit/lr-schedulers', CosineAnnealing: '@segkit/lr-schedulers', fixed: '@segkit/lr-schedulers' },
   datasets: { CustomDataset: '@segkit/datasets', CityscapesDataset: '@segkit/datasets', DRIVEDataset: '@segkit/datasets', RepeatDataset: '@segkit/datasets' },
+  transforms: Object.fromEntries(
+    ['Collect', 'DefaultFormatBundle', 'ImageToTensor', 'LoadAnnotations', 'LoadImageFromFile', 'MultiScaleFlipAug', 'Normalize', 'Pad', 'PhotoMetricDistortion', 'RandomCrop', 'RandomFlip', 'Resize'].map((type) => [type, '@segkit/transforms']),
+  ),
+  hooks: {
+    TextLoggerHook: '@segkit/hooks-logging',
+    JsonLoggerHook: '@segkit/hooks-logging',
+    ProgressBarHook: '@segkit/hooks-logging',
+    CheckpointHook: '@segkit/hook-checkpoint',
+    EvalHook: '@segkit/hook-eval',
+  },
   backends: { native: '@segkit/backend-cpu-native', tensorflow: '@segkit/backend-node', 'tensorflow-gpu': '@segkit/backend-node-gpu' },
 };

@@ -4,10 +4,6 @@
 // fields in order) to keep the argument lists short.
 #include <node_api.h>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-#include <cstdlib>
 
 #include <cstring>
 #include <stdexcept>
@@ -247,23 +243,7 @@ napi_value setMicroKernel(napi_env env, Arguments& args) {
   return result;
 }
 
-/**
- * Every tfjs kernel output is a fresh typed array. With glibc's defaults, a freed large block goes
- * back to the OS (munmap or heap trim), so the next output of that size page-faults on every 4 KiB
- * page: about 2 ms per MiB on this class of machine, more than the kernels themselves. Keeping freed
- * memory in the heap (like PyTorch's caching allocator) makes reallocation a memset. Opt out with
- * SEGKIT_NATIVE_DEFAULT_MALLOC=1.
- */
-void keepFreedMemoryForReuse() {
-#if defined(__GLIBC__)
-  if (std::getenv("SEGKIT_NATIVE_DEFAULT_MALLOC")) return;
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1024 << 20);
-#endif
-}
-
 napi_value init(napi_env env, napi_value exports) {
-  keepFreedMemoryForReuse();
   const napi_property_descriptor functions[] = {
       {"matMul", nullptr, guarded<matMul>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2d", nullptr, guarded<twoInputKernel<conv2d>>, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -114,3 +114,44 @@ export function randomConvCase(random: ReturnType<typeof makeRandom>, options: {
   c.label = `x[${c.batch},${inH},${inW},${c.inC}] k${kH}x${kW} out${c.outC} s${strides} d${dilations} pad ${JSON.stringify(pad)}`;
   return c;
 }
+
+/** Random shape of the given rank, dims 1..maxDim. */
+export function randomShape(random: ReturnType<typeof makeRandom>, rank: number, maxDim = 5): number[] {
+  return Array.from({ length: rank }, () => random.int(1, maxDim));
+}
+
+/** Slice, split, concat, gather (+ its gradient, UnsortedSegmentSum), transpose and tile on random shapes and dtypes. */
+export function dataMovementCases(seed: number, count: number): { label: string; run: () => tf.Tensor[] }[] {
+  const random = makeRandom(seed);
+  return Array.from({ length: count }, () => {
+    const rank = random.int(1, 4);
+    const shape = randomShape(random, rank);
+    const dtype = random.pick(['float32', 'int32'] as const);
+    const values = Array.from(randomValues(random, shape), (v) => (dtype === 'int32' ? Math.round(v * 10) : v));
+    const axis = random.int(0, rank - 1);
+    const begin = shape.map((d) => random.int(0, d - 1));
+    const size = shape.map((d, i) => random.pick([-1, random.int(0, d - begin[i])]));
+    const perm = [...shape.keys()].sort(() => random.next() - 0.5);
+    const reps = shape.map(() => random.int(1, 3));
+    const indices = Array.from({ length: random.int(1, 6) }, () => random.int(0, shape[axis] - 1));
+    const splitAt = random.int(0, shape[axis]);
+    return {
+      label: `${dtype}[${shape}] axis ${axis} begin ${begin} size ${size} perm ${perm} reps ${reps} indices ${indices}`,
+      run: () => {
+        const x = tf.tensor(values, shape, dtype);
+        const outputs: tf.Tensor[] = [
+          tf.slice(x, begin, size),
+          ...tf.split(x, [splitAt, shape[axis] - splitAt], axis),
+          tf.concat([x, tf.slice(x, 0, shape.map((d, i) => (i === axis ? Math.max(1, d - 1) : d)))], axis),
+          tf.gather(x, tf.tensor1d(indices, 'int32'), axis),
+          tf.transpose(x, perm),
+          tf.tile(x, reps),
+        ];
+        if (dtype === 'float32') {
+          outputs.push(tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor1d(indices, 'int32'), axis))))(x));
+        }
+        return outputs.map((t) => tf.cast(t, 'float32'));
+      },
+    };
+  });
+}

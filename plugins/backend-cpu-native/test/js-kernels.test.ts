@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { convKernels } from '../src/conv-kernels';
 import { jsConvEngine } from '../src/js-engine';
 import { copyKernels, replaceKernels } from '../src/kernel-registry';
-import { checkNoTensorLeaks, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon } from './helpers';
+import { dataKernels } from '../src/data-kernels';
+import { checkNoTensorLeaks, dataMovementCases, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon } from './helpers';
 
 // The TypeScript kernels run on a private test backend, so the shared `cpu` backend stays the
 // reference (registerFastCpuKernels itself is checked in a child process below).
@@ -19,7 +20,7 @@ describe('TypeScript im2col + GEMM convolution kernels (cpu fallback)', function
     if (!tf.findBackendFactory(JS_TEST_BACKEND)) {
       tf.registerBackend(JS_TEST_BACKEND, () => new MathBackendCPU(), -1);
       copyKernels('cpu', JS_TEST_BACKEND);
-      replaceKernels(JS_TEST_BACKEND, convKernels(jsConvEngine));
+      replaceKernels(JS_TEST_BACKEND, { ...convKernels(jsConvEngine), ...dataKernels });
     }
   });
   checkNoTensorLeaks();
@@ -36,6 +37,10 @@ describe('TypeScript im2col + GEMM convolution kernels (cpu fallback)', function
         return [tf.conv2d(xt, wt, c.strides, c.pad, 'NHWC', c.dilations), ...(gradients ? tf.grads(f)([xt, wt]) : [])];
       });
     }
+  });
+
+  it('data movement kernels match tfjs cpu', () => {
+    for (const { label, run } of dataMovementCases(12, 12)) expectSameAsCpu(JS_TEST_BACKEND, label, run);
   });
 
   it('registerFastCpuKernels() replaces the cpu conv kernels and keeps their results', () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { checkNoTensorLeaks, expectClose, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon, runOn, type ConvCase } from './helpers';
+import { checkNoTensorLeaks, dataMovementCases, expectClose, expectSameAsCpu, makeRandom, randomConvCase, randomShape, randomValues, requireAddon, runOn, type ConvCase } from './helpers';
 
 const NATIVE = 'native';
 const CASES = 12;
@@ -154,6 +154,55 @@ describe('native backend kernels match the cpu backend', function () {
       expect(Array.from(gradShape)).to.deep.equal(shape);
       expectClose(adjointDot, forwardDot, `resize adjoint x${shape} -> ${size}`);
     }
+  });
+
+  it('broadcasting binary ops, unary ops and reductions (what batch norm and losses run)', () => {
+    const random = makeRandom(8);
+    for (let i = 0; i < CASES; i++) {
+      const outShape = randomShape(random, random.int(1, 4), 6);
+      // a keeps the rank with some axes at 1; b may also drop leading axes (numpy broadcasting).
+      const operandShape = () => outShape.slice(random.int(0, outShape.length)).map((d) => (random.next() < 0.4 ? 1 : d));
+      const aShape = outShape.map((d) => (random.next() < 0.3 ? 1 : d)), bShape = random.next() < 0.3 ? outShape : operandShape();
+      const a = randomValues(random, aShape), b = randomValues(random, bShape);
+      a[0] = random.pick([a[0], NaN, 0]);
+      const axes = (() => {
+        const first = random.int(0, outShape.length - 1);
+        return Array.from({ length: random.int(1, outShape.length - first) }, (_, k) => first + k);
+      })();
+      const keepDims = random.next() < 0.5;
+      expectSameAsCpu(NATIVE, `elementwise a[${aShape}] b[${bShape}] axes ${axes}`, () => {
+        const at = tf.tensor(a, aShape), bt = tf.tensor(b, bShape);
+        const x = tf.add(at, bt);
+        return [
+          x, tf.sub(at, bt), tf.mul(at, bt), tf.div(at, bt), tf.squaredDifference(at, bt), tf.maximum(at, bt), tf.minimum(at, bt),
+          tf.relu(x), tf.relu6(tf.mul(x, 5)), tf.step(x, 0.3), tf.exp(x), tf.log(x), tf.neg(x), tf.square(x), tf.sqrt(x), tf.rsqrt(x),
+          tf.sigmoid(x), tf.tanh(x), tf.abs(x), tf.reciprocal(x),
+          tf.sum(x, axes, keepDims), tf.mean(x, axes, keepDims), tf.max(x, axes, keepDims), tf.min(x, axes, keepDims), tf.sum(x, [0, outShape.length - 1]),
+        ];
+      });
+    }
+  });
+
+  it('FusedBatchNorm with batch statistics, and its gradients (tf.moments + tf.batchNorm)', () => {
+    const random = makeRandom(9);
+    for (let i = 0; i < CASES; i++) {
+      // at least 4 values per channel: with 2 the normalised output is constant and dx is rounding noise
+      const shape = [random.int(1, 3), random.int(2, 6), random.int(2, 6), random.int(1, 9)];
+      const c = shape[3];
+      const x = randomValues(random, shape), gamma = randomValues(random, [c]), beta = randomValues(random, [c]);
+      expectSameAsCpu(NATIVE, `batch norm x[${shape}]`, () => {
+        const f = (xt: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+          const { mean, variance } = tf.moments(xt, [0, 1, 2]);
+          return tf.sum(tf.sin(tf.batchNorm(xt, mean, variance, b, g, 1e-5)));
+        };
+        const xt = tf.tensor(x, shape), g = tf.tensor1d(gamma), b = tf.tensor1d(beta);
+        return [tf.batchNorm(xt, tf.zeros([c]), tf.ones([c]), undefined, g, 1e-3), ...tf.grads(f as (...t: tf.Tensor[]) => tf.Scalar)([xt, g, b])];
+      });
+    }
+  });
+
+  it('data movement: slice, split, concat, gather and its gradient, transpose, tile', () => {
+    for (const { label, run } of dataMovementCases(10, CASES)) expectSameAsCpu(NATIVE, label, run);
   });
 
   it('keeps the cpu kernels it does not replace, and no kernel leaks intermediate tensors', () => {

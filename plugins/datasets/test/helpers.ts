@@ -18,9 +18,18 @@ export async function dataKernel(): Promise<Kernel> {
   return kernel;
 }
 
+const tempDirs: string[] = [];
+
+/** A fresh temporary folder, removed after the test run. */
 export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-datasets-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-datasets-'));
+  tempDirs.push(dir);
+  return dir;
 }
+
+after(() => {
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 export async function errorOf(fn: () => unknown): Promise<string> {
   try {

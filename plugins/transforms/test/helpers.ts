@@ -53,9 +53,18 @@ export function withSeg(img: NdArray, seg?: NdArray): PipelineResults {
   return { img, img_shape: [...img.shape], ...(seg ? { gt_semantic_seg: seg, seg_fields: ['gt_semantic_seg'] } : { seg_fields: [] }) };
 }
 
+const tempDirs: string[] = [];
+
+/** A fresh temporary folder, removed after the test run. */
 export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-transforms-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-transforms-'));
+  tempDirs.push(dir);
+  return dir;
 }
+
+after(() => {
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 export async function errorOf(fn: () => unknown): Promise<string> {
   try {
