@@ -223,7 +223,15 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   for (const spec of options.plugins ?? []) {
     await kernel.loadPlugin(await resolvePlugin(spec, configDir));
   }
-  const choice = await selectBackend(options.backend ?? 'auto', kernel.backendProviders(), kernel.logger, (message) => {
+  // 'auto' means the fastest backend *installed*: backend plugins need not be listed in `plugins`.
+  const requested = options.backend ?? 'auto';
+  if (requested === 'auto' || !kernel.registries.backends.has(requested)) {
+    for (const name of discoverInstalledPlugins(configDir).filter((n) => n.startsWith('@segkit/backend-'))) {
+      if (kernel.plugins.some((p) => p.name === name)) continue;
+      await kernel.loadPlugin(await resolvePlugin(name, configDir));
+    }
+  }
+  const choice = await selectBackend(requested, kernel.backendProviders(), kernel.logger, (message) => {
     throw new SegkitError(message, 'backend');
   });
   kernel.backend = choice.name;

@@ -114,22 +114,40 @@ describe('kernel: registries and building', () => {
 });
 
 describe('kernel: backends', () => {
+  // A folder with no node_modules above it: only the backends these tests list are registered.
+  const isolated = tempTree({ 'README': 'no plugins installed here' });
   const provider = (name: string, priority: number, reason: string | null) =>
     definePlugin({ name: `backend-${name}`, version: '0.0.1', components: { backends: [{ name, priority, packageName: `backend-${name}`, load: async () => reason }] } });
 
   it("'auto' takes the highest-priority backend that loads, and logs why others were skipped", async () => {
     const log = recordingLogger();
-    const kernel = await createKernel({ plugins: [provider('fancy', 500, 'not installed (npm install fancy)')], backend: 'auto', logger: log });
+    const kernel = await createKernel({ plugins: [provider('fancy', 500, 'not installed (npm install fancy)')], backend: 'auto', configDir: isolated, logger: log });
     expect(kernel.backend).to.equal('cpu');
     expect(log.infos).to.deep.equal(['backend: cpu (auto; skipped fancy: not installed (npm install fancy))']);
   });
 
   it('a named backend that cannot load is an error; an unknown one lists the available', async () => {
-    expect(await errorMessage(() => createKernel({ plugins: [provider('fancy', 500, 'not installed')], backend: 'fancy', logger }))).to.equal(
+    expect(await errorMessage(() => createKernel({ plugins: [provider('fancy', 500, 'not installed')], backend: 'fancy', configDir: isolated, logger }))).to.equal(
       "backend: 'fancy' cannot be used: not installed",
     );
-    expect(await errorMessage(() => createKernel({ backend: 'gpu', logger }))).to.equal(
+    expect(await errorMessage(() => createKernel({ backend: 'gpu', configDir: isolated, logger }))).to.equal(
       "backend: unknown backend 'gpu'; available: auto, cpu (is its plugin listed in `plugins`?)",
     );
+  });
+});
+
+describe('kernel: installed backend plugins', () => {
+  it("'auto' also considers backend plugins that are installed but not listed in `plugins`", async () => {
+    const dir = tempTree({
+      'node_modules/@segkit/backend-fake/package.json': JSON.stringify({ name: '@segkit/backend-fake', version: '9.9.9', main: 'index.js' }),
+      'node_modules/@segkit/backend-fake/index.js': `
+        const { definePlugin } = require(${JSON.stringify(require.resolve('../src'))});
+        exports.plugin = definePlugin({ name: '@segkit/backend-fake', version: '9.9.9',
+          components: { backends: [{ name: 'fake', priority: 50, packageName: '@segkit/backend-fake', load: async () => 'no fake hardware here' }] } });`,
+    });
+    const log = recordingLogger();
+    const kernel = await createKernel({ backend: 'auto', configDir: dir, logger: log });
+    expect(kernel.registries.backends.list()).to.deep.equal(['cpu', 'fake']);
+    expect(log.infos).to.deep.equal(['backend: cpu (auto; skipped fake: no fake hardware here)']);
   });
 });
