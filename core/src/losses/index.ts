@@ -5,3 +5,4 @@ export * from './accuracy';
 export * from './parse-losses';
 export * from './schemas';
 export * from './overlap';
+export * from './base-loss';

@@ -1,24 +1,25 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  BaseLoss,
   SegkitError,
   checkLabelRange,
-  checkLogitsMatchLabels,
   classWeightSchema,
   definePlugin,
   headInfo,
   labelsWithIgnoredAsZero,
   loadClassWeight,
+  loadLossClassWeight,
   lossNameSchema,
   lossWeightSchema,
+  lossWhere,
   oneHotTargets,
   reductionSchema,
   validMask,
-  weightReduceLoss,
   z,
   type BuildContext,
   type ComponentDefinition,
-  type Loss,
   type LossCallOptions,
+  type Reduction,
 } from '@segkit/core';
 
 const { version } = require('../../package.json') as { version: string };
@@ -50,29 +51,16 @@ declare module '@segkit/core' {
  * The 0.x mean divides by the pixel count (or the non-ignored count with `avg_non_ignore`), never by
  * the sum of class weights.
  */
-export class CrossEntropyLoss implements Loss {
-  readonly lossName: string;
+export class CrossEntropyLoss extends BaseLoss<CrossEntropyOptions> {
   readonly usesPixelWeight = true;
 
-  constructor(
-    readonly options: CrossEntropyOptions,
-    /** Loaded class weights (null when none). */
-    readonly classWeight: readonly number[] | null,
-    private readonly where = 'CrossEntropyLoss',
-  ) {
-    this.lossName = options.loss_name;
-  }
-
   forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
-    const reduction = call.reductionOverride ?? this.options.reduction;
+    const reduction = this.reductionOf(call);
     const ignoreIndex = call.ignoreIndex ?? TORCH_IGNORE_INDEX;
-    checkLogitsMatchLabels(logits, labels, this.where);
-    const numChannels = logits.shape[logits.rank - 1]!;
+    const numChannels = this.checkLogits(logits, labels);
     if (this.options.use_sigmoid) return this.sigmoidForward(logits, labels, call, reduction, ignoreIndex, numChannels);
     checkLabelRange(labels, numChannels, ignoreIndex, this.where);
-    if (this.classWeight && this.classWeight.length !== numChannels) {
-      throw new SegkitError(`${this.where}: class_weight has ${this.classWeight.length} entries but the logits have ${numChannels} classes`);
-    }
+    this.checkClassWeight(numChannels);
     return tf.tidy(() => {
       const safeLabels = labelsWithIgnoredAsZero(labels, ignoreIndex);
       const valid = validMask(labels, ignoreIndex);
@@ -80,11 +68,11 @@ export class CrossEntropyLoss implements Loss {
       let perPixel = tf.mul(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), oneHot), -1)), valid);
       if (this.classWeight) perPixel = tf.mul(perPixel, tf.gather(tf.tensor1d([...this.classWeight]), safeLabels));
       const avgFactor = call.avgFactor ?? (this.options.avg_non_ignore && reduction === 'mean' ? tf.sum(valid).dataSync()[0]! : undefined);
-      return tf.mul(weightReduceLoss(perPixel, call.weight, reduction, avgFactor), this.options.loss_weight);
+      return this.reduceAndScale(perPixel, call.weight, reduction, avgFactor);
     });
   }
 
-  private sigmoidForward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions, reduction: LossCallOptions['reductionOverride'] & string, ignoreIndex: number, numChannels: number): tf.Tensor {
+  private sigmoidForward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions, reduction: Reduction, ignoreIndex: number, numChannels: number): tf.Tensor {
     const binary = numChannels === 1;
     checkLabelRange(labels, binary ? 2 : numChannels, ignoreIndex, binary ? `${this.where} (sigmoid, single channel: at most 2 classes)` : this.where);
     if (this.classWeight && this.classWeight.length !== numChannels && this.classWeight.length !== 1) {
@@ -111,7 +99,7 @@ export class CrossEntropyLoss implements Loss {
       const elementWeight = pixelWeight ? tf.mul(elementMask, pixelWeight) : elementMask;
       const elementLoss = binaryCrossEntropyWithLogits(pred, target, this.classWeight);
       const avgFactor = call.avgFactor ?? (this.options.avg_non_ignore && reduction === 'mean' ? tf.sum(elementMask).dataSync()[0]! : undefined);
-      return tf.mul(weightReduceLoss(elementLoss, elementWeight, reduction, avgFactor), this.options.loss_weight);
+      return this.reduceAndScale(elementLoss, elementWeight, reduction, avgFactor);
     });
   }
 }
@@ -147,14 +135,14 @@ export const crossEntropyDefinition: ComponentDefinition<CrossEntropyOptions, Cr
         throw new SegkitError(`${classWeightPath}: expected ${numClasses} class weights (num_classes) or 1 for a single-channel head, got ${classWeight.length}`, classWeightPath);
       }
     } else {
-      classWeight = loadClassWeight(options.class_weight, { path: classWeightPath, configDir: ctx.configDir, numClasses });
+      classWeight = loadLossClassWeight(options.class_weight, ctx);
     }
     if (!options.avg_non_ignore && options.reduction === 'mean') {
       ctx.warn(
         `${ctx.path}${head ? ` (head ${head})` : ''}: CrossEntropyLoss has avg_non_ignore: false, so the mean also counts ignored pixels in its denominator (MMSegmentation's default); set avg_non_ignore: true to average over non-ignored pixels only, as PyTorch's cross_entropy does`,
       );
     }
-    return new CrossEntropyLoss(options, classWeight, `${ctx.path} (CrossEntropyLoss '${options.loss_name}')`);
+    return new CrossEntropyLoss(options, classWeight, lossWhere(ctx, 'CrossEntropyLoss', options.loss_name));
   },
 };
 

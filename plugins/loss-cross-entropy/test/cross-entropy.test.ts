@@ -14,16 +14,7 @@ function recorder() {
   return { warnings, logger: { info: () => undefined, warn: (m: string) => warnings.push(m) } };
 }
 
-/** Runs `fn`, returns the number it yields (a 0-d or 1-element tensor) and checks nothing leaked. */
-function value(fn: () => tf.Tensor): number {
-  const before = tf.memory().numTensors;
-  const out = fn();
-  const result = out.dataSync()[0]!;
-  out.dispose();
-  expect(tf.memory().numTensors, 'tensors left behind').to.equal(before);
-  return result;
-}
-
+/** Runs `fn`, returns the shape and values of the tensor it yields and checks nothing leaked. */
 function values(fn: () => tf.Tensor): { shape: number[]; data: number[] } {
   const before = tf.memory().numTensors;
   const out = fn();
@@ -32,6 +23,9 @@ function values(fn: () => tf.Tensor): { shape: number[]; data: number[] } {
   expect(tf.memory().numTensors, 'tensors left behind').to.equal(before);
   return result;
 }
+
+/** The number `fn` yields (a 0-d or 1-element tensor), checking that nothing leaked. */
+const value = (fn: () => tf.Tensor): number => values(fn).data[0]!;
 
 describe('loss-cross-entropy: CrossEntropyLoss', () => {
   let kernel: Kernel;

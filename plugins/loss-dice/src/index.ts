@@ -1,20 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  SegkitError,
-  checkLogitsMatchLabels,
+  BaseLoss,
   classWeightSchema,
   combineClassLosses,
   definePlugin,
-  headInfo,
-  loadClassWeight,
+  ignoreIndexSchema,
+  loadLossClassWeight,
   lossNameSchema,
   lossWeightSchema,
+  lossWhere,
   reductionSchema,
   softmaxRegionInputs,
-  weightReduceLoss,
   z,
   type ComponentDefinition,
-  type Loss,
   type LossCallOptions,
 } from '@segkit/core';
 
@@ -26,7 +24,7 @@ export const diceSchema = z.object({
   reduction: reductionSchema.default('mean'),
   class_weight: classWeightSchema,
   loss_weight: lossWeightSchema,
-  ignore_index: z.number().int({ error: 'expected an integer' }).default(255),
+  ignore_index: ignoreIndexSchema,
   loss_name: lossNameSchema('loss_dice'),
 });
 export type DiceOptions = z.infer<typeof diceSchema>;
@@ -44,25 +42,12 @@ declare module '@segkit/core' {
  * equal to the loss's own `ignore_index`) and divided by C. Uses its own `ignore_index`, not the head's,
  * and ignores pixel weights; every reduction returns a scalar.
  */
-export class DiceLoss implements Loss {
-  readonly lossName: string;
+export class DiceLoss extends BaseLoss<DiceOptions> {
   readonly usesPixelWeight = false;
 
-  constructor(
-    readonly options: DiceOptions,
-    readonly classWeight: readonly number[] | null,
-    private readonly where = 'DiceLoss',
-  ) {
-    this.lossName = options.loss_name;
-  }
-
   forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
-    checkLogitsMatchLabels(logits, labels, this.where);
-    const numClasses = logits.shape[logits.rank - 1]!;
-    if (this.classWeight && this.classWeight.length !== numClasses) {
-      throw new SegkitError(`${this.where}: class_weight has ${this.classWeight.length} entries but the logits have ${numClasses} classes`);
-    }
-    const { smooth, exponent, ignore_index: ignoreIndex, loss_weight: lossWeight } = this.options;
+    this.checkClassWeight(this.checkLogits(logits, labels));
+    const { smooth, exponent, ignore_index: ignoreIndex } = this.options;
     return tf.tidy(() => {
       const { probs, target, valid } = softmaxRegionInputs(logits, labels, ignoreIndex);
       const imageAxes = [...Array(logits.rank - 2).keys()].map((axis) => axis + 1); // H, W
@@ -70,7 +55,7 @@ export class DiceLoss implements Loss {
       const denominator = tf.add(tf.sum(tf.add(tf.pow(probs, exponent), tf.pow(target, exponent)), imageAxes), smooth);
       const perImageClass = tf.sub(1, tf.div(numerator, denominator));
       const loss = combineClassLosses(perImageClass, this.classWeight, ignoreIndex);
-      return tf.mul(weightReduceLoss(loss, null, call.reductionOverride ?? this.options.reduction, call.avgFactor), lossWeight);
+      return this.reduceAndScale(loss, null, this.reductionOf(call), call.avgFactor);
     });
   }
 }
@@ -80,9 +65,7 @@ export const diceDefinition: ComponentDefinition<DiceOptions, DiceLoss> = {
   schema: diceSchema,
   description: 'softmax per-class Dice loss with smooth, exponent and class_weight (MMSegmentation 0.x)',
   create(options, ctx) {
-    const { numClasses } = headInfo(ctx.extra);
-    const classWeight = loadClassWeight(options.class_weight, { path: `${ctx.path}.class_weight`, configDir: ctx.configDir, numClasses });
-    return new DiceLoss(options, classWeight, `${ctx.path} (DiceLoss '${options.loss_name}')`);
+    return new DiceLoss(options, loadLossClassWeight(options.class_weight, ctx), lossWhere(ctx, 'DiceLoss', options.loss_name));
   },
 };
 

@@ -1,20 +1,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  BaseLoss,
   SegkitError,
   checkLabelRange,
-  checkLogitsMatchLabels,
+  checkPerClassList,
   headInfo,
   labelsWithIgnoredAsZero,
-  loadClassWeight,
+  loadLossClassWeight,
   lossNameSchema,
   lossWeightSchema,
+  lossWhere,
   oneHotTargets,
   reductionSchema,
   validMask,
-  weightReduceLoss,
   z,
   type ComponentDefinition,
-  type Loss,
   type LossCallOptions,
 } from '@segkit/core';
 
@@ -35,25 +35,20 @@ export type FocalOptions = z.infer<typeof focalSchema>;
  * one-hot targets, weighted by class_weight and the valid mask, reduced over all N·H·W·C elements.
  * A per-pixel weight [N,H,W] is broadcast over the classes (0.x rejects it).
  */
-export class FocalLoss implements Loss {
-  readonly lossName: string;
+export class FocalLoss extends BaseLoss<FocalOptions> {
   readonly usesPixelWeight = true;
 
-  constructor(
-    readonly options: FocalOptions,
-    private readonly where = 'FocalLoss',
-  ) {
-    this.lossName = options.loss_name;
+  /** 0.x FocalLoss takes `class_weight` as a list only, so the options hold the weights. */
+  constructor(options: FocalOptions, where?: string) {
+    super(options, options.class_weight, where);
   }
 
   forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
-    checkLogitsMatchLabels(logits, labels, this.where);
+    const numChannels = this.checkLogits(logits, labels);
     const ignoreIndex = call.ignoreIndex ?? 255;
-    const numChannels = logits.shape[logits.rank - 1]!;
-    const { alpha, gamma, class_weight: classWeight } = this.options;
-    for (const [name, list] of [['alpha', alpha], ['class_weight', classWeight]] as const) {
-      if (Array.isArray(list) && list.length !== numChannels) throw new SegkitError(`${this.where}: ${name} has ${list.length} entries but the logits have ${numChannels} classes`);
-    }
+    const { alpha, gamma } = this.options;
+    checkPerClassList('alpha', Array.isArray(alpha) ? alpha : null, numChannels, this.where);
+    this.checkClassWeight(numChannels);
     // A single-channel head predicts class 1 against 0.
     checkLabelRange(labels, numChannels === 1 ? 2 : numChannels, ignoreIndex, this.where);
     return tf.tidy(() => {
@@ -64,10 +59,9 @@ export class FocalLoss implements Loss {
       const bce = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, target)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
       const focalWeight = tf.mul(tf.add(tf.mul(alphaT, target), tf.mul(tf.sub(1, alphaT), tf.sub(1, target))), tf.pow(tf.abs(tf.sub(target, tf.sigmoid(logits))), gamma));
       let weight = valid;
-      if (classWeight) weight = tf.mul(weight, tf.tensor1d(classWeight));
+      if (this.classWeight) weight = tf.mul(weight, tf.tensor1d([...this.classWeight]));
       if (call.weight) weight = tf.mul(weight, tf.expandDims(call.weight, -1));
-      const reduction = call.reductionOverride ?? this.options.reduction;
-      return tf.mul(weightReduceLoss(tf.mul(bce, focalWeight), weight, reduction, call.avgFactor), this.options.loss_weight);
+      return this.reduceAndScale(tf.mul(bce, focalWeight), weight, this.reductionOf(call), call.avgFactor);
     });
   }
 }
@@ -78,10 +72,10 @@ export const focalDefinition: ComponentDefinition<FocalOptions, FocalLoss> = {
   description: 'sigmoid focal loss with gamma, alpha and class_weight (MMSegmentation 0.x)',
   create(options, ctx) {
     const { numClasses } = headInfo(ctx.extra);
-    loadClassWeight(options.class_weight, { path: `${ctx.path}.class_weight`, configDir: ctx.configDir, numClasses });
+    loadLossClassWeight(options.class_weight, ctx);
     if (Array.isArray(options.alpha) && numClasses !== undefined && options.alpha.length !== numClasses) {
       throw new SegkitError(`${ctx.path}.alpha: expected one alpha per class (${numClasses}), got ${options.alpha.length}`, ctx.path);
     }
-    return new FocalLoss(options, `${ctx.path} (FocalLoss '${options.loss_name}')`);
+    return new FocalLoss(options, lossWhere(ctx, 'FocalLoss', options.loss_name));
   },
 };

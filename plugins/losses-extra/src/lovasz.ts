@@ -1,18 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  BaseLoss,
   SegkitError,
   checkLabelRange,
-  checkLogitsMatchLabels,
   classWeightSchema,
-  headInfo,
-  loadClassWeight,
+  loadLossClassWeight,
   lossNameSchema,
   lossWeightSchema,
+  lossWhere,
   reductionSchema,
-  weightReduceLoss,
   z,
   type ComponentDefinition,
-  type Loss,
   type LossCallOptions,
 } from '@segkit/core';
 
@@ -59,30 +57,18 @@ function lovaszDot(errors: tf.Tensor1D, gt: readonly number[], transform: (sorte
  * head. Over the whole batch, or per image and then reduced (`per_image`). Uses the head's ignore index;
  * ignores pixel weights. With no valid pixel (or no present class) the loss is 0.
  */
-export class LovaszLoss implements Loss {
-  readonly lossName: string;
+export class LovaszLoss extends BaseLoss<LovaszOptions> {
   readonly usesPixelWeight = false;
 
-  constructor(
-    readonly options: LovaszOptions,
-    readonly classWeight: readonly number[] | null,
-    private readonly where = 'LovaszLoss',
-  ) {
-    this.lossName = options.loss_name;
-  }
-
   forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
-    checkLogitsMatchLabels(logits, labels, this.where);
+    const numChannels = this.checkLogits(logits, labels);
     const ignoreIndex = call.ignoreIndex ?? 255;
-    const numChannels = logits.shape[logits.rank - 1]!;
     const binary = this.options.loss_type === 'binary';
     if (binary && numChannels !== 1) throw new SegkitError(`${this.where}: loss_type 'binary' needs a single-channel head (out_channels: 1), got ${numChannels} channels`);
     if (!binary && numChannels === 1) throw new SegkitError(`${this.where}: loss_type 'multi_class' needs one channel per class; use loss_type 'binary' for a single-channel head`);
     const { classes } = this.options;
     if (Array.isArray(classes) && classes.some((c) => c >= numChannels)) throw new SegkitError(`${this.where}: classes [${classes.join(', ')}] must be below the number of classes ${numChannels}`);
-    if (this.classWeight && this.classWeight.length !== numChannels) {
-      throw new SegkitError(`${this.where}: class_weight has ${this.classWeight.length} entries but the logits have ${numChannels} classes`);
-    }
+    this.checkClassWeight(numChannels);
     checkLabelRange(labels, binary ? 2 : numChannels, ignoreIndex, this.where);
     const labelValues = Array.from(labels.dataSync());
     return tf.tidy(() => {
@@ -105,11 +91,9 @@ export class LovaszLoss implements Loss {
         return binary ? this.hinge(valid, gt) : this.softmaxFlat(valid, gt, numChannels);
       };
       const imageIndices = [...Array(labels.shape[0]!).keys()];
-      const reduction = call.reductionOverride ?? this.options.reduction;
-      const loss = this.options.per_image
-        ? weightReduceLoss(tf.stack(imageIndices.map((n) => flatLoss([n]))), null, reduction, call.avgFactor)
-        : flatLoss(imageIndices);
-      return tf.mul(loss, this.options.loss_weight);
+      return this.options.per_image
+        ? this.reduceAndScale(tf.stack(imageIndices.map((n) => flatLoss([n]))), null, this.reductionOf(call), call.avgFactor)
+        : this.scaled(flatLoss(imageIndices));
     });
   }
 
@@ -143,8 +127,6 @@ export const lovaszDefinition: ComponentDefinition<LovaszOptions, LovaszLoss> = 
     if (!options.per_image && options.reduction !== 'none') {
       throw new SegkitError(`${ctx.path}.reduction: must be 'none' when per_image is false (the loss over the whole batch is already one value), got '${options.reduction}'`, ctx.path);
     }
-    const { numClasses } = headInfo(ctx.extra);
-    const classWeight = loadClassWeight(options.class_weight, { path: `${ctx.path}.class_weight`, configDir: ctx.configDir, numClasses });
-    return new LovaszLoss(options, classWeight, `${ctx.path} (LovaszLoss '${options.loss_name}')`);
+    return new LovaszLoss(options, loadLossClassWeight(options.class_weight, ctx), lossWhere(ctx, 'LovaszLoss', options.loss_name));
   },
 };

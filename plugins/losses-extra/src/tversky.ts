@@ -1,24 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  BaseLoss,
   SegkitError,
-  checkLogitsMatchLabels,
   classWeightSchema,
   combineClassLosses,
-  headInfo,
-  loadClassWeight,
+  ignoreIndexSchema,
+  loadLossClassWeight,
   lossNameSchema,
   lossWeightSchema,
+  lossWhere,
   softmaxRegionInputs,
   z,
   type ComponentDefinition,
-  type Loss,
 } from '@segkit/core';
 
 export const tverskySchema = z.object({
   smooth: z.number().default(1),
   class_weight: classWeightSchema,
   loss_weight: lossWeightSchema,
-  ignore_index: z.number().int({ error: 'expected an integer' }).default(255),
+  ignore_index: ignoreIndexSchema,
   alpha: z.number().default(0.3),
   beta: z.number().default(0.7),
   gamma: z.number().gte(1, { error: 'gamma should be at least 1.0' }).default(1.0),
@@ -33,24 +33,11 @@ export type TverskyOptions = z.infer<typeof tverskySchema>;
  * summed over classes (skipping the class equal to ignore_index) and divided by C. Always a scalar;
  * ignores pixel weights and the reduction arguments.
  */
-export class TverskyLoss implements Loss {
-  readonly lossName: string;
+export class TverskyLoss extends BaseLoss<TverskyOptions> {
   readonly usesPixelWeight = false;
 
-  constructor(
-    readonly options: TverskyOptions,
-    readonly classWeight: readonly number[] | null,
-    private readonly where = 'TverskyLoss',
-  ) {
-    this.lossName = options.loss_name;
-  }
-
   forward(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor {
-    checkLogitsMatchLabels(logits, labels, this.where);
-    const numClasses = logits.shape[logits.rank - 1]!;
-    if (this.classWeight && this.classWeight.length !== numClasses) {
-      throw new SegkitError(`${this.where}: class_weight has ${this.classWeight.length} entries but the logits have ${numClasses} classes`);
-    }
+    this.checkClassWeight(this.checkLogits(logits, labels));
     const { smooth, alpha, beta, gamma, ignore_index: ignoreIndex } = this.options;
     return tf.tidy(() => {
       const { probs, target, valid } = softmaxRegionInputs(logits, labels, ignoreIndex);
@@ -61,7 +48,7 @@ export class TverskyLoss implements Loss {
       const falseNegative = sumValid(tf.mul(tf.sub(1, probs), target));
       const tversky = tf.div(tf.add(truePositive, smooth), tf.add(tf.add(tf.add(truePositive, tf.mul(falsePositive, alpha)), tf.mul(falseNegative, beta)), smooth));
       const perImageClass = tf.pow(tf.sub(1, tversky), 1 / gamma);
-      return tf.mul(combineClassLosses(perImageClass, this.classWeight, ignoreIndex), this.options.loss_weight);
+      return this.scaled(combineClassLosses(perImageClass, this.classWeight, ignoreIndex));
     });
   }
 }
@@ -75,8 +62,6 @@ export const tverskyDefinition: ComponentDefinition<TverskyOptions, TverskyLoss>
     if (options.alpha + options.beta !== 1.0) {
       throw new SegkitError(`${ctx.path}: alpha + beta must be 1.0, got ${options.alpha} + ${options.beta} = ${options.alpha + options.beta}`, ctx.path);
     }
-    const { numClasses } = headInfo(ctx.extra);
-    const classWeight = loadClassWeight(options.class_weight, { path: `${ctx.path}.class_weight`, configDir: ctx.configDir, numClasses });
-    return new TverskyLoss(options, classWeight, `${ctx.path} (TverskyLoss '${options.loss_name}')`);
+    return new TverskyLoss(options, loadLossClassWeight(options.class_weight, ctx), lossWhere(ctx, 'TverskyLoss', options.loss_name));
   },
 };
