@@ -99,7 +99,9 @@ export interface SegkitConfig {
     val?: DataSplitConfig;
     test?: DataSplitConfig;
   };
-  optimizer?: OptimizerConfig & { paramwise_cfg?: Record<string, unknown>; constructor?: string };
+  // `constructor` (the optimizer-constructor type) is accepted at run time but cannot be typed:
+  // every object literal inherits Object.prototype.constructor.
+  optimizer?: OptimizerConfig & { paramwise_cfg?: Record<string, unknown> };
   optimizer_config?: Record<string, unknown>;
   lr_config?: Mergeable & { policy?: string; [option: string]: unknown };
   runner?: Mergeable & { type?: 'IterBasedRunner'; max_iters?: number };

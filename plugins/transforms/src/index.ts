@@ -25,7 +25,7 @@ declare module '@segkit/core' {
     PhotoMetricDistortion: { brightness_delta?: number; contrast_range?: Pair; saturation_range?: Pair; hue_delta?: number };
     Normalize: { mean: [number, number, number]; std: [number, number, number]; to_rgb?: boolean };
     Pad: { size?: Pair | null; size_divisor?: number | null; pad_val?: number; seg_pad_val?: number };
-    DefaultFormatBundle: Record<string, never>;
+    DefaultFormatBundle: {};
     ImageToTensor: { keys: string[] };
     Collect: { keys: string[]; meta_keys?: string[] };
     MultiScaleFlipAug: {
