@@ -3,6 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
+import { spawnSync } from 'child_process';
 import { loadConfigAndKernel, readSafetensors, train } from '@segkit/core';
 
 const repo = path.resolve(__dirname, '..', '..');
@@ -114,5 +115,43 @@ describe('training end to end (tiny UNet, all four tricks but OHEM/Dice, synthet
       for (let i = 0; i < tensor.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(tensor.data[i]! - other[i]!));
       expect(maxDiff, name).to.be.at.most(1e-6);
     }
+  });
+
+  /** The CLI as a user runs it, on the run above. */
+  function segkit(args: string[]): { code: number; stdout: string; stderr: string } {
+    const result = spawnSync(process.execPath, [path.join(repo, 'core', 'bin', 'segkit.js'), ...args], { cwd: dir, encoding: 'utf8' });
+    return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  it('segkit test, infer and plot work on the trained checkpoint', async () => {
+    const config = path.join(dir, 'full.json');
+    const checkpoint = path.join(dir, 'full', 'latest.safetensors');
+    const tested = segkit(['test', config, checkpoint, '--eval', 'mIoU', 'mDice', '--show-dir', path.join(dir, 'show')]);
+    expect(tested.code, tested.stderr).to.equal(0);
+    expect(tested.stdout).to.match(/\|\s+Class\s+\|\s+IoU\s+\|\s+Acc\s+\|\s+Dice\s+\|/);
+    expect(tested.stdout).to.match(/\|\s+aAcc\s+\|\s+mIoU\s+\|\s+mAcc\s+\|\s+mDice\s+\|/);
+    // Two validation images: an overlay and a raw label map each.
+    expect(fs.readdirSync(path.join(dir, 'show')).sort()).to.have.length(4);
+
+    const image = path.join(dir, 'data', 'images', 'validation', fs.readdirSync(path.join(dir, 'data', 'images', 'validation')).sort()[0]!);
+    const inferred = segkit(['infer', config, checkpoint, image, '--out', path.join(dir, 'infer')]);
+    expect(inferred.code, inferred.stderr).to.equal(0);
+    const { decode } = require('fast-png') as { decode: (b: Uint8Array) => { width: number; height: number; channels: number; data: Uint8Array } };
+    const stem = path.basename(image, '.png');
+    const labels = decode(fs.readFileSync(path.join(dir, 'infer', `${stem}_pred.png`)));
+    const overlay = decode(fs.readFileSync(path.join(dir, 'infer', `${stem}_overlay.png`)));
+    expect([labels.width, labels.height, labels.channels]).to.deep.equal([64, 64, 1]);
+    expect([overlay.width, overlay.height, overlay.channels]).to.deep.equal([64, 64, 3]);
+    expect(new Set(labels.data).size).to.be.at.most(2);
+    for (const value of labels.data) expect(value).to.be.oneOf([0, 1]);
+
+    const missing = segkit(['infer', config, checkpoint, path.join(dir, 'nope.png'), '--out', path.join(dir, 'infer')]);
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr.trim()).to.equal(`segkit: infer: image not found: ${path.join(dir, 'nope.png')}`);
+
+    const log = path.join(dir, 'full', fs.readdirSync(path.join(dir, 'full')).find((f) => f.endsWith('.log.json'))!);
+    const plotted = segkit(['plot', log, '--keys', 'decode.loss_ce', 'aux.loss_ce', '--out', path.join(dir, 'curves.svg')]);
+    expect(plotted.code, plotted.stderr).to.equal(0);
+    expect(fs.readFileSync(path.join(dir, 'curves.svg'), 'utf8')).to.contain('decode.loss_ce');
   });
 });

@@ -137,7 +137,9 @@ addCommands((program) => {
     .option('--input-shape <hw...>', 'input height and width (default: the config\'s crop size)')
     .option('--param-groups', "list every parameter's lr and weight decay as the optimizer config resolves them")
     .action(async (file: string, options: CommonOptions & { inputShape?: string[]; paramGroups?: boolean }) => {
-      const { config, kernel } = await loadConfigAndKernel(file, { ...options, backend: options.backend ?? 'cpu', logger: { info: () => undefined, warn: (m) => console.warn(`warning: ${m}`) } });
+      // With --param-groups the optimizer constructor's group table (logged at info level) is wanted too.
+      const logger = { info: options.paramGroups ? (m: string) => console.log(m) : () => undefined, warn: (m: string) => console.warn(`warning: ${m}`) };
+      const { config, kernel } = await loadConfigAndKernel(file, { ...options, backend: options.backend ?? 'cpu', logger });
       let shape = configCropSize(config) ?? [512, 512];
       if (options.inputShape) {
         const parsed = options.inputShape.map(Number);
