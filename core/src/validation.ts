@@ -92,3 +92,11 @@ export function validateOptions<T>(schema: z.ZodType<T>, options: unknown, path:
   const lines = result.error.issues.map((issue) => formatIssue(issue, options, schema, path, typeName));
   throw new SegkitError(lines.join('\n'), path);
 }
+
+/**
+ * The schema of MMCV's `by_epoch` (and `warmup_by_epoch`) options: segkit's runner is iteration-based,
+ * so only `false` is accepted (the default), with an error that says why.
+ */
+export function iterationBasedOnly() {
+  return z.literal(false, { error: 'segkit trains by iterations: expected false (set runner.max_iters and by_epoch: false)' }).default(false);
+}

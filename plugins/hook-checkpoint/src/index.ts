@@ -1,11 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { definePlugin, z, type ComponentDefinition, type EventBus, type Hook, type RunnerView } from '@segkit/core';
+import { definePlugin, iterationBasedOnly, z, type ComponentDefinition, type EventBus, type Hook, type RunnerView } from '@segkit/core';
 
 const { version } = require('../../package.json') as { version: string };
 
 export const checkpointSchema = z.object({
-  by_epoch: z.literal(false, { error: 'segkit trains by iterations; expected false' }).default(false),
+  by_epoch: iterationBasedOnly(),
   /** Save every `interval` iterations (and at the end). */
   interval: z.number().int().positive({ error: 'expected a positive integer' }).default(4000),
   /** Keep only the newest N periodic checkpoints (-1: keep all). */

@@ -1,11 +1,11 @@
-import { definePlugin, z, type ComponentDefinition, type Hook, type RunnerView } from '@segkit/core';
+import { definePlugin, iterationBasedOnly, z, type ComponentDefinition, type Hook, type RunnerView } from '@segkit/core';
 
 const { version } = require('../../package.json') as { version: string };
 
 const METRICS = ['mIoU', 'mDice', 'mFscore'] as const;
 
 export const evalSchema = z.object({
-  by_epoch: z.literal(false, { error: 'segkit trains by iterations; expected false' }).default(false),
+  by_epoch: iterationBasedOnly(),
   interval: z.number().int().positive({ error: 'expected a positive integer' }).default(4000),
   metric: z.union([z.enum(METRICS), z.array(z.enum(METRICS)).min(1)], { error: `expected one of ${METRICS.join(', ')} or a list of them` }).default('mIoU'),
   /** Accepted for MMSegmentation configs; segkit always evaluates image by image (pre_eval's memory behaviour). */

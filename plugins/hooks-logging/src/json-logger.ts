@@ -2,12 +2,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { z, type ComponentDefinition, type EventBus, type Hook, type RunnerView } from '@segkit/core';
-import { IntervalWindow } from './window';
+import { IntervalWindow, intervalLoggerOptions } from './window';
 
-export const jsonLoggerSchema = z.object({
-  by_epoch: z.literal(false, { error: 'segkit trains by iterations; expected false' }).default(false),
-  interval: z.number().int().positive().optional(),
-});
+export const jsonLoggerSchema = z.object(intervalLoggerOptions);
 type JsonLoggerOptions = z.infer<typeof jsonLoggerSchema>;
 
 /**

@@ -1,11 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { z, type ComponentDefinition, type EventBus, type Hook, type RunnerView } from '@segkit/core';
-import { IntervalWindow, formatEta, formatGroupLrs } from './window';
+import { IntervalWindow, formatEta, formatGroupLrs, intervalLoggerOptions } from './window';
 
 export const textLoggerSchema = z.object({
-  by_epoch: z.literal(false, { error: 'segkit trains by iterations; expected false' }).default(false),
-  interval: z.number().int().positive().optional(),
+  ...intervalLoggerOptions,
   /** Also write the lines to `work_dir/<timestamp>.log`. */
   to_file: z.boolean().default(true),
   ignore_last: z.boolean().default(true),

@@ -1,4 +1,10 @@
-import type { EventOf } from '@segkit/core';
+import { iterationBasedOnly, z, type EventOf } from '@segkit/core';
+
+/** Options every interval logger accepts: iteration-based only, `interval` defaults to `log_config.interval`. */
+export const intervalLoggerOptions = {
+  by_epoch: iterationBasedOnly(),
+  interval: z.number().int().positive().optional(),
+};
 
 /** Means over the iterations of one logging interval (MMCV's LogBuffer with `average(interval)`). */
 export class IntervalWindow {

@@ -1,6 +1,7 @@
 import {
   SegkitError,
   definePlugin,
+  iterationBasedOnly,
   z,
   type BuildContext,
   type ComponentDefinition,
@@ -14,13 +15,11 @@ const { version } = require('../../package.json') as { version: string };
 
 /** MMCV 1.x LrUpdaterHook's options (iteration-based only). */
 const commonShape = {
-  by_epoch: z
-    .literal(false, { error: 'segkit trains by iterations: expected false (set runner.max_iters and by_epoch: false)' })
-    .default(false),
+  by_epoch: iterationBasedOnly(),
   warmup: z.enum(['linear', 'constant', 'exp'], { error: "expected 'linear', 'constant', 'exp' or null" }).nullable().default(null),
   warmup_iters: z.number().int({ error: 'expected a non-negative integer' }).min(0, { error: 'expected a non-negative integer' }).default(0),
   warmup_ratio: z.number().gt(0, { error: 'expected a ratio in (0, 1]' }).max(1, { error: 'expected a ratio in (0, 1]' }).default(0.1),
-  warmup_by_epoch: z.literal(false, { error: 'segkit trains by iterations: expected false' }).default(false),
+  warmup_by_epoch: iterationBasedOnly(),
 };
 
 /** MMCV asserts warmup_iters > 0 as soon as a warm-up is chosen. */
