@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Kernel benchmark of the `native` backend against tfjs's `cpu`: GEMM GFLOP/s, then 3x3 'same'
-// convolutions forward / grad-input / grad-filter. cpu measurements whose estimated time exceeds
+// convolutions forward / grad-input / grad-filter, also on cpu with segkit's TypeScript conv kernels
+// (registerFastCpuKernels). cpu measurements whose estimated time exceeds
 // the budget are skipped (and said so). Optionally PyTorch on the same shapes, when Debian's
 // python3-torch is installed for /usr/bin/python3.
 //   node bench/backend-native.js [--cpu-budget-ms=4000] [--no-cpu] [--no-torch]
@@ -10,7 +11,7 @@ const { spawnSync } = require('node:child_process');
 const tf = require('@tensorflow/tfjs-core');
 require('@tensorflow/tfjs-backend-cpu');
 const { timeOnBackend, printTable } = require('./backend-timing');
-const { nativeBackendProvider, loadAddon } = require('../plugins/backend-cpu-native');
+const { nativeBackendProvider, loadAddon, registerFastCpuKernels } = require('../plugins/backend-cpu-native');
 
 const option = (name, fallback) => {
   const arg = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
@@ -29,26 +30,21 @@ const CONV_SHAPES = [
 ];
 const PASSES = ['forward', 'grad-input', 'grad-filter'];
 
-/** The conv pass as a closure over fresh random tensors (made on the active backend). */
-function convPass(pass, [n, h, w, cin, cout]) {
-  const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined };
-  return () => {
-    const x = tf.randomUniform([n, h, w, cin], -1, 1, 'float32', 1);
-    const filter = tf.randomUniform([3, 3, cin, cout], -1, 1, 'float32', 2);
-    const dy = tf.randomUniform([n, h, w, cout], -1, 1, 'float32', 3);
-    if (pass === 'forward') return tf.conv2d(x, filter, 1, 'same');
-    if (pass === 'grad-input') return tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: [n, h, w, cin] });
-    return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: [3, 3, cin, cout] });
+/** Random inputs for one conv shape, made once; timed closures only run the kernel. */
+function convInputs([n, h, w, cin, cout]) {
+  return {
+    x: tf.randomUniform([n, h, w, cin], -1, 1, 'float32', 1),
+    filter: tf.randomUniform([3, 3, cin, cout], -1, 1, 'float32', 2),
+    dy: tf.randomUniform([n, h, w, cout], -1, 1, 'float32', 3),
   };
 }
 
-/** Times the pass; inputs are created inside, so subtract a measurement of input creation alone. */
-function timeConv(backend, pass, shape, options) {
-  const [n, h, w, cin, cout] = shape;
-  const makeInputs = () => [tf.randomUniform([n, h, w, cin], -1, 1, 'float32', 1), tf.randomUniform([3, 3, cin, cout], -1, 1, 'float32', 2), tf.randomUniform([n, h, w, cout], -1, 1, 'float32', 3)];
-  const total = timeOnBackend(backend, convPass(pass, shape), options).medianMs;
-  const inputs = timeOnBackend(backend, makeInputs, { runs: 3 }).medianMs;
-  return Math.max(1e-3, total - inputs);
+/** The conv pass as a closure over prepared inputs. */
+function convPass(pass, { x, filter, dy }) {
+  const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined };
+  if (pass === 'forward') return () => tf.conv2d(x, filter, 1, 'same');
+  if (pass === 'grad-input') return () => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: x.shape });
+  return () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: filter.shape });
 }
 
 const convFlops = ([n, h, w, cin, cout]) => 2 * n * h * w * cin * cout * 9;
@@ -68,13 +64,13 @@ async function main() {
   let cpuRate = null; // GFLOP/s of the last cpu measurement, to predict the next one
   for (const size of GEMM_SIZES) {
     const flops = 2 * size ** 3;
-    const matmul = () => tf.matMul(tf.randomUniform([size, size], -1, 1, 'float32', 1), tf.randomUniform([size, size], -1, 1, 'float32', 2));
-    const inputs = () => [tf.randomUniform([size, size], -1, 1, 'float32', 1), tf.randomUniform([size, size], -1, 1, 'float32', 2)];
-    const nativeMs = timeOnBackend('native', matmul, { runs: 7 }).medianMs - timeOnBackend('native', inputs, { runs: 3 }).medianMs;
+    const [a, b] = [tf.randomUniform([size, size], -1, 1, 'float32', 1), tf.randomUniform([size, size], -1, 1, 'float32', 2)];
+    const matmul = () => tf.matMul(a, b);
+    const nativeMs = timeOnBackend('native', matmul, { runs: 7 }).medianMs;
     let cpuCell = 'skipped';
     let ratio = '';
     if (RUN_CPU && (cpuRate === null || flops / (cpuRate * 1e6) <= CPU_BUDGET_MS)) {
-      const cpuMs = timeOnBackend('cpu', matmul, { runs: 3, warmup: 0, budgetMs: CPU_BUDGET_MS }).medianMs - timeOnBackend('cpu', inputs, { runs: 3 }).medianMs;
+      const cpuMs = timeOnBackend('cpu', matmul, { runs: 3, warmup: 0, budgetMs: CPU_BUDGET_MS }).medianMs;
       cpuRate = flops / cpuMs / 1e6;
       cpuCell = cpuRate;
       ratio = `${(cpuMs / nativeMs).toFixed(0)}x`;
@@ -82,33 +78,63 @@ async function main() {
       cpuCell = `skipped (est. ${(flops / (cpuRate * 1e9)).toFixed(0)} s)`;
     }
     gemmRows.push([`${size}`, nativeMs, flops / nativeMs / 1e6, cpuCell, ratio]);
+    tf.dispose([a, b]);
   }
   printTable('(a) GEMM [n,n]x[n,n], float32', ['n', 'native ms', 'native GFLOP/s', 'cpu GFLOP/s', 'native speedup'], gemmRows);
 
-  // (b) 3x3 'same' convolutions
+  // (b) 3x3 'same' convolutions: native and tfjs cpu, then cpu with registerFastCpuKernels()
+  // (the TypeScript im2col + GEMM kernels, what a machine without a compiler gets).
   const convRows = [];
-  const cpuRates = {};
-  for (const shape of CONV_SHAPES) {
-    for (const pass of PASSES) {
-      const flops = convFlops(shape);
-      const nativeMs = timeConv('native', pass, shape, { runs: 7 });
-      const row = [`[${shape.slice(0, 4)}]->${shape[4]}`, pass, nativeMs, flops / nativeMs / 1e6];
-      const rate = cpuRates[pass];
-      if (!RUN_CPU) {
-        row.push('off', '', '');
-      } else if (rate !== undefined && flops / (rate * 1e6) > CPU_BUDGET_MS) {
-        row.push(`skipped (est. ${(flops / (rate * 1e9)).toFixed(0)} s)`, '', '');
-      } else {
-        const cpuMs = timeConv('cpu', pass, shape, { runs: 3, warmup: 0, budgetMs: CPU_BUDGET_MS });
-        cpuRates[pass] = flops / cpuMs / 1e6;
-        row.push(cpuMs, cpuRates[pass], `${(cpuMs / nativeMs).toFixed(0)}x`);
+  const cpuRows = new Map();
+  const measureCpu = (label) => {
+    const rates = {};
+    for (const shape of CONV_SHAPES) {
+      const inputs = convInputs(shape);
+      for (const pass of PASSES) {
+        const flops = convFlops(shape);
+        const key = `${shape}/${pass}`;
+        const rate = rates[pass];
+        let cells;
+        if (!RUN_CPU) {
+          cells = ['off', ''];
+        } else if (rate !== undefined && flops / (rate * 1e6) > CPU_BUDGET_MS) {
+          cells = [`skipped (est. ${(flops / (rate * 1e9)).toFixed(0)} s)`, ''];
+        } else {
+          const ms = timeOnBackend('cpu', convPass(pass, inputs), { runs: 3, warmup: 0, budgetMs: CPU_BUDGET_MS }).medianMs;
+          rates[pass] = flops / ms / 1e6;
+          cells = [ms, rates[pass]];
+        }
+        cpuRows.set(key, [...(cpuRows.get(key) ?? []), ...cells]);
       }
-      convRows.push(row);
+      tf.dispose(Object.values(inputs));
     }
+    return label;
+  };
+  for (const shape of CONV_SHAPES) {
+    const inputs = convInputs(shape);
+    for (const pass of PASSES) {
+      const ms = timeOnBackend('native', convPass(pass, inputs), { runs: 7 }).medianMs;
+      convRows.push([`[${shape.slice(0, 4)}]->${shape[4]}`, pass, ms, convFlops(shape) / ms / 1e6]);
+    }
+    tf.dispose(Object.values(inputs));
   }
-  printTable("(b) conv2d 3x3 'same', stride 1, NHWC (median ms)", ['x -> out channels', 'pass', 'native ms', 'native GFLOP/s', 'cpu ms', 'cpu GFLOP/s', 'native speedup'], convRows);
+  measureCpu('tfjs cpu');
+  registerFastCpuKernels();
+  measureCpu('cpu + TS kernels');
+  const rows = convRows.map((row, i) => {
+    const shape = CONV_SHAPES[Math.floor(i / PASSES.length)];
+    const cells = cpuRows.get(`${shape}/${row[1]}`);
+    const speedup = typeof cells[0] === 'number' ? `${(cells[0] / row[2]).toFixed(0)}x` : '';
+    return [...row, ...cells, speedup];
+  });
+  printTable(
+    "(b) conv2d 3x3 'same', stride 1, NHWC, median ms (cpu+TS = cpu backend after registerFastCpuKernels())",
+    ['x -> out channels', 'pass', 'native ms', 'native GFLOP/s', 'cpu ms', 'cpu GFLOP/s', 'cpu+TS ms', 'cpu+TS GFLOP/s', 'native vs cpu'],
+    rows,
+  );
 
-  if (RUN_TORCH) printTorch(addon.numThreads());
+  // 1 thread too: a per-core comparison that other processes on the machine disturb least
+  if (RUN_TORCH) for (const threads of new Set([1, addon.numThreads()])) if (!printTorch(threads)) break;
 }
 
 /** PyTorch's numbers for the same convolutions, when /usr/bin/python3 has torch. */
@@ -135,10 +161,11 @@ for n, h, w, cin, cout in shapes:
   const result = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8' });
   if (result.status !== 0) {
     console.log('\n(c) PyTorch: skipped (python3-torch is not installed for /usr/bin/python3)');
-    return;
+    return false;
   }
   const rows = result.stdout.trim().split('\n').map((line) => line.split('\t')).map(([shape, pass, ms, rate]) => [shape, pass, Number(ms), Number(rate)]);
   printTable(`(c) PyTorch ${threads} thread(s), same convolutions (NCHW)`, ['x -> out channels', 'pass', 'torch ms', 'torch GFLOP/s'], rows);
+  return true;
 }
 
 main().catch((error) => {

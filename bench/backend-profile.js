@@ -8,7 +8,7 @@ const tf = require('@tensorflow/tfjs-core');
 require('@tensorflow/tfjs-backend-cpu');
 const { nn } = require('@segkit/core');
 const { nativeBackendProvider, registerFastCpuKernels } = require('../plugins/backend-cpu-native');
-const { timeOnBackend, printTable } = require('./backend-timing');
+const { timeOnBackend, printTable, profileKernels } = require('./backend-timing');
 
 const option = (name, fallback) => {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -72,16 +72,8 @@ async function main() {
   const { medianMs } = timeOnBackend(backend, step, { runs: 5, warmup: 1, budgetMs: 60000 });
   console.log(`TinyUNet(base ${BASE}) training step, batch ${BATCH}, ${SIZE}x${SIZE}, ${BACKEND}: ${medianMs.toFixed(1)} ms (median)`);
 
-  const profile = await tf.profile(() => step());
-  const byKernel = new Map();
-  for (const kernel of profile.kernels) {
-    const entry = byKernel.get(kernel.name) ?? { ms: 0, calls: 0 };
-    entry.ms += await kernel.kernelTimeMs;
-    entry.calls += 1;
-    byKernel.set(kernel.name, entry);
-  }
-  const total = [...byKernel.values()].reduce((sum, e) => sum + e.ms, 0);
-  const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20).map(([name, e]) => [name, e.calls, e.ms, `${((100 * e.ms) / total).toFixed(1)}%`]);
+  const { kernels, totalMs: total } = await profileKernels(step);
+  const rows = kernels.slice(0, 20).map((e) => [e.name, String(e.calls), e.ms, `${((100 * e.ms) / total).toFixed(1)}%`]);
   printTable(`Kernel time in one profiled step (${total.toFixed(1)} ms in kernels)`, ['kernel', 'calls', 'ms', 'share'], rows);
   tf.dispose([images, labels]);
 }

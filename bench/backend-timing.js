@@ -39,6 +39,32 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/**
+ * Runs `fn` once under tf.profile and sums kernel time by kernel name, largest first:
+ * { kernels: [{ name, calls, ms }], totalMs (in kernels), wallMs }.
+ */
+async function profileKernels(fn) {
+  const start = process.hrtime.bigint();
+  const profile = await tf.profile(() =>
+    tf.tidy(() => {
+      const outputs = [fn()].flat();
+      for (const output of outputs) output.dataSync();
+      return outputs;
+    }),
+  );
+  const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
+  tf.dispose(profile.result);
+  const byName = new Map();
+  for (const kernel of profile.kernels) {
+    const entry = byName.get(kernel.name) ?? { name: kernel.name, calls: 0, ms: 0 };
+    entry.ms += await kernel.kernelTimeMs;
+    entry.calls += 1;
+    byName.set(kernel.name, entry);
+  }
+  const kernels = [...byName.values()].sort((a, b) => b.ms - a.ms);
+  return { kernels, totalMs: kernels.reduce((sum, k) => sum + k.ms, 0), wallMs };
+}
+
 /** Prints a table: `columns` are header strings, `rows` arrays of cells (numbers are formatted). */
 function printTable(title, columns, rows) {
   const format = (cell) => (typeof cell === 'number' ? (Math.abs(cell) >= 100 ? cell.toFixed(0) : Math.abs(cell) >= 10 ? cell.toFixed(1) : cell.toFixed(2)) : String(cell));
@@ -51,4 +77,4 @@ function printTable(title, columns, rows) {
   for (const row of cells.slice(1)) console.log(line(row));
 }
 
-module.exports = { timeOnBackend, median, printTable };
+module.exports = { timeOnBackend, median, printTable, profileKernels };

@@ -74,6 +74,46 @@ describe('nn norms', () => {
     expect(() => nn.buildNormLayer({ type: 'GN' }, 4)).to.throw(SegkitError, /num_groups/);
   });
 
+  describe('batchNormWithBatchStats (hand-written gradient)', () => {
+    /** The reference: tfjs differentiating the formula over tf.moments. */
+    const reference = (x: tf.Tensor4D, weight: tf.Tensor1D | null, bias: tf.Tensor1D | null, eps: number): tf.Tensor4D => {
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      const normalized = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+      return (weight && bias ? tf.add(tf.mul(normalized, weight), bias) : normalized) as tf.Tensor4D;
+    };
+    // Values and gradients (x, then weight and bias when present) of sum(y · r) for a random r.
+    const valueAndGrads = (normalize: typeof reference, affine: boolean, seed: number) =>
+      tf.tidy(() => {
+        const x = tf.add(tf.mul(tf.randomNormal([2, 3, 4, 5], 0, 1, 'float32', seed), 3), 1.5) as tf.Tensor4D;
+        const weight = affine ? (tf.randomUniform([5], 0.5, 2, 'float32', seed + 1) as tf.Tensor1D) : null;
+        const bias = affine ? (tf.randomUniform([5], -1, 1, 'float32', seed + 2) as tf.Tensor1D) : null;
+        const r = tf.randomNormal([2, 3, 4, 5], 0, 1, 'float32', seed + 3);
+        const inputs = [x, ...(affine ? [weight!, bias!] : [])];
+        const f = (...args: tf.Tensor[]) => tf.sum(tf.mul(normalize(args[0] as tf.Tensor4D, affine ? (args[1] as tf.Tensor1D) : null, affine ? (args[2] as tf.Tensor1D) : null, 1e-5), r));
+        const y = normalize(x, weight, bias, 1e-5);
+        return [y, ...tf.grads(f)(inputs)].map((t) => Array.from(t.dataSync()));
+      });
+
+    for (const affine of [true, false]) {
+      it(`matches tfjs differentiating the formula over tf.moments to 1e-4 (${affine ? 'affine' : 'no affine'})`, () => {
+        const actual = valueAndGrads((x, w, b, eps) => nn.batchNormWithBatchStats(x, w, b, eps), affine, 7);
+        const expected = valueAndGrads(reference, affine, 7);
+        expect(actual.length).to.equal(affine ? 4 : 2);
+        actual.forEach((values, i) => values.forEach((v, j) => expect(v, `output ${i} element ${j}`).to.be.closeTo(expected[i]![j]!, 1e-4)));
+      });
+    }
+
+    it('hands the batch statistics to onMoments', () => {
+      const seen: number[][] = [];
+      tf.tidy(() => {
+        nn.batchNormWithBatchStats(x(), null, null, 1e-5, (mean, variance) => seen.push([mean.dataSync()[0]!, variance.dataSync()[0]!]));
+      });
+      expect(seen).to.have.length(1);
+      expect(seen[0]![0]).to.be.closeTo(2.5, 1e-6);
+      expect(seen[0]![1]).to.be.closeTo(1.25, 1e-6);
+    });
+  });
+
   it('train forward/backward through BatchNorm2d leaves no tensor behind', () => {
     const bn = new nn.BatchNorm2d(3);
     const input = tf.randomNormal([2, 3, 3, 3]) as tf.Tensor4D;

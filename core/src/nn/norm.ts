@@ -67,9 +67,8 @@ export class BatchNorm2d extends NormLayer {
       if (!this.training && this.runningMean && this.runningVar) {
         return tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset as tf.Tensor1D | undefined, scale as tf.Tensor1D | undefined, this.eps);
       }
-      const { mean, variance } = tf.moments(x, [0, 1, 2]);
-      if (this.training && this.runningMean && this.runningVar && this.numBatchesTracked) this.updateRunningStats(x, mean, variance);
-      return tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, offset as tf.Tensor1D | undefined, scale as tf.Tensor1D | undefined, this.eps);
+      const track = this.training && this.runningMean && this.runningVar && this.numBatchesTracked;
+      return batchNormWithBatchStats(x, this.weight, this.bias, this.eps, track ? (mean, variance) => this.updateRunningStats(x, mean, variance) : undefined);
     });
   }
 
@@ -85,6 +84,82 @@ export class BatchNorm2d extends NormLayer {
     blend(this.runningMean!, mean);
     blend(this.runningVar!, tf.mul(variance, count / (count - 1)));
   }
+}
+
+const BATCH_AXES = [0, 1, 2];
+
+/**
+ * Optional backend kernels for training-mode batch norm over every axis but the last (NHWC, float32).
+ * BATCH_MOMENTS_KERNEL: inputs { x } → [mean, variance (biased)], each [C].
+ * BATCH_NORM_GRAD_KERNEL: inputs { x, dy, scale? }, attrs { varianceEpsilon } → [dx, dScale, dOffset], the
+ * gradient below with the statistics recomputed from x. segkit's `native` backend registers both; on
+ * other backends the same maths runs as generic ops.
+ */
+export const BATCH_MOMENTS_KERNEL = 'SegkitBatchMoments';
+export const BATCH_NORM_GRAD_KERNEL = 'SegkitBatchNormGrad';
+
+function backendHasKernel(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+}
+
+function batchMoments(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  if (backendHasKernel(BATCH_MOMENTS_KERNEL)) {
+    const [mean, variance] = tf.engine().runKernel(BATCH_MOMENTS_KERNEL, { x }) as tf.Tensor1D[];
+    return { mean, variance };
+  }
+  return tf.moments(x, BATCH_AXES) as { mean: tf.Tensor1D; variance: tf.Tensor1D };
+}
+
+/** [dx, dScale, dOffset] of batchNormWithBatchStats (dScale is computed even without a scale). */
+function batchNormGradient(x: tf.Tensor4D, dy: tf.Tensor4D, scale: tf.Tensor1D | undefined, eps: number): tf.Tensor[] {
+  if (backendHasKernel(BATCH_NORM_GRAD_KERNEL)) {
+    const inputs: tf.NamedTensorMap = scale ? { x, dy, scale } : { x, dy };
+    return tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, { varianceEpsilon: eps }) as tf.Tensor[];
+  }
+  const count = x.shape[0] * x.shape[1] * x.shape[2];
+  const centered = tf.sub(x, tf.mean(x, BATCH_AXES));
+  const invStd = tf.rsqrt(tf.add(tf.div(tf.sum(tf.square(centered), BATCH_AXES), count), eps));
+  const dOffset = tf.sum(dy, BATCH_AXES);
+  const dyCentered = tf.sum(tf.mul(dy, centered), BATCH_AXES); // Σ dy·(x − μ) = σ·dγ
+  const centeredFactor = tf.mul(tf.square(invStd), tf.div(dyCentered, count));
+  const outFactor = scale ? tf.mul(scale, invStd) : invStd;
+  const dx = tf.mul(tf.sub(tf.sub(dy, tf.div(dOffset, count)), tf.mul(centered, centeredFactor)), outFactor);
+  return [dx, tf.mul(dyCentered, invStd), dOffset];
+}
+
+/**
+ * Batch normalisation with the batch's own statistics (biased variance) over N, H and W, with the
+ * gradient written out: dx = γ·σ⁻¹·(dy − mean(dy) − x̂·mean(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy. Differentiating
+ * tf.moments and tf.batchNorm instead costs dozens of full-size element-wise ops per layer; this is
+ * about ten, or one kernel on a backend that has BATCH_NORM_GRAD_KERNEL. `onMoments` sees the
+ * statistics (for the running averages) without putting them on the tape.
+ */
+export function batchNormWithBatchStats(
+  x: tf.Tensor4D,
+  weight: tf.Tensor1D | tf.Variable | null,
+  bias: tf.Tensor1D | tf.Variable | null,
+  eps: number,
+  onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D) => void,
+): tf.Tensor4D {
+  const params = [weight, bias].filter((p): p is tf.Tensor1D => p !== null);
+  const normalize = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const input = args[0] as tf.Tensor4D;
+    const scale = weight ? (args[1] as tf.Tensor1D) : undefined;
+    const offset = bias ? (args[args.length - 1] as tf.Tensor1D) : undefined;
+    const { mean, variance } = batchMoments(input);
+    onMoments?.(mean, variance);
+    const value = tf.batchNorm4d(input, mean, variance, offset, scale, eps);
+    // Only the input is saved: a saved intermediate would outlive this kernel scope, which tfjs's
+    // leak check (on under IS_TEST, as segkit runs) rejects. The gradient recomputes the statistics.
+    save([input]);
+    const gradFunc = (dy: tf.Tensor4D, [savedInput]: tf.Tensor[]): tf.Tensor[] => {
+      const [dx, dScale, dOffset] = batchNormGradient(savedInput as tf.Tensor4D, dy, scale, eps);
+      return [dx, ...(scale ? [dScale] : []), ...(offset ? [dOffset] : [])];
+    };
+    return { value, gradFunc };
+  });
+  return tf.tidy('BatchNorm2d', () => normalize(x, ...params) as tf.Tensor4D);
 }
 
 /** GroupNorm(num_groups, num_channels): statistics per sample over each group of channels and all pixels. */

@@ -40,15 +40,31 @@ export function interpolationWeights(
 }
 
 /**
+ * Backends whose ResizeBilinearGrad is the exact adjoint of ResizeBilinear, half-pixel centres
+ * included; a backend plugin declares it (and tests it). tfjs's `cpu` kernel ignores half-pixel
+ * centres (wrong gradients for align_corners=False) and swaps H and W in its output shape.
+ */
+const exactResizeGradientBackends = new Set<string>();
+
+/** Lets `resize` use tfjs's one-kernel resizeBilinear on `backendName` (see above). */
+export function declareExactResizeBilinearGradient(backendName: string): void {
+  exactResizeGradientBackends.add(backendName);
+}
+
+/**
  * `F.interpolate(x, size, mode, align_corners)` for NHWC tensors, bilinear or nearest, up or down.
- * Built from gathers along each axis rather than tfjs's resizeBilinear, whose cpu gradient ignores
- * half-pixel centres (wrong gradients for align_corners=False) and swaps H and W in its shape.
+ * Bilinear runs as tfjs's resizeBilinear (one kernel each way) on a backend with an exact gradient,
+ * and is built from gathers along each axis elsewhere; both give PyTorch's values.
  */
 export function resize<T extends tf.Tensor4D>(x: T, size: readonly [number, number], options: ResizeOptions = {}): T {
   const { mode = 'bilinear', alignCorners = false } = options;
   if (x.rank !== 4) throw new Error(`resize: expected an NHWC tensor, got shape [${x.shape.join(',')}]`);
   if (x.shape[1] === size[0] && x.shape[2] === size[1]) return x;
   if (isShapesOnly()) return tf.zeros([x.shape[0], size[0], size[1], x.shape[3]]) as T;
+  if (mode === 'bilinear' && exactResizeGradientBackends.has(tf.getBackend())) {
+    // align_corners=False is tfjs's half-pixel centres; negative source coordinates clamp to row 0 in both.
+    return tf.image.resizeBilinear(x, [size[0], size[1]], alignCorners, !alignCorners) as T;
+  }
   return tf.tidy(() => interpolateAxis(interpolateAxis(x, 1, size[0], mode, alignCorners), 2, size[1], mode, alignCorners)) as T;
 }
 

@@ -212,6 +212,31 @@ napi_value batchNormBinding(napi_env env, Arguments& args) {
   return undefinedValue(env);
 }
 
+// batchMoments(x, rows, channels, mean, variance)
+napi_value batchMomentsBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(1), channels = args.integer(2);
+  batchMoments(args.floats(0, rows * channels), rows, channels, args.floats(3, channels), args.floats(4, channels));
+  return undefinedValue(env);
+}
+
+// batchNormGrad(x, dy, rows, channels, scale | null, epsilon, dx, dScale, dOffset)
+napi_value batchNormGradBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(2), channels = args.integer(3);
+  const float* scale = args.optionalFloats(4);
+  if (scale && args.length(4) < static_cast<size_t>(channels)) throw ArgumentError("argument 4 is too short");
+  batchNormGrad(args.floats(0, rows * channels), args.floats(1, rows * channels), rows, channels, scale,
+                static_cast<float>(args.number(5)), args.floats(6, rows * channels), args.floats(7, channels),
+                args.floats(8, channels));
+  return undefinedValue(env);
+}
+
+// softmax(x, out, rows, columns)
+napi_value softmaxBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(2), columns = args.integer(3);
+  softmax(args.floats(0, rows * columns), args.floats(1, rows * columns), rows, columns);
+  return undefinedValue(env);
+}
+
 // reduce(opCode, x, out, outer, size, inner)
 napi_value reduceBinding(napi_env env, Arguments& args) {
   const int64_t code = args.integer(0);
@@ -262,6 +287,9 @@ napi_value init(napi_env env, napi_value exports) {
       {"binaryBroadcast", nullptr, guarded<binaryBroadcastBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unary", nullptr, guarded<unaryBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNorm", nullptr, guarded<batchNormBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchMoments", nullptr, guarded<batchMomentsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormGrad", nullptr, guarded<batchNormGradBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmax", nullptr, guarded<softmaxBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduce", nullptr, guarded<reduceBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"numThreads", nullptr, guarded<getNumThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, guarded<setNumThreadsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -186,6 +186,116 @@ void batchNorm(const float* x, float* out, int64_t rows, int64_t channels, const
   });
 }
 
+namespace {
+
+/**
+ * Sums per-row contributions into `width` doubles: accumulate(rowBegin, rowEnd, block) runs over row
+ * chunks in parallel, each into its own zeroed block; the blocks are then added in chunk order.
+ */
+template <typename Accumulate>
+std::vector<double> sumOverRows(int64_t rows, int64_t rowElements, int64_t width, Accumulate accumulate) {
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(numThreads(), rows * rowElements / kMinGrain));
+  const int64_t chunkRows = (rows + chunks - 1) / chunks;
+  std::vector<double> blocks(chunks * width, 0.0);
+  parallelFor(chunks, [&](int64_t chunk) {
+    const int64_t begin = chunk * chunkRows, end = std::min(rows, begin + chunkRows);
+    if (begin < end) accumulate(begin, end, blocks.data() + chunk * width);
+  });
+  for (int64_t chunk = 1; chunk < chunks; ++chunk)
+    for (int64_t i = 0; i < width; ++i) blocks[i] += blocks[chunk * width + i];
+  blocks.resize(width);
+  return blocks;
+}
+
+/** Per-channel mean over rows, rounded to float like tfjs's Mean. */
+std::vector<float> channelMean(const float* x, int64_t rows, int64_t channels) {
+  const std::vector<double> sums = sumOverRows(rows, channels, channels, [&](int64_t begin, int64_t end, double* acc) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * channels;
+      for (int64_t c = 0; c < channels; ++c) acc[c] += xr[c];
+    }
+  });
+  std::vector<float> mean(channels);
+  for (int64_t c = 0; c < channels; ++c) mean[c] = static_cast<float>(sums[c] / static_cast<double>(rows));
+  return mean;
+}
+
+}  // namespace
+
+void batchMoments(const float* x, int64_t rows, int64_t channels, float* mean, float* variance) {
+  // Two passes (mean, then squared deviations from the float mean) as tf.moments does.
+  const std::vector<float> m = channelMean(x, rows, channels);
+  const std::vector<double> squares = sumOverRows(rows, channels, channels, [&](int64_t begin, int64_t end, double* acc) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * channels;
+      for (int64_t c = 0; c < channels; ++c) {
+        const float d = xr[c] - m[c];
+        acc[c] += d * d;
+      }
+    }
+  });
+  for (int64_t c = 0; c < channels; ++c) {
+    mean[c] = m[c];
+    variance[c] = static_cast<float>(squares[c] / static_cast<double>(rows));
+  }
+}
+
+void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale, float epsilon,
+                   float* dx, float* dScale, float* dOffset) {
+  const std::vector<float> mean = channelMean(x, rows, channels);
+  // One pass for Σ(x-μ)², Σdy and Σdy·(x-μ), laid out as three blocks of `channels`.
+  const std::vector<double> sums = sumOverRows(rows, 2 * channels, 3 * channels, [&](int64_t begin, int64_t end, double* acc) {
+    double* squares = acc;
+    double* dySum = acc + channels;
+    double* dyCentered = acc + 2 * channels;
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * channels;
+      const float* dyr = dy + r * channels;
+      for (int64_t c = 0; c < channels; ++c) {
+        const float d = xr[c] - mean[c];
+        squares[c] += d * d;
+        dySum[c] += dyr[c];
+        dyCentered[c] += dyr[c] * d;
+      }
+    }
+  });
+  // dx = scale·σ⁻¹·(dy − mean(dy) − (x−μ)·σ⁻²·mean(dy·(x−μ))), per-channel factors in double.
+  const double n = static_cast<double>(rows);
+  std::vector<float> outFactor(channels), centeredFactor(channels), dyMean(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    const double invStd = 1.0 / std::sqrt(static_cast<double>(static_cast<float>(sums[c] / n)) + epsilon);
+    const double gamma = scale ? scale[c] : 1.0;
+    outFactor[c] = static_cast<float>(gamma * invStd);
+    centeredFactor[c] = static_cast<float>(invStd * invStd * sums[2 * channels + c] / n);
+    dyMean[c] = static_cast<float>(sums[channels + c] / n);
+    dScale[c] = static_cast<float>(sums[2 * channels + c] * invStd);
+    dOffset[c] = static_cast<float>(sums[channels + c]);
+  }
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / channels), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * channels;
+      const float* dyr = dy + r * channels;
+      float* o = dx + r * channels;
+      for (int64_t c = 0; c < channels; ++c)
+        o[c] = (dyr[c] - dyMean[c] - (xr[c] - mean[c]) * centeredFactor[c]) * outFactor[c];
+    }
+  });
+}
+
+void softmax(const float* x, float* out, int64_t rows, int64_t columns) {
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(1, columns)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * columns;
+      float* o = out + r * columns;
+      float maximum = -std::numeric_limits<float>::infinity();
+      for (int64_t c = 0; c < columns; ++c) maximum = xr[c] > maximum || xr[c] != xr[c] ? xr[c] : maximum;
+      float total = 0.0f;
+      for (int64_t c = 0; c < columns; ++c) total += (o[c] = std::exp(xr[c] - maximum));
+      for (int64_t c = 0; c < columns; ++c) o[c] /= total;
+    }
+  });
+}
+
 void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner) {
   // Sums accumulate in double like tfjs's cpu kernels (which add in JS numbers).
   const bool extremum = op == ReduceOp::Max || op == ReduceOp::Min;

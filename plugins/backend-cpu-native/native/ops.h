@@ -1,5 +1,6 @@
-// NHWC convolution, pooling and resize kernels. Filters are HWIO ([kh, kw, in, out]) like tfjs;
-// depthwise filters are [kh, kw, channels, multiplier].
+// The addon's kernels on NHWC float32 data: convolutions, pooling, resize, element-wise ops and
+// reductions. Filters are HWIO ([kh, kw, in, out]) like tfjs; depthwise filters are
+// [kh, kw, channels, multiplier]. Outputs are written in full (callers may pass any buffer).
 #pragma once
 
 #include <cstdint>
@@ -57,6 +58,19 @@ void unary(UnaryOp op, const float* x, float* out, int64_t n, float alpha);
 /** Per-channel affine over rows x channels: out = (x - mean[c]) * scale[c] + offset[c]. */
 void batchNorm(const float* x, float* out, int64_t rows, int64_t channels, const float* mean, const float* scale,
                const float* offset);
+
+/** Per-channel mean and biased variance over the rows of x [rows, channels] (double accumulation). */
+void batchMoments(const float* x, int64_t rows, int64_t channels, float* mean, float* variance);
+
+/**
+ * Gradient of training-mode batch norm y = (x - mean) / sqrt(var + eps) * scale + offset with the
+ * batch's own statistics over the rows of [rows, channels]: dx, dScale, dOffset (scale may be null: 1).
+ */
+void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale, float epsilon,
+                   float* dx, float* dScale, float* dOffset);
+
+/** Softmax over the last axis of x [rows, columns]. */
+void softmax(const float* x, float* out, int64_t rows, int64_t columns);
 
 /** x viewed as [outer, size, inner] reduced over the middle axis into out[outer, inner]. */
 void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner);

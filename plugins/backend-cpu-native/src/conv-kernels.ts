@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { packGeometry, type ConvEngine, type WindowGeometry } from './engine';
-import { float32Values, sizeOf, type KernelArgs, type ReplacementKernel } from './kernel-registry';
+import { runFloat32, type KernelArgs, type ReplacementKernel } from './kernel-registry';
 
 type Shape4D = [number, number, number, number];
 
@@ -29,15 +29,6 @@ export function windowGeometry(info: tf.backend_util.Conv2DInfo): WindowGeometry
 export function convInfo(inShape: readonly number[], filterShape: readonly number[], attrs: KernelArgs['attrs'], depthwise = false): tf.backend_util.Conv2DInfo | null {
   if (attrs.dataFormat === 'NCHW') return null;
   return tf.backend_util.computeConv2DInfo(inShape as Shape4D, filterShape as Shape4D, attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, depthwise);
-}
-
-/** Runs one engine call that fills a fresh float32 output of `shape`, or returns null to fall back. */
-export function runFloat32(args: KernelArgs, shape: readonly number[], inputs: readonly (tf.TensorInfo | undefined)[], run: (values: Float32Array[], out: Float32Array) => void): tf.TensorInfo | null {
-  const values = inputs.map((input) => float32Values(args.backend, input));
-  if (values.some((v) => v === null)) return null;
-  const out = new Float32Array(sizeOf(shape));
-  run(values as Float32Array[], out);
-  return args.backend.makeTensorInfo(shape.slice(), 'float32', out);
 }
 
 /** The convolution trio (forward, grad-input, grad-filter) on any engine. */

@@ -21,6 +21,18 @@ function emptyLike(values: NumericArray, length: number): NumericArray {
   return new (values.constructor as new (length: number) => NumericArray)(length);
 }
 
+/** Below this many elements a plain loop beats subarray() + set() (which allocate a view per call). */
+const SHORT_RUN = 64;
+
+/** dst[dstOffset, + length) = src[srcOffset, + length). */
+function copyRun(dst: NumericArray, dstOffset: number, src: NumericArray, srcOffset: number, length: number): void {
+  if (length < SHORT_RUN) {
+    for (let i = 0; i < length; i++) dst[dstOffset + i] = src[srcOffset + i];
+  } else {
+    dst.set(src.subarray(srcOffset, srcOffset + length), dstOffset);
+  }
+}
+
 /** Copies the box [begin, begin + size) of a row-major array; whole trailing dims move as one run. */
 function copyBox(values: NumericArray, shape: readonly number[], begin: readonly number[], size: readonly number[]): NumericArray {
   const out = emptyLike(values, sizeOf(size));
@@ -35,7 +47,7 @@ function copyBox(values: NumericArray, shape: readonly number[], begin: readonly
   for (let written = 0; written < out.length; written += run) {
     let offset = 0;
     for (let axis = 0; axis < rank; axis++) offset += (begin[axis] + (axis < outerRank ? index[axis] : 0)) * rowStride(axis);
-    out.set(values.subarray(offset, offset + run), written);
+    copyRun(out, written, values, offset, run);
     for (let axis = outerRank - 1; axis >= 0; axis--) {
       if (++index[axis] < size[axis]) break;
       index[axis] = 0;
@@ -81,7 +93,7 @@ const gather: ReplacementKernel = (args, fallback) => {
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < index.length; i++) {
       const src = (o * axisSize + index[i]) * inner;
-      out.set(values.subarray(src, src + inner), (o * index.length + i) * inner);
+      copyRun(out, (o * index.length + i) * inner, values, src, inner);
     }
   }
   const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)];
@@ -135,7 +147,7 @@ function transposeValues(values: NumericArray, shape: readonly number[], perm: r
     forEachIndex(outerShape, (index) => {
       let src = 0;
       for (let i = 0; i < outer.length; i++) src += index[i] * inStrides[outer[i]];
-      out.set(values.subarray(src, src + run), written);
+      copyRun(out, written, values, src, run);
       written += run;
     });
   } else {
@@ -172,7 +184,7 @@ const tile: ReplacementKernel = (args, fallback) => {
   // then the span repeated reps[axis] times by doubling copies (few large copies, not many small).
   const fill = (axis: number, src: number, dst: number): void => {
     if (axis === rank - 1) {
-      out.set(values.subarray(src, src + x.shape[axis]), dst);
+      copyRun(out, dst, values, src, x.shape[axis]);
     } else {
       for (let i = 0; i < x.shape[axis]; i++) fill(axis + 1, src + i * inStrides[axis], dst + i * outStrides[axis]);
     }
@@ -197,17 +209,116 @@ const concat: ReplacementKernel = (args, fallback) => {
   const out = emptyLike(arrays[0] as NumericArray, sizeOf(outShape));
   const outer = sizeOf(outShape.slice(0, axis));
   const runs = tensors.map((t) => sizeOf(t.shape.slice(axis)));
-  let written = 0;
-  for (let o = 0; o < outer; o++) {
-    arrays.forEach((values, i) => {
-      out.set((values as NumericArray).subarray(o * runs[i], (o + 1) * runs[i]), written);
-      written += runs[i];
-    });
-  }
+  const outRun = runs.reduce((sum, run) => sum + run, 0);
+  let column = 0; // each input fills its band of columns of the [outer, outRun] output
+  arrays.forEach((values, i) => {
+    for (let o = 0; o < outer; o++) copyRun(out, o * outRun + column, values as NumericArray, o * runs[i], runs[i]);
+    column += runs[i];
+  });
   return args.backend.makeTensorInfo(outShape, dtype, out);
 };
 
+/** Constant padding: each input row (last axis) is one copy into the filled output. */
+function padValues(values: NumericArray, shape: readonly number[], paddings: readonly (readonly [number, number])[], constant: number): { values: NumericArray; shape: number[] } {
+  const rank = shape.length;
+  const outShape = shape.map((dim, i) => paddings[i][0] + dim + paddings[i][1]);
+  const out = emptyLike(values, sizeOf(outShape));
+  if (constant !== 0) out.fill(constant);
+  const outStrides = [...tf.util.computeStrides(outShape), 1];
+  const run = shape[rank - 1];
+  let src = 0;
+  forEachIndex(shape.slice(0, -1), (index) => {
+    let dst = paddings[rank - 1][0];
+    for (let axis = 0; axis < rank - 1; axis++) dst += (index[axis] + paddings[axis][0]) * outStrides[axis];
+    copyRun(out, dst, values, src, run);
+    src += run;
+  });
+  return { values: out, shape: outShape };
+}
+
+const padV2: ReplacementKernel = (args, fallback) => {
+  const { x } = args.inputs;
+  const values = numericValues(args, x);
+  if (!values || x.shape.length === 0) return fallback();
+  const padded = padValues(values, x.shape, args.attrs.paddings, args.attrs.constantValue ?? 0);
+  return args.backend.makeTensorInfo(padded.shape, x.dtype, padded.values);
+};
+
+// SpaceToBatchND / BatchToSpaceND (the atrous trick behind core's dilated convolutions) with tfjs's
+// shape algebra, but on the copies above: tfjs's cpu versions call its element-wise pad and transpose.
+const spaceToBatchND: ReplacementKernel = (args, fallback) => {
+  const { x } = args.inputs;
+  const values = numericValues(args, x);
+  if (!values) return fallback();
+  const blockShape: number[] = args.attrs.blockShape;
+  const paddings: [number, number][] = [[0, 0], ...args.attrs.paddings, ...x.shape.slice(1 + blockShape.length).map((): [number, number] => [0, 0])];
+  const padded = padValues(values, x.shape, paddings, 0);
+  const blocks = sizeOf(blockShape);
+  const reshaped = tf.backend_util.getReshaped(padded.shape, blockShape, blocks, false);
+  const perm = tf.backend_util.getPermuted(reshaped.length, blockShape.length, false);
+  const outShape = tf.backend_util.getReshapedPermuted(padded.shape, blockShape, blocks, false);
+  return args.backend.makeTensorInfo(outShape, x.dtype, transposeValues(padded.values, reshaped, perm));
+};
+
+const batchToSpaceND: ReplacementKernel = (args, fallback) => {
+  const { x } = args.inputs;
+  const values = numericValues(args, x);
+  if (!values) return fallback();
+  const blockShape: number[] = args.attrs.blockShape;
+  const blocks = sizeOf(blockShape);
+  const reshaped = tf.backend_util.getReshaped(x.shape, blockShape, blocks);
+  const perm = tf.backend_util.getPermuted(reshaped.length, blockShape.length);
+  const permutedShape = tf.backend_util.getReshapedPermuted(x.shape, blockShape, blocks);
+  // The crop covers the leading axes; trailing ones are kept whole.
+  const cropBegin = tf.backend_util.getSliceBeginCoords(args.attrs.crops, blockShape.length);
+  const cropSize = tf.backend_util.getSliceSize(permutedShape, args.attrs.crops, blockShape.length);
+  const begin = permutedShape.map((_, i) => cropBegin[i] ?? 0);
+  const size = permutedShape.map((dim, i) => cropSize[i] ?? dim);
+  return args.backend.makeTensorInfo(size, x.dtype, copyBox(transposeValues(values, reshaped, perm), permutedShape, begin, size));
+};
+
+/** Above this k the insertion below loses to tfjs's select + sort. */
+const MAX_INSERTION_TOP_K = 16;
+
+/**
+ * TopK over the last axis, sorted (descending, ties to the lower index: tfjs's order), by insertion
+ * into a k-long list per row; tfjs allocates an object per element and sorts (it dominated an accuracy
+ * metric's argmax). Unsorted requests, large k and NaN inputs take the cpu kernel.
+ */
+const topK: ReplacementKernel = (args, fallback) => {
+  const { x } = args.inputs;
+  const values = numericValues(args, x);
+  const k: number = args.attrs.k;
+  const size = x.shape[x.shape.length - 1] ?? 0;
+  if (!values || x.shape.length === 0 || k > MAX_INSERTION_TOP_K || k > size || (!args.attrs.sorted && k < size)) return fallback();
+  const rows = size === 0 ? 0 : values.length / size;
+  const topValues = emptyLike(values, rows * k);
+  const topIndices = new Int32Array(rows * k);
+  for (let row = 0; row < rows; row++) {
+    const base = row * size, out = row * k;
+    let filled = 0;
+    for (let i = 0; i < size; i++) {
+      const value = values[base + i];
+      if (value !== value) return fallback(); // NaN: tfjs's comparator decides
+      if (filled === k && !(value > topValues[out + k - 1])) continue; // equal values keep the earlier index
+      let slot = filled < k ? filled++ : k - 1;
+      for (; slot > 0 && value > topValues[out + slot - 1]; slot--) {
+        topValues[out + slot] = topValues[out + slot - 1];
+        topIndices[out + slot] = topIndices[out + slot - 1];
+      }
+      topValues[out + slot] = value;
+      topIndices[out + slot] = i;
+    }
+  }
+  const outShape = [...x.shape.slice(0, -1), k];
+  return [args.backend.makeTensorInfo(outShape, x.dtype, topValues), args.backend.makeTensorInfo(outShape, 'int32', topIndices)];
+};
+
 export const dataKernels: Readonly<Record<string, ReplacementKernel>> = {
+  [tf.TopK]: topK,
+  [tf.PadV2]: padV2,
+  [tf.SpaceToBatchND]: spaceToBatchND,
+  [tf.BatchToSpaceND]: batchToSpaceND,
   [tf.Slice]: slice,
   [tf.SplitV]: splitV,
   [tf.GatherV2]: gather,

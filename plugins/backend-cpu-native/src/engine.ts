@@ -10,8 +10,16 @@ export interface ConvEngine {
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dFilter: Float32Array, geometry: Int32Array): void;
 }
 
+/** Broadcasting binary arithmetic and reductions over a middle axis (addon, or js-elementwise.ts). */
+export interface ElementwiseEngine {
+  /** out = a op b with numpy broadcasting (shapes as Int32Arrays); see {@link BINARY_OP_CODES}. */
+  binaryBroadcast(opCode: number, a: Float32Array, aShape: Int32Array, b: Float32Array, bShape: Int32Array, out: Float32Array, outShape: Int32Array): void;
+  /** x viewed as [outer, size, inner], reduced over the middle axis; see {@link REDUCE_OP_CODES}. */
+  reduce(opCode: number, x: Float32Array, out: Float32Array, outer: number, size: number, inner: number): void;
+}
+
 /** The full native addon (native/addon.cc). */
-export interface NativeAddon extends ConvEngine {
+export interface NativeAddon extends ConvEngine, ElementwiseEngine {
   /** c = op(a) * op(b) on [m,k]x[k,n] slices starting at the given element offsets. */
   matMul(a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): void;
   depthwiseConv2d(x: Float32Array, filter: Float32Array, out: Float32Array, geometry: Int32Array): void;
@@ -25,14 +33,16 @@ export interface NativeAddon extends ConvEngine {
   resizeBilinearGrad(dy: Float32Array, dx: Float32Array, geometry: Int32Array, alignCorners: boolean, halfPixelCenters: boolean): void;
   /** In place: out[r, c] = activation(out[r, c] + bias[c]); see {@link ACTIVATION_CODES}. */
   biasActivation(out: Float32Array, rows: number, channels: number, bias: Float32Array | null, activationCode: number, alpha: number): void;
-  /** out = a op b with numpy broadcasting (shapes as Int32Arrays); see {@link BINARY_OP_CODES}. */
-  binaryBroadcast(opCode: number, a: Float32Array, aShape: Int32Array, b: Float32Array, bShape: Int32Array, out: Float32Array, outShape: Int32Array): void;
-  /** x viewed as [outer, size, inner], reduced over the middle axis; see {@link REDUCE_OP_CODES}. */
-  reduce(opCode: number, x: Float32Array, out: Float32Array, outer: number, size: number, inner: number): void;
   /** out[i] = op(x[i]) (alpha: Step's value for x <= 0); see {@link UNARY_OP_CODES}. */
   unary(opCode: number, x: Float32Array, out: Float32Array, alpha: number): void;
   /** Per-channel affine over [rows, channels]: out = (x - mean[c]) * scale[c] + offset[c]. */
   batchNorm(x: Float32Array, out: Float32Array, rows: number, channels: number, mean: Float32Array, scale: Float32Array, offset: Float32Array): void;
+  /** Per-channel mean and biased variance over the rows of x [rows, channels]. */
+  batchMoments(x: Float32Array, rows: number, channels: number, mean: Float32Array, variance: Float32Array): void;
+  /** Training-mode batch-norm gradient (batch statistics recomputed from x); scale null means 1. */
+  batchNormGrad(x: Float32Array, dy: Float32Array, rows: number, channels: number, scale: Float32Array | null, epsilon: number, dx: Float32Array, dScale: Float32Array, dOffset: Float32Array): void;
+  /** Softmax over the last axis of x [rows, columns]. */
+  softmax(x: Float32Array, out: Float32Array, rows: number, columns: number): void;
   numThreads(): number;
   setNumThreads(n: number): number;
   /** 'avx2-fma' or 'portable'. */

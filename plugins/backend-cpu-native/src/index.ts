@@ -5,7 +5,7 @@ import { nativeBackendProvider, PACKAGE_NAME } from './provider';
 export { nativeBackendProvider, createNativeBackendProvider } from './provider';
 export { NativeBackend, registerNativeBackend, NATIVE_BACKEND_NAME } from './native-backend';
 export { loadAddon, DEFAULT_ADDON_PATHS, type AddonLoadResult } from './addon';
-export { registerFastCpuKernels } from './js-kernels';
+export { registerFastCpuKernels, fastCpuKernelsRegistered } from './js-kernels';
 export type { NativeAddon, ConvEngine, WindowGeometry } from './engine';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

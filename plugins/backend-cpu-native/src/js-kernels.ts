@@ -1,6 +1,8 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { convKernels } from './conv-kernels';
 import { dataKernels } from './data-kernels';
+import { elementwiseKernels } from './elementwise-kernels';
+import { jsElementwiseEngine } from './js-elementwise';
 import { jsConvEngine } from './js-engine';
 import { replaceKernels } from './kernel-registry';
 
@@ -8,13 +10,19 @@ let registered = false;
 
 /**
  * Replaces the `cpu` backend's Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter with the
- * TypeScript im2col + GEMM kernels (js-engine.ts), and Slice, SplitV, GatherV2 and
- * UnsortedSegmentSum with contiguous-copy versions (data-kernels.ts); the originals stay as
+ * TypeScript im2col + GEMM kernels (js-engine.ts), the data-movement kernels with contiguous-copy
+ * versions (data-kernels.ts), and broadcasting arithmetic and reductions with collapsed-loop versions
+ * (js-elementwise.ts); the originals stay as
  * fallbacks for the cases these do not handle (NCHW, other dtypes). Idempotent. For machines where
  * the native addon cannot be built.
  */
+/** Whether the TypeScript kernels have replaced tfjs's own for `cpu` in this process. */
+export function fastCpuKernelsRegistered(): boolean {
+  return registered;
+}
+
 export function registerFastCpuKernels(): void {
   if (registered) return;
   registered = true;
-  replaceKernels('cpu', { ...convKernels(jsConvEngine), ...dataKernels });
+  replaceKernels('cpu', { ...convKernels(jsConvEngine), ...dataKernels, ...elementwiseKernels(jsElementwiseEngine) });
 }

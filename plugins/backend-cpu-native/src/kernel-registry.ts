@@ -54,6 +54,15 @@ export function float32Values(backend: MathBackendCPU, tensor: tf.TensorInfo | u
   return values instanceof Float32Array ? values : null;
 }
 
+/** Runs one engine call that fills a fresh float32 output of `shape`, or returns null to fall back. */
+export function runFloat32(args: KernelArgs, shape: readonly number[], inputs: readonly (tf.TensorInfo | undefined)[], run: (values: Float32Array[], out: Float32Array) => void): tf.TensorInfo | null {
+  const values = inputs.map((input) => float32Values(args.backend, input));
+  if (values.some((v) => v === null)) return null;
+  const out = new Float32Array(sizeOf(shape));
+  run(values as Float32Array[], out);
+  return args.backend.makeTensorInfo(shape.slice(), 'float32', out);
+}
+
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((product, dim) => product * dim, 1);
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { nn } from '@segkit/core';
 import type { NativeAddon } from './engine';
 import { copyKernels, replaceKernels } from './kernel-registry';
 import { nativeKernels } from './native-kernels';
@@ -25,4 +26,6 @@ export function registerNativeBackend(addon: NativeAddon): void {
   tf.registerBackend(NATIVE_BACKEND_NAME, () => new NativeBackend(addon), 2);
   copyKernels('cpu', NATIVE_BACKEND_NAME);
   replaceKernels(NATIVE_BACKEND_NAME, nativeKernels(addon));
+  // native-kernels.test.ts checks that its ResizeBilinearGrad is the exact adjoint of ResizeBilinear.
+  nn.declareExactResizeBilinearGradient(NATIVE_BACKEND_NAME);
 }

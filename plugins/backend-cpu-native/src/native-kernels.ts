@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ACTIVATION_CODES, BINARY_OP_CODES, REDUCE_OP_CODES, UNARY_OP_CODES, packGeometry, type NativeAddon, type WindowGeometry } from './engine';
-import { convInfo, convKernels, runFloat32, windowGeometry } from './conv-kernels';
+import { nn } from '@segkit/core';
+import { ACTIVATION_CODES, UNARY_OP_CODES, packGeometry, type NativeAddon, type WindowGeometry } from './engine';
+import { convInfo, convKernels, windowGeometry } from './conv-kernels';
 import { dataKernels } from './data-kernels';
-import { float32Values, sizeOf, type KernelArgs, type ReplacementKernel } from './kernel-registry';
+import { elementwiseKernels } from './elementwise-kernels';
+import { float32Values, runFloat32, sizeOf, type KernelArgs, type ReplacementKernel } from './kernel-registry';
 
 type Shape4D = [number, number, number, number];
 
@@ -53,16 +55,6 @@ function broadcastBatchOffsets(aBatch: readonly number[], bBatch: readonly numbe
   return { outBatch, aOffsets, bOffsets };
 }
 
-function binaryKernel(addon: NativeAddon, opCode: number): ReplacementKernel {
-  return (args, fallback) => {
-    const { a, b } = args.inputs;
-    const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-    const shapes = [a.shape, b.shape, outShape].map((shape) => Int32Array.from(shape));
-    const result = runFloat32(args, outShape, [a, b], ([av, bv], out) => addon.binaryBroadcast(opCode, av, shapes[0], bv, shapes[1], out, shapes[2]));
-    return result ?? fallback();
-  };
-}
-
 function unaryKernel(addon: NativeAddon, opCode: number): ReplacementKernel {
   return (args, fallback) => {
     const { x } = args.inputs;
@@ -93,20 +85,42 @@ function batchNormKernel(addon: NativeAddon): ReplacementKernel {
   };
 }
 
-/** Reductions over contiguous axes (what batch-norm statistics and losses use); others fall back. */
-function reduceKernel(addon: NativeAddon, opCode: number, axisAttr: 'axis' | 'reductionIndices'): ReplacementKernel {
-  return (args, fallback) => {
-    const { x } = args.inputs;
-    const axes = tf.util.parseAxisParam(args.attrs[axisAttr], x.shape).sort((p, q) => p - q);
-    if (axes.length === 0 || axes.some((axis, i) => i > 0 && axis !== axes[i - 1] + 1)) return fallback();
-    const first = axes[0], last = axes[axes.length - 1];
-    const outer = sizeOf(x.shape.slice(0, first));
-    const size = sizeOf(x.shape.slice(first, last + 1));
-    const inner = sizeOf(x.shape.slice(last + 1));
-    const reduced = x.shape.filter((_, i) => i < first || i > last);
-    const outShape = args.attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
-    if (size === 0) return fallback();
-    return runFloat32(args, outShape, [x], ([xv], out) => addon.reduce(opCode, xv, out, outer, size, inner)) ?? fallback();
+/**
+ * Core's training-mode batch-norm kernels (nn.BATCH_MOMENTS_KERNEL, nn.BATCH_NORM_GRAD_KERNEL: NHWC,
+ * statistics over every axis but the last), each one addon call instead of a chain of element-wise ops.
+ */
+function batchNormTrainingKernels(addon: NativeAddon): Record<string, ReplacementKernel> {
+  const rowsAndChannels = (x: tf.TensorInfo) => {
+    const channels = x.shape[x.shape.length - 1] ?? 1;
+    return { channels, rows: channels === 0 ? 0 : sizeOf(x.shape) / channels };
+  };
+  return {
+    [nn.BATCH_MOMENTS_KERNEL]: (args, fallback) => {
+      const { x } = args.inputs;
+      const xv = float32Values(args.backend, x);
+      if (!xv) return fallback();
+      const { rows, channels } = rowsAndChannels(x);
+      const mean = new Float32Array(channels);
+      const variance = new Float32Array(channels);
+      addon.batchMoments(xv, rows, channels, mean, variance);
+      return [args.backend.makeTensorInfo([channels], 'float32', mean), args.backend.makeTensorInfo([channels], 'float32', variance)];
+    },
+    [nn.BATCH_NORM_GRAD_KERNEL]: (args, fallback) => {
+      const { x, dy, scale } = args.inputs;
+      const [xv, dyv] = [float32Values(args.backend, x), float32Values(args.backend, dy)];
+      const { rows, channels } = rowsAndChannels(x);
+      const scaleValues = scale ? float32Values(args.backend, scale) : null;
+      if (!xv || !dyv || dyv.length !== xv.length || (scale && scaleValues?.length !== channels)) return fallback();
+      const dx = new Float32Array(xv.length);
+      const dScale = new Float32Array(channels);
+      const dOffset = new Float32Array(channels);
+      addon.batchNormGrad(xv, dyv, rows, channels, scaleValues, args.attrs.varianceEpsilon, dx, dScale, dOffset);
+      return [
+        args.backend.makeTensorInfo(x.shape.slice(), 'float32', dx),
+        args.backend.makeTensorInfo([channels], 'float32', dScale),
+        args.backend.makeTensorInfo([channels], 'float32', dOffset),
+      ];
+    },
   };
 }
 
@@ -146,19 +160,22 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
     return result ?? fallback();
   };
 
-  const binary = Object.fromEntries(Object.entries(BINARY_OP_CODES).map(([name, code]) => [name, binaryKernel(addon, code)]));
   const unary = Object.fromEntries(Object.entries(UNARY_OP_CODES).map(([name, code]) => [name, unaryKernel(addon, code)]));
-  const reductions = Object.fromEntries(
-    Object.entries(REDUCE_OP_CODES).map(([name, code]) => [name, reduceKernel(addon, code, name === tf.Max ? 'reductionIndices' : 'axis')]),
-  );
 
   return {
     ...conv,
     ...dataKernels,
-    ...binary,
+    ...elementwiseKernels(addon),
     ...unary,
-    ...reductions,
     [tf.FusedBatchNorm]: batchNormKernel(addon),
+    ...batchNormTrainingKernels(addon),
+    [tf.Softmax]: (args, fallback) => {
+      const { logits } = args.inputs;
+      const rank = logits.shape.length;
+      if (rank === 0 || (args.attrs.dim !== -1 && args.attrs.dim !== rank - 1)) return fallback();
+      const columns = logits.shape[rank - 1];
+      return runFloat32(args, logits.shape, [logits], ([xv], out) => addon.softmax(xv, out, columns === 0 ? 0 : xv.length / columns, columns)) ?? fallback();
+    },
     [tf.FusedConv2D]: fusedConv(false),
     [tf.FusedDepthwiseConv2D]: fusedConv(true),
     [tf.DepthwiseConv2dNative]: (args, fallback) => {

@@ -1,6 +1,7 @@
 import type { BackendProvider } from '@segkit/core';
 import { loadAddon, type AddonLoadResult } from './addon';
 import { NATIVE_BACKEND_NAME, registerNativeBackend } from './native-backend';
+import { registerFastCpuKernels } from './js-kernels';
 
 export const PACKAGE_NAME = '@segkit/backend-cpu-native';
 
@@ -13,7 +14,12 @@ export function createNativeBackendProvider(load: () => AddonLoadResult = () => 
     async load() {
       try {
         const result = load();
-        if (!result.addon) return result.reason;
+        if (!result.addon) {
+          // Without the addon, 'auto' falls back to cpu: give it the TypeScript im2col/GEMM kernels,
+          // whose convolution gradients are hundreds of times faster than tfjs's own.
+          registerFastCpuKernels();
+          return `${result.reason}; cpu will run with segkit's TypeScript kernels`;
+        }
         registerNativeBackend(result.addon);
         return null;
       } catch (error) {

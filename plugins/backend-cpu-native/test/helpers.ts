@@ -135,8 +135,17 @@ export function dataMovementCases(seed: number, count: number): { label: string;
     const reps = shape.map(() => random.int(1, 3));
     const indices = Array.from({ length: random.int(1, 6) }, () => random.int(0, shape[axis] - 1));
     const splitAt = random.int(0, shape[axis]);
+    const k = random.int(1, Math.min(shape[rank - 1], 5));
+    const padValue = random.pick([0, 2]);
+    const paddings = shape.map((): [number, number] => [random.int(0, 2), random.int(0, 2)]);
+    // The atrous pair: block over axis 1 (and 2), padded so the blocked axes divide.
+    const block = shape.slice(1, Math.min(rank, 3)).map(() => random.int(1, 3));
+    const blockPaddings = block.map((b, i): [number, number] => {
+      const before = random.int(0, 2);
+      return [before, (b - ((shape[i + 1] + before) % b)) % b];
+    });
     return {
-      label: `${dtype}[${shape}] axis ${axis} begin ${begin} size ${size} perm ${perm} reps ${reps} indices ${indices}`,
+      label: `${dtype}[${shape}] axis ${axis} begin ${begin} size ${size} perm ${perm} reps ${reps} indices ${indices} top ${k} pad ${paddings} block ${block} ${blockPaddings}`,
       run: () => {
         const x = tf.tensor(values, shape, dtype);
         const outputs: tf.Tensor[] = [
@@ -146,11 +155,47 @@ export function dataMovementCases(seed: number, count: number): { label: string;
           tf.gather(x, tf.tensor1d(indices, 'int32'), axis),
           tf.transpose(x, perm),
           tf.tile(x, reps),
+          ...Object.values(tf.topk(x, k)), // int32 values have ties: lower indices first
+          tf.pad(x, paddings, padValue),
         ];
+        if (rank >= 2) {
+          const batched = tf.spaceToBatchND(x, block, blockPaddings);
+          outputs.push(batched, tf.batchToSpaceND(batched, block, blockPaddings));
+          if (dtype === 'float32') outputs.push(tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.spaceToBatchND(t, block, blockPaddings))))(x));
+        }
         if (dtype === 'float32') {
           outputs.push(tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor1d(indices, 'int32'), axis))))(x));
         }
         return outputs.map((t) => tf.cast(t, 'float32'));
+      },
+    };
+  });
+}
+
+/**
+ * Broadcasting binary ops (a keeps the rank with some axes at 1, b may also drop leading axes) and
+ * reductions over contiguous axes; the first output is a + b.
+ */
+export function elementwiseCases(seed: number, count: number): { label: string; run: () => tf.Tensor[] }[] {
+  const random = makeRandom(seed);
+  return Array.from({ length: count }, () => {
+    const outShape = randomShape(random, random.int(1, 4), 6);
+    const aShape = outShape.map((d) => (random.next() < 0.3 ? 1 : d));
+    const bShape = random.next() < 0.3 ? outShape : outShape.slice(random.int(0, outShape.length)).map((d) => (random.next() < 0.4 ? 1 : d));
+    const a = randomValues(random, aShape), b = randomValues(random, bShape);
+    a[0] = random.pick([a[0], NaN, 0]);
+    const first = random.int(0, outShape.length - 1);
+    const axes = Array.from({ length: random.int(1, outShape.length - first) }, (_, k) => first + k);
+    const keepDims = random.next() < 0.5;
+    return {
+      label: `elementwise a[${aShape}] b[${bShape}] axes ${axes} keepDims ${keepDims}`,
+      run: () => {
+        const at = tf.tensor(a, aShape), bt = tf.tensor(b, bShape);
+        const x = tf.add(at, bt);
+        return [
+          x, tf.sub(at, bt), tf.mul(at, bt), tf.div(at, bt), tf.squaredDifference(at, bt), tf.maximum(at, bt), tf.minimum(at, bt),
+          tf.sum(x, axes, keepDims), tf.mean(x, axes, keepDims), tf.max(x, axes, keepDims), tf.min(x, axes, keepDims), tf.sum(x, [0, outShape.length - 1]),
+        ];
       },
     };
   });

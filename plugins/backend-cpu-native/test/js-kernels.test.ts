@@ -7,7 +7,9 @@ import { convKernels } from '../src/conv-kernels';
 import { jsConvEngine } from '../src/js-engine';
 import { copyKernels, replaceKernels } from '../src/kernel-registry';
 import { dataKernels } from '../src/data-kernels';
-import { checkNoTensorLeaks, dataMovementCases, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon } from './helpers';
+import { elementwiseKernels } from '../src/elementwise-kernels';
+import { jsElementwiseEngine } from '../src/js-elementwise';
+import { checkNoTensorLeaks, dataMovementCases, elementwiseCases, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon } from './helpers';
 
 // The TypeScript kernels run on a private test backend, so the shared `cpu` backend stays the
 // reference (registerFastCpuKernels itself is checked in a child process below).
@@ -20,7 +22,7 @@ describe('TypeScript im2col + GEMM convolution kernels (cpu fallback)', function
     if (!tf.findBackendFactory(JS_TEST_BACKEND)) {
       tf.registerBackend(JS_TEST_BACKEND, () => new MathBackendCPU(), -1);
       copyKernels('cpu', JS_TEST_BACKEND);
-      replaceKernels(JS_TEST_BACKEND, { ...convKernels(jsConvEngine), ...dataKernels });
+      replaceKernels(JS_TEST_BACKEND, { ...convKernels(jsConvEngine), ...dataKernels, ...elementwiseKernels(jsElementwiseEngine) });
     }
   });
   checkNoTensorLeaks();
@@ -40,7 +42,11 @@ describe('TypeScript im2col + GEMM convolution kernels (cpu fallback)', function
   });
 
   it('data movement kernels match tfjs cpu', () => {
-    for (const { label, run } of dataMovementCases(12, 12)) expectSameAsCpu(JS_TEST_BACKEND, label, run);
+    for (const { label, run } of dataMovementCases(12, 24)) expectSameAsCpu(JS_TEST_BACKEND, label, run);
+  });
+
+  it('broadcasting binary ops and reductions match tfjs cpu', () => {
+    for (const { label, run } of elementwiseCases(13, 12)) expectSameAsCpu(JS_TEST_BACKEND, label, run);
   });
 
   it('registerFastCpuKernels() replaces the cpu conv kernels and keeps their results', () => {

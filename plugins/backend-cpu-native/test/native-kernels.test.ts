@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { checkNoTensorLeaks, dataMovementCases, expectClose, expectSameAsCpu, makeRandom, randomConvCase, randomShape, randomValues, requireAddon, runOn, type ConvCase } from './helpers';
+import { checkNoTensorLeaks, dataMovementCases, elementwiseCases, expectClose, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon, runOn, type ConvCase } from './helpers';
 
 const NATIVE = 'native';
 const CASES = 12;
@@ -157,28 +157,10 @@ describe('native backend kernels match the cpu backend', function () {
   });
 
   it('broadcasting binary ops, unary ops and reductions (what batch norm and losses run)', () => {
-    const random = makeRandom(8);
-    for (let i = 0; i < CASES; i++) {
-      const outShape = randomShape(random, random.int(1, 4), 6);
-      // a keeps the rank with some axes at 1; b may also drop leading axes (numpy broadcasting).
-      const operandShape = () => outShape.slice(random.int(0, outShape.length)).map((d) => (random.next() < 0.4 ? 1 : d));
-      const aShape = outShape.map((d) => (random.next() < 0.3 ? 1 : d)), bShape = random.next() < 0.3 ? outShape : operandShape();
-      const a = randomValues(random, aShape), b = randomValues(random, bShape);
-      a[0] = random.pick([a[0], NaN, 0]);
-      const axes = (() => {
-        const first = random.int(0, outShape.length - 1);
-        return Array.from({ length: random.int(1, outShape.length - first) }, (_, k) => first + k);
-      })();
-      const keepDims = random.next() < 0.5;
-      expectSameAsCpu(NATIVE, `elementwise a[${aShape}] b[${bShape}] axes ${axes}`, () => {
-        const at = tf.tensor(a, aShape), bt = tf.tensor(b, bShape);
-        const x = tf.add(at, bt);
-        return [
-          x, tf.sub(at, bt), tf.mul(at, bt), tf.div(at, bt), tf.squaredDifference(at, bt), tf.maximum(at, bt), tf.minimum(at, bt),
-          tf.relu(x), tf.relu6(tf.mul(x, 5)), tf.step(x, 0.3), tf.exp(x), tf.log(x), tf.neg(x), tf.square(x), tf.sqrt(x), tf.rsqrt(x),
-          tf.sigmoid(x), tf.tanh(x), tf.abs(x), tf.reciprocal(x),
-          tf.sum(x, axes, keepDims), tf.mean(x, axes, keepDims), tf.max(x, axes, keepDims), tf.min(x, axes, keepDims), tf.sum(x, [0, outShape.length - 1]),
-        ];
+    for (const { label, run } of elementwiseCases(8, CASES)) {
+      expectSameAsCpu(NATIVE, label, () => {
+        const [x, ...rest] = run();
+        return [x, ...rest, tf.relu(x), tf.relu6(tf.mul(x, 5)), tf.step(x, 0.3), tf.exp(x), tf.log(x), tf.neg(x), tf.square(x), tf.sqrt(x), tf.rsqrt(x), tf.sigmoid(x), tf.tanh(x), tf.abs(x), tf.reciprocal(x)];
       });
     }
   });
@@ -201,7 +183,7 @@ describe('native backend kernels match the cpu backend', function () {
     }
   });
 
-  it('data movement: slice, split, concat, gather and its gradient, transpose, tile', () => {
+  it('data movement: slice, split, concat, gather and its gradient, transpose, tile, top-k, pad, space/batch', () => {
     for (const { label, run } of dataMovementCases(10, CASES)) expectSameAsCpu(NATIVE, label, run);
   });
 

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { selectBackend, CPU_BACKEND_PROVIDER, isSegkitPlugin } from '@segkit/core';
 import { loadAddon } from '../src/addon';
 import { createNativeBackendProvider, nativeBackendProvider } from '../src/provider';
-import { plugin } from '../src';
+import { fastCpuKernelsRegistered, plugin } from '../src';
 import { checkNoTensorLeaks } from './helpers';
 
 function recordingLogger() {
@@ -62,7 +62,8 @@ describe('native backend provider', () => {
     const choice = await selectBackend('auto', [unavailable, CPU_BACKEND_PROVIDER], logger, fail);
     expect(choice.name).to.equal('cpu');
     expect(logger.lines).to.have.length(1);
-    expect(logger.lines[0]).to.match(/native: native addon not built/);
+    expect(logger.lines[0]).to.match(/native: native addon not built; cpu will run with segkit's TypeScript kernels/);
+    expect(fastCpuKernelsRegistered()).to.equal(true);
   });
 
   it("backend 'auto' picks native when it is available", async () => {
