@@ -193,7 +193,8 @@ export async function resolvePlugin(spec: PluginSpec, configDir: string): Promis
       }
     }
     if (!resolved) {
-      throw new SegkitError(`plugins: cannot find plugin package '${spec}' (looked from ${configDir} and ${process.cwd()}); install it with \`npm install ${spec}\``);
+      const searched = [...new Set([configDir, process.cwd()])].join(' and ');
+      throw new SegkitError(`plugins: cannot find plugin package '${spec}' (looked from ${searched}); install it with \`npm install ${spec}\``);
     }
   }
   let exported: Record<string, unknown>;
@@ -203,7 +204,9 @@ export async function resolvePlugin(spec: PluginSpec, configDir: string): Promis
     if (isPath && !fs.existsSync(resolved) && !fs.existsSync(`${resolved}.js`) && !fs.existsSync(`${resolved}.ts`)) {
       throw new SegkitError(`plugins: cannot find plugin file '${spec}' (resolved to ${resolved})`);
     }
-    throw new SegkitError(`plugins: plugin '${spec}' failed to load: ${(error as Error).message}`);
+    // Node appends a multi-line "Require stack"; its first line says what went wrong.
+    const reason = String((error as Error).message).split('\n')[0];
+    throw new SegkitError(`plugins: plugin '${spec}' failed to load: ${reason}`);
   }
   const candidate = exported.plugin ?? (exported.default as Record<string, unknown> | undefined)?.plugin ?? exported.default;
   if (!isSegkitPlugin(candidate)) {

@@ -78,7 +78,7 @@ describe('kernel: registries and building', () => {
   });
 
   it('a plugin that cannot be found, or that exports no plugin', async () => {
-    const dir = tempTree({ 'not-a-plugin.js': 'module.exports = { hello: 1 };' });
+    const dir = tempTree({ 'not-a-plugin.js': 'module.exports = { hello: 1 };', 'broken.js': "require('./no-such-dependency');" });
     expect(await errorMessage(() => createKernel({ plugins: ['@segkit/does-not-exist'], configDir: dir, backend: 'cpu', logger }))).to.equal(
       `plugins: cannot find plugin package '@segkit/does-not-exist' (looked from ${dir} and ${process.cwd()}); install it with \`npm install @segkit/does-not-exist\``,
     );
@@ -87,6 +87,14 @@ describe('kernel: registries and building', () => {
     );
     expect(await errorMessage(() => createKernel({ plugins: ['./not-a-plugin.js'], configDir: dir, backend: 'cpu', logger }))).to.match(
       /^plugins: '\.\/not-a-plugin\.js' does not export a segkit plugin/,
+    );
+    // one line naming the plugin and the cause, without Node's "Require stack" listing
+    expect(await errorMessage(() => createKernel({ plugins: ['./broken.js'], configDir: dir, backend: 'cpu', logger }))).to.equal(
+      "plugins: plugin './broken.js' failed to load: Cannot find module './no-such-dependency'",
+    );
+    // the config folder is the working directory: it is named once
+    expect(await errorMessage(() => createKernel({ plugins: ['@segkit/does-not-exist'], configDir: process.cwd(), backend: 'cpu', logger }))).to.equal(
+      `plugins: cannot find plugin package '@segkit/does-not-exist' (looked from ${process.cwd()}); install it with \`npm install @segkit/does-not-exist\``,
     );
   });
 
