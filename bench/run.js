@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // `npm run bench`: the benchmark suite in sequence (each script in its own process, output passed
-// through): native backend kernels, data loader, training iteration.
+// through): native backend kernels, model forward passes, data loader, training iteration.
 'use strict';
 const path = require('path');
 const { spawnSync } = require('child_process');
 
-const SCRIPTS = ['backend-native.js', 'data-loader.js', 'train-step.js'];
+const SCRIPTS = ['backend-native.js', 'forward.js', 'data-loader.js', 'train-step.js'];
 
 let failed = 0;
 for (const script of SCRIPTS) {
