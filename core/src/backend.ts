@@ -22,6 +22,22 @@ export const CPU_BACKEND_PROVIDER: BackendProvider = {
   },
 };
 
+/**
+ * segkit's optional fused kernels: a backend plugin registers them with tfjs (registerKernel), and
+ * segkit code runs one where the active backend has it, generic tfjs ops elsewhere. Batch norm's
+ * are nn.BATCH_MOMENTS_KERNEL and nn.BATCH_NORM_GRAD_KERNEL.
+ */
+export function backendHasKernel(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+}
+
+/**
+ * One SGD step of a float32 parameter, PyTorch's semantics: inputs { param, grad, buffer? } (no
+ * buffer on the first step), attrs { lr, momentum, dampening, weightDecay, nesterov } →
+ * [newParam] or, when momentum ≠ 0, [newParam, newBuffer]. @segkit/optimizers' SGD uses it.
+ */
+export const SGD_UPDATE_KERNEL = 'SegkitSgdUpdate';
+
 export interface BackendChoice {
   readonly name: string;
   /** Why each other backend was not taken, for the log. */

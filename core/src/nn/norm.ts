@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
 import { isShapesOnly, reportFlops } from './flops';
 import { SegkitError } from '../errors';
+import { backendHasKernel } from '../backend';
 
 /**
  * Marker base of every normalisation layer (BatchNorm, GroupNorm, a future LayerNorm): the optimizer
@@ -97,10 +98,6 @@ const BATCH_AXES = [0, 1, 2];
  */
 export const BATCH_MOMENTS_KERNEL = 'SegkitBatchMoments';
 export const BATCH_NORM_GRAD_KERNEL = 'SegkitBatchNormGrad';
-
-function backendHasKernel(kernelName: string): boolean {
-  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
-}
 
 function batchMoments(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
   if (backendHasKernel(BATCH_MOMENTS_KERNEL)) {

@@ -230,6 +230,19 @@ napi_value batchNormGradBinding(napi_env env, Arguments& args) {
   return undefinedValue(env);
 }
 
+// sgdUpdate(param, grad, buffer | null, newParam, newBuffer | null, lr, momentum, dampening, weightDecay, nesterov)
+napi_value sgdUpdateBinding(napi_env env, Arguments& args) {
+  const size_t n = args.length(0);
+  const SgdHyperparameters h{static_cast<float>(args.number(5)), static_cast<float>(args.number(6)),
+                             static_cast<float>(args.number(7)), static_cast<float>(args.number(8)), args.boolean(9)};
+  const float* buffer = args.optionalFloats(2);
+  float* newBuffer = args.optionalFloats(4);
+  if (buffer && args.length(2) < n) throw ArgumentError("argument 2 is too short");
+  if (h.momentum != 0.0f && (!newBuffer || args.length(4) < n)) throw ArgumentError("argument 4 must hold the new momentum buffer");
+  sgdUpdate(args.floats(0, n), args.floats(1, n), buffer, static_cast<int64_t>(n), h, args.floats(3, n), newBuffer);
+  return undefinedValue(env);
+}
+
 // softmax(x, out, rows, columns)
 napi_value softmaxBinding(napi_env env, Arguments& args) {
   const int64_t rows = args.integer(2), columns = args.integer(3);
@@ -289,6 +302,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"batchNorm", nullptr, guarded<batchNormBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchMoments", nullptr, guarded<batchMomentsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, guarded<batchNormGradBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgdUpdate", nullptr, guarded<sgdUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, guarded<softmaxBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduce", nullptr, guarded<reduceBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"numThreads", nullptr, guarded<getNumThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -350,4 +350,22 @@ void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size
   });
 }
 
+void sgdUpdate(const float* param, const float* grad, const float* buffer, int64_t n, const SgdHyperparameters& h,
+               float* newParam, float* newBuffer) {
+  // PyTorch's SGD step, in the order of its element-wise ops so that float32 rounding matches them.
+  const bool useMomentum = h.momentum != 0.0f;
+  const float gradScale = 1.0f - h.dampening;
+  parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float direction = h.weightDecay != 0.0f ? grad[i] + param[i] * h.weightDecay : grad[i];
+      if (useMomentum) {
+        const float b = buffer ? buffer[i] * h.momentum + direction * gradScale : direction;
+        newBuffer[i] = b;
+        direction = h.nesterov ? direction + b * h.momentum : b;
+      }
+      newParam[i] = param[i] - direction * h.lr;
+    }
+  });
+}
+
 }  // namespace segkit

@@ -72,6 +72,18 @@ void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channe
 /** Softmax over the last axis of x [rows, columns]. */
 void softmax(const float* x, float* out, int64_t rows, int64_t columns);
 
+struct SgdHyperparameters {
+  float lr, momentum, dampening, weightDecay;
+  bool nesterov;
+};
+
+/**
+ * One SGD step (PyTorch's semantics) over n elements into fresh arrays: newBuffer only when momentum
+ * is non-zero; buffer null on the first step (the buffer starts as the decayed gradient).
+ */
+void sgdUpdate(const float* param, const float* grad, const float* buffer, int64_t n, const SgdHyperparameters& h,
+               float* newParam, float* newBuffer);
+
 /** x viewed as [outer, size, inner] reduced over the middle axis into out[outer, inner]. */
 void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner);
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { nn } from '@segkit/core';
+import { SGD_UPDATE_KERNEL, nn } from '@segkit/core';
 import { ACTIVATION_CODES, UNARY_OP_CODES, packGeometry, type NativeAddon, type WindowGeometry } from './engine';
 import { convInfo, convKernels, windowGeometry } from './conv-kernels';
 import { dataKernels } from './data-kernels';
@@ -124,6 +124,23 @@ function batchNormTrainingKernels(addon: NativeAddon): Record<string, Replacemen
   };
 }
 
+/** Core's SGD_UPDATE_KERNEL: an SGD step in one pass over the parameter, its gradient and buffer. */
+function sgdUpdateKernel(addon: NativeAddon): ReplacementKernel {
+  return (args, fallback) => {
+    const { param, grad, buffer } = args.inputs;
+    const [paramValues, gradValues] = [float32Values(args.backend, param), float32Values(args.backend, grad)];
+    const bufferValues = buffer ? float32Values(args.backend, buffer) : null;
+    if (!paramValues || !gradValues || gradValues.length !== paramValues.length || (buffer && bufferValues?.length !== paramValues.length)) return fallback();
+    const { lr, momentum, dampening, weightDecay, nesterov } = args.attrs as { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean };
+    const newParam = new Float32Array(paramValues.length);
+    const newBuffer = momentum !== 0 ? new Float32Array(paramValues.length) : null;
+    addon.sgdUpdate(paramValues, gradValues, bufferValues, newParam, newBuffer, lr, momentum, dampening, weightDecay, nesterov);
+    const outputs = [args.backend.makeTensorInfo(param.shape.slice(), 'float32', newParam)];
+    if (newBuffer) outputs.push(args.backend.makeTensorInfo(param.shape.slice(), 'float32', newBuffer));
+    return outputs;
+  };
+}
+
 /** Every kernel the `native` backend runs in the addon; the rest of its kernels are cpu's. */
 export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKernel> {
   const conv = convKernels(addon);
@@ -169,6 +186,7 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
     ...unary,
     [tf.FusedBatchNorm]: batchNormKernel(addon),
     ...batchNormTrainingKernels(addon),
+    [SGD_UPDATE_KERNEL]: sgdUpdateKernel(addon),
     [tf.Softmax]: (args, fallback) => {
       const { logits } = args.inputs;
       const rank = logits.shape.length;
