@@ -66,6 +66,26 @@ describe('SGD on the native backend (one fused kernel per parameter) equals SGD 
     'momentum with dampening': { lr: 0.05, momentum: 0.8, dampening: 0.3, weight_decay: 0.01 },
     nesterov: { lr: 0.02, momentum: 0.9, nesterov: true, weight_decay: 0.001 },
   };
+  it('a tensor sharing the parameter\'s data (a clone) keeps its values: the in-place step only runs on unshared data', () => {
+    const previous = tf.getBackend();
+    tf.setBackend(NATIVE_BACKEND_NAME);
+    try {
+      const variable = tf.tidy(() => tf.variable(tf.tensor1d([1, 2, 3]), true, 'fused_sgd_shared'));
+      const optimizer = createOptimizer({ type: 'SGD', lr: 0.5, momentum: 0.9 }, [{ params: [{ name: 'w', variable }] }]);
+      const grad = tf.tensor1d([1, 1, 1]);
+      optimizer.step({ [variable.name]: grad }); // unshared: in place
+      expect(Array.from(variable.dataSync())).to.deep.equal([0.5, 1.5, 2.5]);
+      const snapshot = tf.clone(variable);
+      optimizer.step({ [variable.name]: grad }); // shared with the clone: fresh arrays
+      expect(Array.from(snapshot.dataSync())).to.deep.equal([0.5, 1.5, 2.5]);
+      expect(Array.from(variable.dataSync())).to.deep.equal([-0.45, 0.55, 1.55].map(Math.fround)); // buf = 0.9 + 1 = 1.9
+      tf.dispose([snapshot, grad, variable]);
+      optimizer.dispose();
+    } finally {
+      tf.setBackend(previous);
+    }
+  });
+
   for (const [label, options] of Object.entries(cases)) {
     it(label, () => {
       const before = tf.memory().numTensors;

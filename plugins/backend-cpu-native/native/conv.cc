@@ -76,7 +76,7 @@ int64_t filterRows(const WindowGeometry& g) { return g.kH * g.kW * g.inC; }
 
 /**
  * Stride-1 backprop-input is a forward convolution of dy with the spatially flipped, in/out-swapped
- * filter and complementary padding; this builds that filter and geometry.
+ * filter and complementary padding; this builds that geometry.
  */
 WindowGeometry transposedConvGeometry(const WindowGeometry& g) {
   WindowGeometry t = g;
@@ -87,30 +87,58 @@ WindowGeometry transposedConvGeometry(const WindowGeometry& g) {
   return t;
 }
 
-std::vector<float> flippedSwappedFilter(const float* filter, const WindowGeometry& g) {
-  std::vector<float> flipped(g.kH * g.kW * g.inC * g.outC);
-  for (int64_t kh = 0; kh < g.kH; ++kh)
-    for (int64_t kw = 0; kw < g.kW; ++kw) {
-      const float* src = filter + ((g.kH - 1 - kh) * g.kW + (g.kW - 1 - kw)) * g.inC * g.outC;
-      float* dst = flipped.data() + (kh * g.kW + kw) * g.outC * g.inC;
-      for (int64_t ic = 0; ic < g.inC; ++ic)
-        for (int64_t oc = 0; oc < g.outC; ++oc) dst[oc * g.inC + ic] = src[ic * g.outC + oc];
+/**
+ * The flipped, in/out-swapped filter of transposedConvGeometry as a GEMM operand, read straight from
+ * the original filter [kH, kW, inC, outC]: row = (tap, oc), column = ic, value filter[flipped tap, ic, oc].
+ * Materialising it was a strided transpose of the whole filter on every call (for a 3x3x1024x1024
+ * filter, six times the convolution itself); packed here, each copy runs along contiguous oc.
+ */
+class FlippedSwappedFilterView final : public MatrixView {
+ public:
+  FlippedSwappedFilterView(const float* filter, const WindowGeometry& g) : filter_(filter), g_(g) {}
+
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    const WindowGeometry& g = g_;
+    for (int64_t r = 0; r < rows;) {
+      const int64_t row = row0 + r;
+      const int64_t tap = row / g.outC, oc = row % g.outC;
+      const int64_t run = std::min(g.outC - oc, rows - r);
+      const int64_t flippedTap = (g.kH - 1 - tap / g.kW) * g.kW + (g.kW - 1 - tap % g.kW);
+      const float* tapFilter = filter_ + flippedTap * g.inC * g.outC + oc;
+      for (int64_t c = 0; c < cols; ++c) {
+        const float* src = tapFilter + (col0 + c) * g.outC;
+        float* out = dst + r * dstRowStride + c * dstColStride;
+        for (int64_t i = 0; i < run; ++i) out[i * dstRowStride] = src[i];
+      }
+      r += run;
     }
-  return flipped;
+  }
+
+ private:
+  const float* filter_;
+  WindowGeometry g_;
+};
+
+// out[pixels, outC] = im2col(x)[pixels, taps*inC] * filter[taps*inC, outC]
+void convolve(const float* x, const MatrixView& filter, float* out, const WindowGeometry& g) {
+  gemm(Im2colView(x, g), filter, OutputMatrix{out, g.outC, 1}, outputPixels(g), g.outC, filterRows(g), false);
 }
+
+// Below this many output pixels, the filter gradient is computed as im2col(x)^T * dy (contiguous
+// rows of dFilter) rather than dy^T * im2col(x) written transposed: with few pixels per output
+// element, scattering the transposed result costs more than the product.
+constexpr int64_t kFewPixels = 1024;
 
 }  // namespace
 
 void conv2d(const float* x, const float* filter, float* out, const WindowGeometry& g) {
-  // out[pixels, outC] = im2col(x)[pixels, taps*inC] * filter[taps*inC, outC]
-  gemm(Im2colView(x, g), StridedView(filter, g.outC, 1), OutputMatrix{out, g.outC, 1}, outputPixels(g), g.outC,
-       filterRows(g), false);
+  convolve(x, StridedView(filter, g.outC, 1), out, g);
 }
 
 void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const WindowGeometry& g) {
   if (g.strideH == 1 && g.strideW == 1) {
-    const std::vector<float> flipped = flippedSwappedFilter(filter, g);
-    conv2d(dy, flipped.data(), dx, transposedConvGeometry(g));
+    convolve(dy, FlippedSwappedFilterView(filter, g), dx, transposedConvGeometry(g));
     return;
   }
   // Strided: per image, columns = dy * filter^T, then scatter-add the columns back (col2im).
@@ -144,6 +172,12 @@ void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const 
 }
 
 void conv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
+  if (outputPixels(g) <= kFewPixels) {
+    const Im2colView columns(x, g);
+    gemm(TransposedView(columns), StridedView(dy, g.outC, 1), OutputMatrix{dFilter, g.outC, 1}, filterRows(g), g.outC,
+         outputPixels(g), false);
+    return;
+  }
   // dFilter^T[outC, taps*inC] = dy^T[outC, pixels] * im2col(x)[pixels, taps*inC], written transposed
   // into dFilter. This orientation packs im2col as the B operand, in runs of 16 channels per pixel
   // (as A it would be runs of 6), which is what bounds this GEMM's speed.

@@ -124,7 +124,12 @@ function batchNormTrainingKernels(addon: NativeAddon): Record<string, Replacemen
   };
 }
 
-/** Core's SGD_UPDATE_KERNEL: an SGD step in one pass over the parameter, its gradient and buffer. */
+/**
+ * Core's SGD_UPDATE_KERNEL: an SGD step in one pass over the parameter, its gradient and buffer.
+ * When no other tensor shares the parameter's (and buffer's) data, the step writes into those
+ * arrays and hands them out under new tensors, as PyTorch updates in place: allocating (and
+ * page-faulting) two fresh parameter-sized arrays per step cost more than the arithmetic.
+ */
 function sgdUpdateKernel(addon: NativeAddon): ReplacementKernel {
   return (args, fallback) => {
     const { param, grad, buffer } = args.inputs;
@@ -132,8 +137,10 @@ function sgdUpdateKernel(addon: NativeAddon): ReplacementKernel {
     const bufferValues = buffer ? float32Values(args.backend, buffer) : null;
     if (!paramValues || !gradValues || gradValues.length !== paramValues.length || (buffer && bufferValues?.length !== paramValues.length)) return fallback();
     const { lr, momentum, dampening, weightDecay, nesterov } = args.attrs as { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean };
-    const newParam = new Float32Array(paramValues.length);
-    const newBuffer = momentum !== 0 ? new Float32Array(paramValues.length) : null;
+    const exclusive = (tensor: tf.TensorInfo) => args.backend.refCount(tensor.dataId) === 1;
+    const inPlace = exclusive(param) && (!buffer || exclusive(buffer));
+    const newParam = inPlace ? paramValues : new Float32Array(paramValues.length);
+    const newBuffer = momentum === 0 ? null : inPlace && bufferValues ? bufferValues : new Float32Array(paramValues.length);
     addon.sgdUpdate(paramValues, gradValues, bufferValues, newParam, newBuffer, lr, momentum, dampening, weightDecay, nesterov);
     const outputs = [args.backend.makeTensorInfo(param.shape.slice(), 'float32', newParam)];
     if (newBuffer) outputs.push(args.backend.makeTensorInfo(param.shape.slice(), 'float32', newBuffer));

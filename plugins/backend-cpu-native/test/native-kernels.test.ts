@@ -49,6 +49,23 @@ describe('native backend kernels match the cpu backend', function () {
     }
   });
 
+  it('Conv2D gradients on both sides of the filter gradient\'s few-pixel threshold (1024 output pixels) and with wide filters', () => {
+    const random = makeRandom(12);
+    // [batch, h, w, inC, outC, stride, pad]: 1152 / 1024 / 960 output pixels, then a deep 4x4 layer
+    const shapes = [[2, 24, 24, 5, 7, 1, 'same'], [1, 32, 32, 3, 4, 1, 'same'], [1, 34, 34, 2, 3, 1, 'valid'], [4, 4, 4, 40, 70, 1, 'same'], [2, 47, 45, 3, 5, 2, 'same']] as const;
+    for (const [batch, h, w, inC, outC, stride, pad] of shapes) {
+      const c: ConvCase = { batch, inH: h, inW: w, inC, outC, kH: 3, kW: 3, strides: [stride, stride], dilations: [1, 1], pad, label: `x[${batch},${h},${w},${inC}] out${outC} s${stride} ${pad}` };
+      const { x, w: filter } = convInputs(random, c, [3, 3, inC, outC]);
+      expectSameAsCpu(NATIVE, `conv2d grads ${c.label}`, () => {
+        const f = (xt: tf.Tensor4D, wt: tf.Tensor4D) => {
+          const y = tf.conv2d(xt, wt, c.strides, c.pad);
+          return tf.sum(tf.mul(y, tf.randomUniform(y.shape, -1, 1, 'float32', 5)));
+        };
+        return tf.grads(f as (...args: tf.Tensor[]) => tf.Scalar)([tf.tensor4d(x, [batch, h, w, inC]), tf.tensor4d(filter, [3, 3, inC, outC])]);
+      });
+    }
+  });
+
   it('DepthwiseConv2dNative, FusedDepthwiseConv2D and their gradients (channel multipliers)', () => {
     const random = makeRandom(3);
     for (let i = 0; i < CASES; i++) {
