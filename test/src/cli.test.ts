@@ -1,17 +1,9 @@
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { expect } from 'chai';
 
-const repo = path.resolve(__dirname, '..', '..');
-const bin = path.join(repo, 'core', 'bin', 'segkit.js');
-
-/** Runs the segkit CLI as a user would; returns exit code and outputs. */
-export function segkit(args: string[], cwd = repo): { code: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, SEGKIT_DEBUG: '' } });
-  return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
-}
+import { segkit } from './segkit-cli';
 
 describe('segkit CLI', function () {
   this.timeout(120000);
