@@ -47,11 +47,17 @@ export function copyKernels(from: string, to: string): void {
   }
 }
 
-/** The float32 values of a tensor on a cpu-like backend, or null (other dtypes take the fallback). */
+/**
+ * The float32 values of a tensor on a cpu-like backend, or null (other dtypes take the fallback).
+ * cpu's Cast from bool to float32 keeps the Uint8Array it was given: those values are copied into a
+ * Float32Array here (per call; the shared storage is left alone), so masks built as
+ * cast(notEqual(...)) do not send the op to cpu's slow broadcasting kernel.
+ */
 export function float32Values(backend: MathBackendCPU, tensor: tf.TensorInfo | undefined): Float32Array | null {
   if (!tensor || tensor.dtype !== 'float32') return null;
   const values = backend.data.get(tensor.dataId).values;
-  return values instanceof Float32Array ? values : null;
+  if (values instanceof Float32Array) return values;
+  return ArrayBuffer.isView(values) && !(values instanceof DataView) ? Float32Array.from(values as Uint8Array) : null;
 }
 
 /** Runs one engine call that fills a fresh float32 output of `shape`, or returns null to fall back. */

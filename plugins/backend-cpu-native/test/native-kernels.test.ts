@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { float32Values } from '../src/kernel-registry';
 import { checkNoTensorLeaks, dataMovementCases, elementwiseCases, expectClose, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon, runOn, type ConvCase } from './helpers';
 
 const NATIVE = 'native';
@@ -202,6 +204,22 @@ describe('native backend kernels match the cpu backend', function () {
 
   it('data movement: slice, split, concat, gather and its gradient, transpose, tile, top-k, pad, space/batch', () => {
     for (const { label, run } of dataMovementCases(10, CASES)) expectSameAsCpu(NATIVE, label, run);
+  });
+
+  it('reads float32 tensors cast from bool (stored as a Uint8Array by cpu\'s Cast) as Float32Arrays', () => {
+    const previous = tf.getBackend();
+    tf.setBackend(NATIVE);
+    try {
+      tf.tidy(() => {
+        const mask = tf.cast(tf.notEqual(tf.tensor1d([1, 255, 0, 255], 'int32'), 255), 'float32');
+        const values = float32Values(tf.backend() as MathBackendCPU, mask);
+        expect(values).to.be.instanceOf(Float32Array);
+        expect(Array.from(values!)).to.deep.equal([1, 0, 1, 0]);
+        expect(Array.from(tf.mul(tf.tensor2d([[2, 3, 4, 5], [6, 7, 8, 9]]), mask).dataSync())).to.deep.equal([2, 0, 4, 0, 6, 0, 8, 0]);
+      });
+    } finally {
+      tf.setBackend(previous);
+    }
   });
 
   it('keeps the cpu kernels it does not replace, and no kernel leaks intermediate tensors', () => {

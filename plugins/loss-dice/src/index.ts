@@ -52,7 +52,9 @@ export class DiceLoss extends BaseLoss<DiceOptions> {
       const { probs, target, valid } = softmaxRegionInputs(logits, labels, ignoreIndex);
       const imageAxes = [...Array(logits.rank - 2).keys()].map((axis) => axis + 1); // H, W
       const numerator = tf.add(tf.mul(tf.sum(tf.mul(tf.mul(probs, target), valid), imageAxes), 2), smooth);
-      const denominator = tf.add(tf.sum(tf.add(tf.pow(probs, exponent), tf.pow(target, exponent)), imageAxes), smooth);
+      // x² as a product (the default exponent): tfjs's Pow has no fast kernel on segkit's backends.
+      const power = (x: tf.Tensor) => (exponent === 2 ? tf.square(x) : tf.pow(x, exponent));
+      const denominator = tf.add(tf.sum(tf.add(power(probs), power(target)), imageAxes), smooth);
       const perImageClass = tf.sub(1, tf.div(numerator, denominator));
       const loss = combineClassLosses(perImageClass, this.classWeight, ignoreIndex);
       return this.reduceAndScale(loss, null, this.reductionOf(call), call.avgFactor);
