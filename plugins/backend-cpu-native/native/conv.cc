@@ -125,10 +125,6 @@ void convolve(const float* x, const MatrixView& filter, float* out, const Window
   gemm(Im2colView(x, g), filter, OutputMatrix{out, g.outC, 1}, outputPixels(g), g.outC, filterRows(g), false);
 }
 
-// Below this many output pixels, the filter gradient is computed as im2col(x)^T * dy (contiguous
-// rows of dFilter) rather than dy^T * im2col(x) written transposed: with few pixels per output
-// element, scattering the transposed result costs more than the product.
-constexpr int64_t kFewPixels = 1024;
 
 }  // namespace
 
@@ -172,7 +168,11 @@ void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const 
 }
 
 void conv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
-  if (outputPixels(g) <= kFewPixels) {
+  // With fewer output pixels than output channels (the deep, small feature maps), compute
+  // im2col(x)^T * dy, whose result rows are dFilter's contiguous rows: scattering the transposed
+  // product below then costs more than the product (3x3x1024x1024 from 64 pixels: 33 -> 22 ms);
+  // elsewhere the orientation below packs faster (measured both ways from 64 to 4096 pixels).
+  if (outputPixels(g) < g.outC) {
     const Im2colView columns(x, g);
     gemm(TransposedView(columns), StridedView(dy, g.outC, 1), OutputMatrix{dFilter, g.outC, 1}, filterRows(g), g.outC,
          outputPixels(g), false);
