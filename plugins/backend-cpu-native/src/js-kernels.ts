@@ -16,13 +16,13 @@ let registered = false;
  * fallbacks for the cases these do not handle (NCHW, other dtypes). Idempotent. For machines where
  * the native addon cannot be built.
  */
-/** Whether the TypeScript kernels have replaced tfjs's own for `cpu` in this process. */
-export function fastCpuKernelsRegistered(): boolean {
-  return registered;
-}
-
 export function registerFastCpuKernels(): void {
   if (registered) return;
   registered = true;
   replaceKernels('cpu', { ...convKernels(jsConvEngine), ...dataKernels, ...elementwiseKernels(jsElementwiseEngine) });
+}
+
+/** Whether the TypeScript kernels have replaced tfjs's own for `cpu` in this process. */
+export function fastCpuKernelsRegistered(): boolean {
+  return registered;
 }
