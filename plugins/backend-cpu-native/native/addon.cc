@@ -243,6 +243,20 @@ napi_value sgdUpdateBinding(napi_env env, Arguments& args) {
   return undefinedValue(env);
 }
 
+// copyRows(src, srcOffset, srcStride, dst, dstOffset, dstStride, rows, run): every row inside both arrays
+napi_value copyRowsBinding(napi_env env, Arguments& args) {
+  const int64_t srcOffset = args.integer(1), srcStride = args.integer(2), dstOffset = args.integer(4), dstStride = args.integer(5);
+  const int64_t rows = args.integer(6), run = args.integer(7);
+  if (rows <= 0 || run <= 0) return undefinedValue(env);
+  auto fits = [&](size_t i, int64_t offset, int64_t stride) {
+    return offset >= 0 && stride >= 0 && offset + (rows - 1) * stride + run <= static_cast<int64_t>(args.length(i));
+  };
+  if (!fits(0, srcOffset, srcStride)) throw ArgumentError("copyRows: the source rows run past the source array");
+  if (!fits(3, dstOffset, dstStride)) throw ArgumentError("copyRows: the destination rows run past the destination array");
+  copyRows(args.floats(0) + srcOffset, srcStride, args.floats(3) + dstOffset, dstStride, rows, run);
+  return undefinedValue(env);
+}
+
 // softmax(x, out, rows, columns)
 napi_value softmaxBinding(napi_env env, Arguments& args) {
   const int64_t rows = args.integer(2), columns = args.integer(3);
@@ -303,6 +317,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"batchMoments", nullptr, guarded<batchMomentsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, guarded<batchNormGradBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdUpdate", nullptr, guarded<sgdUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"copyRows", nullptr, guarded<copyRowsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, guarded<softmaxBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduce", nullptr, guarded<reduceBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"numThreads", nullptr, guarded<getNumThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},

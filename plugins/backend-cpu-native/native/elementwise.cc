@@ -2,6 +2,7 @@
 // (batch-norm statistics and their gradients, loss terms), multi-threaded.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -365,6 +366,12 @@ void sgdUpdate(const float* param, const float* grad, const float* buffer, int64
       }
       newParam[i] = param[i] - direction * h.lr;
     }
+  });
+}
+
+void copyRows(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t rows, int64_t run) {
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(run, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) std::memcpy(dst + r * dstStride, src + r * srcStride, sizeof(float) * run);
   });
 }
 

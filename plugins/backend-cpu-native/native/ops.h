@@ -69,6 +69,9 @@ void batchMoments(const float* x, int64_t rows, int64_t channels, float* mean, f
 void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale, float epsilon,
                    float* dx, float* dScale, float* dOffset);
 
+/** rows runs of run floats: dst[r * dstStride + i] = src[r * srcStride + i] (rows split over threads). */
+void copyRows(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t rows, int64_t run);
+
 /** Softmax over the last axis of x [rows, columns]. */
 void softmax(const float* x, float* out, int64_t rows, int64_t columns);
 
