@@ -5,6 +5,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Module } from './nn/module';
 import type { EventBus } from './bus';
+import type { AreaStats } from './evaluation/metrics';
 
 // ---------------------------------------------------------------- losses and samplers
 
@@ -48,6 +49,8 @@ export interface DecodeHead extends Module {
   readonly outChannels: number;
   readonly alignCorners: boolean;
   readonly ignoreIndex: number;
+  /** Probability threshold of a single-channel (sigmoid) head; null for a softmax head. */
+  readonly threshold: number | null;
   /** Backbone/neck features → logits [N,h,w,outChannels]. */
   forward(features: tf.Tensor[]): tf.Tensor;
   /** Loss dict (`loss_ce`, `loss_dice`, ..., `acc_seg`) of logits against labels [N,H,W]. */
@@ -75,6 +78,11 @@ export interface Segmentor extends Module {
   inference(images: tf.Tensor4D, options?: InferenceOptions): tf.Tensor4D;
   /** int32 label maps [N,H,W]. */
   predict(images: tf.Tensor4D, options?: InferenceOptions): tf.Tensor3D;
+  /**
+   * Logits [N,H,W,C] → int32 label maps [N,H,W]: argmax over classes, or sigmoid > the decode head's
+   * `threshold` for a single-channel head. Every prediction path (evaluation, test, infer) uses this.
+   */
+  labelsFromLogits(logits: tf.Tensor4D): tf.Tensor3D;
 }
 
 // ---------------------------------------------------------------- optimization
@@ -82,6 +90,19 @@ export interface Segmentor extends Module {
 export interface NamedParameter {
   readonly name: string;
   readonly variable: tf.Variable;
+}
+
+/**
+ * A parameter group as an optimizer constructor hands it to an optimizer (MMCV's group dicts): its
+ * tensors and only the hyper-parameters set explicitly; the rest fall back to the optimizer's defaults.
+ */
+export interface ParamGroupSpec {
+  params: NamedParameter[];
+  lr?: number;
+  weight_decay?: number;
+  /** Which custom key / rule produced the group (for logs). */
+  key?: string;
+  [hyperParameter: string]: unknown;
 }
 
 /** One parameter group: its tensors and its own hyper-parameters (MMCV's group dicts). */
@@ -173,24 +194,23 @@ export interface Dataset {
   getGroundTruth(index: number): Promise<NdArray>;
 }
 
-// ---------------------------------------------------------------- hooks
+// ---------------------------------------------------------------- evaluation
 
 /**
- * `hooks` registry. A hook observes training through the event bus (`attach`) and may act at the
- * documented lifecycle points, which the runner awaits in priority order (lower first, MMCV's scale:
- * VERY_HIGH 10, HIGH 30, NORMAL 50, LOW 70, VERY_LOW 90).
+ * `metrics` registry: a summary metric of MMSegmentation's `evaluate` (mIoU, mDice, mFscore, or a
+ * plugin's), computed from the per-class pixel counts summed over the dataset.
  */
-export interface Hook {
+export interface Metric {
+  /** The name configs use (`evaluation.metric`), e.g. 'mIoU'. */
   readonly name: string;
-  readonly priority?: number;
-  attach?(bus: EventBus, runner: RunnerView): void;
-  beforeRun?(runner: RunnerView): void | Promise<void>;
-  /** After every training iteration (`runner.iter` iterations are done). */
-  afterTrainIter?(runner: RunnerView): void | Promise<void>;
-  afterRun?(runner: RunnerView): void | Promise<void>;
-  /** Flushes files; called once at the end, also after an error. */
-  close?(): void | Promise<void>;
+  /**
+   * Per-class columns as fractions (NaN where 0/0), e.g. [['IoU', ...], ['Acc', ...]]; the summary value of
+   * each column is `m<column>` (nan-mean over classes). A column another metric gives too keeps its first place.
+   */
+  perClass(totals: AreaStats): [column: string, values: Float64Array][];
 }
+
+// ---------------------------------------------------------------- hooks
 
 /** Metrics of one evaluation (0.x fractions) and the per-class rows. */
 export interface EvaluationResult {
@@ -212,8 +232,15 @@ export interface RunnerView {
   /** Start time of the run, `YYYYMMDD_HHMMSS` (log file names). */
   readonly timestamp: string;
   readonly bus: EventBus;
-  /** Runs the validation set with the model's test settings; emits nothing itself. */
-  evaluate(metrics: readonly string[]): Promise<EvaluationResult>;
-  /** Writes a checkpoint of the current state (weights, optimizer, iteration, data order). */
-  saveCheckpoint(file: string, extra?: { best?: { metric: string; value: number; iter: number } }): void;
+  /**
+   * Runs the validation set with the model's test settings, publishes the tables (`log`) and `eval:end`,
+   * then calls every hook's `afterVal`.
+   */
+  evaluate(metrics: readonly Metric[]): Promise<EvaluationResult>;
+  /**
+   * Writes a checkpoint of the current state (weights, optimizer, iteration, data order, hook state from
+   * `beforeSaveCheckpoint`) atomically, and publishes `checkpoint:saved`. A failed write is a SegkitError
+   * naming the file and the OS error; the file it would have replaced is untouched.
+   */
+  saveCheckpoint(file: string, extra?: { best?: { metric: string; value: number; iter: number } }): Promise<void>;
 }

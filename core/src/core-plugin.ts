@@ -1,6 +1,7 @@
 import { definePlugin } from './plugin';
 import { CPU_BACKEND_PROVIDER } from './backend';
 import { encoderDecoderDefinition } from './models/encoder-decoder';
+import { metricDefinitions } from './evaluation/metrics';
 
 const { version } = require('../../package.json') as { version: string };
 
@@ -11,5 +12,6 @@ export const corePlugin = definePlugin({
   components: {
     backends: [CPU_BACKEND_PROVIDER],
     segmentors: [encoderDecoderDefinition],
+    metrics: metricDefinitions,
   },
 });

@@ -2,18 +2,20 @@ import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Container } from 'inversify';
+import { Container, type ServiceIdentifier } from 'inversify';
 import { z } from 'zod';
 import { SegkitError, joinPath, nearestName } from './errors';
 import {
   REGISTRY_NAMES,
-  REGISTRY_TOKENS,
   type BuildContext,
-  type ComponentDefinition,
+  type ComponentOf,
+  type InstanceOf,
   type Logger,
+  type NoParent,
+  type ParentOf,
   type RegistryName,
 } from './registries';
-import { isSegkitPlugin, type SegkitPlugin } from './plugin';
+import { TOKENS, isSegkitPlugin, type ComponentRecord, type SegkitPlugin } from './plugin';
 import { validateOptions } from './validation';
 import { selectBackend, type BackendProvider } from './backend';
 import { EventBus } from './bus';
@@ -39,41 +41,33 @@ export interface RegisteredComponent {
   readonly description?: string;
 }
 
-/** A typed view of one registry: which types exist and how to build one from a config. */
-export class Registry<T = unknown> {
-  private readonly entries = new Map<string, { definition: ComponentDefinition<any, T>; plugin: SegkitPlugin }>();
+type RegistryIndex = ReadonlyMap<string, ComponentRecord>;
 
-  constructor(readonly name: RegistryName) {}
-
-  /** @internal used by the kernel while loading plugins. */
-  add(definition: ComponentDefinition<any, T>, plugin: SegkitPlugin): void {
-    const existing = this.entries.get(definition.type);
-    if (existing && existing.definition !== definition) {
-      throw new SegkitError(
-        `plugins: type '${definition.type}' of registry '${this.name}' is registered twice: by ${existing.plugin.name}@${existing.plugin.version} and by ${plugin.name}@${plugin.version}; list only one of them in \`plugins\``,
-      );
-    }
-    this.entries.set(definition.type, { definition, plugin });
-  }
+/** A typed, read-only view of one registry: which types exist and which plugin provides each. */
+export class Registry<R extends RegistryName = RegistryName> {
+  constructor(
+    readonly name: R,
+    private readonly index: () => RegistryIndex,
+  ) {}
 
   list(): string[] {
-    return [...this.entries.keys()].sort();
+    return [...this.index().keys()].sort();
   }
 
   has(type: string): boolean {
-    return this.entries.has(type);
+    return this.index().has(type);
   }
 
   describe(): RegisteredComponent[] {
     return this.list().map((type) => {
-      const { definition, plugin } = this.entries.get(type)!;
+      const { definition, plugin } = this.index().get(type)!;
       return { type, plugin: plugin.name, version: plugin.version, description: definition.description };
     });
   }
 
-  definition(type: string, configPath = 'type'): ComponentDefinition<any, T> {
-    const entry = this.entries.get(type);
-    if (entry) return entry.definition;
+  definition(type: string, configPath = 'type'): ComponentOf<R> {
+    const entry = this.index().get(type);
+    if (entry) return entry.definition as ComponentOf<R>;
     const known = this.list();
     const nearest = nearestName(type, known);
     const provider = KNOWN_PROVIDERS[this.name]?.[type];
@@ -87,47 +81,63 @@ export class Registry<T = unknown> {
   }
 }
 
-export type Registries = { readonly [K in RegistryName]: Registry };
+export type Registries = { readonly [R in RegistryName]: Registry<R> };
+
+/** Options of `kernel.build`: the config path for messages and what the builder hands down (the registry's contract). */
+export type BuildOptions<R extends RegistryName> = { path?: string } & (NoParent extends ParentOf<R> ? { parent?: ParentOf<R> } : { parent: ParentOf<R> });
+type BuildArguments<R extends RegistryName> = NoParent extends ParentOf<R> ? [options?: BuildOptions<R>] : [options: BuildOptions<R>];
 
 function consoleLogger(): Logger {
   return { info: (m) => console.log(m), warn: (m) => console.warn(`warning: ${m}`) };
 }
 
 /**
- * The segkit kernel: an inversify container holding the plugins' component definitions,
- * one typed registry per component kind, the event bus and the active tfjs backend.
+ * The segkit kernel. Its inversify container is the composition root: the event bus and the logger are
+ * services bound in it, and every plugin's ContainerModule binds component records and contributions
+ * (multi-bindings) that the registries and the CLI read. One typed registry per component kind; `build`
+ * turns a config into a component.
  */
 export class Kernel {
-  readonly container = new Container();
+  private readonly container = new Container();
   readonly registries: Registries;
   readonly plugins: SegkitPlugin[] = [];
-  readonly bus = new EventBus();
-  readonly logger: Logger;
   backend = 'cpu';
+  private indexes = new Map<RegistryName, RegistryIndex>();
   private readonly warned = new Set<string>();
 
-  constructor(readonly configDir: string, logger?: Logger) {
-    this.logger = logger ?? consoleLogger();
-    this.registries = Object.fromEntries(REGISTRY_NAMES.map((name) => [name, new Registry(name)])) as unknown as Registries;
+  constructor(
+    readonly configDir: string,
+    logger: Logger = consoleLogger(),
+  ) {
+    this.container.bind(TOKENS.logger).toConstantValue(logger);
+    this.container.bind(TOKENS.bus).toConstantValue(new EventBus());
+    this.registries = Object.fromEntries(REGISTRY_NAMES.map((name) => [name, new Registry(name, () => this.indexes.get(name) ?? new Map())])) as unknown as Registries;
   }
 
-  /** Loads one plugin into the container and records which types it brought. */
+  get bus(): EventBus {
+    return this.container.get(TOKENS.bus);
+  }
+
+  get logger(): Logger {
+    return this.container.get(TOKENS.logger);
+  }
+
+  /** Every contribution bound to a multi-binding token (e.g. `TOKENS.cliCommands`) by the loaded plugins. */
+  contributions<T>(token: ServiceIdentifier<T>): T[] {
+    return this.container.isBound(token) ? this.container.getAll(token) : [];
+  }
+
+  /** Loads one plugin into the container; its component records become visible in the registries. */
   async loadPlugin(plugin: SegkitPlugin): Promise<void> {
     if (this.plugins.some((p) => p === plugin)) return;
-    const before = new Map(REGISTRY_NAMES.map((name) => [name, new Set(this.getAllBound(name))]));
     await this.container.load(plugin.module);
-    this.plugins.push(plugin);
-    for (const name of REGISTRY_NAMES) {
-      const seen = before.get(name)!;
-      for (const definition of this.getAllBound(name)) {
-        if (!seen.has(definition)) this.registries[name].add(definition, plugin);
-      }
+    try {
+      this.indexes = indexComponents(this.contributions(TOKENS.components));
+    } catch (error) {
+      await this.container.unload(plugin.module);
+      throw error;
     }
-  }
-
-  private getAllBound(name: RegistryName): ComponentDefinition[] {
-    const token = REGISTRY_TOKENS[name];
-    return this.container.isBound(token) ? this.container.getAll(token) : [];
+    this.plugins.push(plugin);
   }
 
   /** Warns once per distinct message (e.g. once per loss instance and head). */
@@ -139,10 +149,11 @@ export class Kernel {
 
   /**
    * Builds a component from its config: picks the type, validates the other options with the
-   * component's schema (defaults filled in) and calls its factory. `path` names the config location in errors.
+   * component's schema (defaults filled in) and calls its factory with the parent's context.
+   * `path` names the config location in errors.
    */
-  build<T = unknown>(registry: RegistryName, cfg: unknown, options: { path?: string; extra?: Record<string, unknown> } = {}): T {
-    const configPath = options.path ?? registry;
+  build<R extends RegistryName>(registry: R, cfg: unknown, ...[options]: BuildArguments<R>): InstanceOf<R> {
+    const configPath = options?.path ?? registry;
     if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) {
       throw new SegkitError(`${configPath}: expected a config object with a 'type', got ${Array.isArray(cfg) ? 'a list' : JSON.stringify(cfg)}`, configPath);
     }
@@ -153,24 +164,41 @@ export class Kernel {
     const definition = this.registries[registry].definition(type, joinPath(configPath, 'type'));
     const schema = definition.schema instanceof z.ZodObject ? (definition.schema as z.ZodObject).strict() : definition.schema;
     const parsed = validateOptions(schema, rest, configPath, type);
-    const context = this.context(configPath, options.extra ?? {});
-    return definition.create(parsed, context) as T;
+    return definition.create(parsed, this.context(configPath, (options?.parent ?? {}) as ParentOf<R>));
   }
 
-  private context(configPath: string, extra: Record<string, unknown>): BuildContext {
+  private context<P>(configPath: string, parent: P): BuildContext<P> {
     return {
       path: configPath,
       configDir: this.configDir,
-      extra,
+      parent,
       logger: this.logger,
       warn: (message) => this.warnOnce(message),
-      build: (registry, cfg, key, childExtra) => this.build(registry, cfg, { path: joinPath(configPath, String(key)), extra: childExtra ?? {} }),
+      build: (registry, cfg, key, ...childParent) =>
+        (this.build as (r: RegistryName, c: unknown, o: { path: string; parent?: unknown }) => never)(registry, cfg, { path: joinPath(configPath, String(key)), parent: childParent[0] }),
     };
   }
 
   backendProviders(): BackendProvider[] {
-    return this.registries.backends.list().map((type) => this.build<BackendProvider>('backends', { type }));
+    return this.registries.backends.list().map((type) => this.build('backends', { type }));
   }
+}
+
+/** Groups the component records by registry and type; one type registered by two plugins is an error. */
+function indexComponents(records: readonly ComponentRecord[]): Map<RegistryName, RegistryIndex> {
+  const indexes = new Map<RegistryName, Map<string, ComponentRecord>>();
+  for (const record of records) {
+    let index = indexes.get(record.registry);
+    if (!index) indexes.set(record.registry, (index = new Map()));
+    const existing = index.get(record.definition.type);
+    if (existing && existing.definition !== record.definition) {
+      throw new SegkitError(
+        `plugins: type '${record.definition.type}' of registry '${record.registry}' is registered twice: by ${existing.plugin.name}@${existing.plugin.version} and by ${record.plugin.name}@${record.plugin.version}; list only one of them in \`plugins\``,
+      );
+    }
+    index.set(record.definition.type, record);
+  }
+  return indexes;
 }
 
 /** Resolves a plugin given by package name, file path or object. */

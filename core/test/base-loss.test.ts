@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { BaseLoss, checkPerClassList, loadLossClassWeight, lossWhere, type BuildContext, type LossCallOptions } from '../src';
+import { BaseLoss, checkPerClassList, loadLossClassWeight, lossWhere, type BuildContext, type LossParent, type LossCallOptions } from '../src';
 import { tempTree } from './helpers';
 
 interface ToyOptions {
@@ -18,8 +18,8 @@ class ToyLoss extends BaseLoss<ToyOptions> {
   }
 }
 
-function context(extra: Record<string, unknown>, configDir = '/nowhere'): BuildContext {
-  return { path: 'model.decode_head.loss_decode', configDir, extra } as BuildContext;
+function context(parent: LossParent, configDir = '/nowhere'): BuildContext<LossParent> {
+  return { path: 'model.decode_head.loss_decode', configDir, parent } as BuildContext<LossParent>;
 }
 
 describe('BaseLoss and the loss build helpers', () => {

@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { ContainerModule } from 'inversify';
 import { z } from 'zod';
-import { createKernel, definePlugin, REGISTRY_TOKENS, SegkitError, type ComponentDefinition } from '../src';
+import { createKernel, definePlugin, TOKENS, SegkitError, type ComponentDefinition } from '../src';
 import { errorMessage, recordingLogger, tempTree } from './helpers';
 
-const samplerDefinition: ComponentDefinition = {
+// Builds its options (not a real sampler): these tests look at validation and registration only.
+const samplerDefinition: ComponentDefinition<any, any> = {
   type: 'OHEMPixelSampler',
   schema: z.object({
     thresh: z.number().nullable().default(null),
@@ -53,7 +54,7 @@ describe('kernel: registries and building', () => {
   });
 
   it('nested configs get the parent path in their errors', async () => {
-    const head: ComponentDefinition = {
+    const head: ComponentDefinition<any, any> = {
       type: 'TinyHead',
       schema: z.object({ sampler: z.unknown().optional() }),
       create: (options, ctx) => ({ sampler: ctx.build('samplers', options.sampler, 'sampler') }),
@@ -71,8 +72,9 @@ describe('kernel: registries and building', () => {
     );
   });
 
-  it('a plugin may bind to the registry tokens with its own ContainerModule', async () => {
-    const raw = { name: 'raw', version: '0.0.1', module: new ContainerModule(({ bind }) => void bind(REGISTRY_TOKENS.samplers).toConstantValue(samplerDefinition)) };
+  it('a plugin may bind component records with its own ContainerModule', async () => {
+    const record = { registry: 'samplers' as const, definition: samplerDefinition, plugin: { name: 'raw', version: '0.0.1' } };
+    const raw = { name: 'raw', version: '0.0.1', module: new ContainerModule(({ bind }) => void bind(TOKENS.components).toConstantValue(record)) };
     const kernel = await createKernel({ plugins: [raw], backend: 'cpu', logger });
     expect(kernel.registries.samplers.describe()[0]).to.include({ type: 'OHEMPixelSampler', plugin: 'raw' });
   });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { MetricAccumulator, classTableRows, formatMetricTables, intersectAndUnion } from '../src/evaluation';
+import { MetricAccumulator, classTableRows, fscoreMetric, formatMetricTables, intersectAndUnion } from '../src/evaluation';
 import { SegkitError } from '../src/errors';
 
 // A 2×3 image: the pixel at (1,1) is ignored; class 2 is predicted once but never in the GT.
@@ -67,7 +67,7 @@ describe('evaluation metrics', () => {
   });
 
   it('beta weighs recall in the F-score', () => {
-    const results = accumulated().compute(['mFscore'], { classNames, beta: 2 });
+    const results = accumulated().compute([fscoreMetric(2)], { classNames });
     // bg: P = 1, R = 2/3 → 5·(2/3) / (4 + 2/3) = 0.714286; fg: P = R = 0.5 → 0.5
     expect(results['Fscore.bg']).to.be.closeTo(0.7143, 1e-12);
     expect(results.mFscore).to.be.closeTo(0.6071, 1e-12);

@@ -10,7 +10,7 @@ describe('describeModel / formatModelInfo', () => {
   });
 
   it('counts parameters and tensors per top-level module and MMCV FLOPs of the decode path (hand values)', () => {
-    const model = kernel.build<EncoderDecoder>('segmentors', TOY_MODEL, { path: 'model' });
+    const model = (kernel.build('segmentors', TOY_MODEL, { path: 'model' }) as EncoderDecoder);
     const before = tf.memory().numTensors;
     const report = describeModel(model, [8, 8]);
     expect(tf.memory().numTensors).to.equal(before);
@@ -30,7 +30,7 @@ describe('describeModel / formatModelInfo', () => {
   });
 
   it('the shapes-only count equals the count of a real forward', () => {
-    const model = kernel.build<EncoderDecoder>('segmentors', TOY_MODEL, { path: 'model' }).eval();
+    const model = (kernel.build('segmentors', TOY_MODEL, { path: 'model' }) as EncoderDecoder).eval();
     const x = tf.randomNormal([1, 16, 8, 3]) as tf.Tensor4D;
     const real = nn.countFlops(() => model.encodeDecode(x).dispose()).counter.total;
     expect(describeModel(model, [16, 8]).flops).to.equal(real);
@@ -39,7 +39,7 @@ describe('describeModel / formatModelInfo', () => {
   });
 
   it('formats a table with totals and trainable counts', () => {
-    const model = kernel.build<EncoderDecoder>('segmentors', TOY_MODEL, { path: 'model' });
+    const model = (kernel.build('segmentors', TOY_MODEL, { path: 'model' }) as EncoderDecoder);
     model.backbone.requiresGrad(false);
     const text = formatModelInfo(describeModel(model, [8, 8]));
     expect(text).to.contain('Input shape: (3, 8, 8)');

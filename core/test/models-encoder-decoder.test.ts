@@ -9,7 +9,7 @@ describe('EncoderDecoder and the decode-head base', () => {
   before(async () => {
     kernel = await toyKernel();
   });
-  const build = (cfg: Record<string, unknown> = TOY_MODEL) => kernel.build<EncoderDecoder>('segmentors', cfg, { path: 'model' });
+  const build = (cfg: Record<string, unknown> = TOY_MODEL) => (kernel.build('segmentors', cfg, { path: 'model' }) as EncoderDecoder);
   const images = () => tf.randomNormal([2, 8, 8, 3]) as tf.Tensor4D;
   const labels = () => tf.tensor3d(Array.from({ length: 128 }, (_, i) => (i % 7 === 0 ? 255 : i % 3)), [2, 8, 8], 'int32');
 

@@ -7,7 +7,7 @@ import {
   nn,
   z,
   type BuildContext,
-  type ComponentDefinition,
+  type ComponentOf,
   type FeatureExtractor,
   type Kernel,
   type Loss,
@@ -34,7 +34,7 @@ export class TinyCrossEntropy implements Loss {
   }
 }
 
-const tinyCrossEntropy: ComponentDefinition = {
+const tinyCrossEntropy: ComponentOf<'losses'> = {
   type: 'CrossEntropyLoss',
   schema: z.object({ use_sigmoid: z.literal(false).default(false), loss_weight: z.number().default(1) }),
   create: (options: { loss_weight: number }) => new TinyCrossEntropy(options.loss_weight),

@@ -14,7 +14,7 @@ import { plotLogCurves } from '../visualization/plot';
 import { configCropSize, describeModel, formatModelInfo } from '../model-info';
 import { buildOptimizerConstructor } from '../engine/build';
 import { renderOverlay, writePng } from '../visualization/overlay';
-import type { Dataset, InferenceOptions, NdArray, PipelineResults, Segmentor, Transform } from '../components';
+import type { InferenceOptions, NdArray, PipelineResults, Segmentor } from '../components';
 import type { Kernel } from '../kernel';
 import type { LoadedConfig } from '../config';
 
@@ -42,7 +42,7 @@ function section(config: LoadedConfig, key: string): Record<string, unknown> {
 /** Builds the model in eval mode with a checkpoint's weights (strict: every key must match). */
 function modelFromCheckpoint(kernel: Kernel, config: LoadedConfig, checkpointFile: string): Segmentor {
   seedEverything(0);
-  const model = kernel.build<Segmentor>('segmentors', section(config, 'model'), { path: 'model' });
+  const model = kernel.build('segmentors', section(config, 'model'), { path: 'model' });
   const checkpoint = readCheckpoint(checkpointFile);
   try {
     model.loadStateDict(checkpoint.weights, { source: checkpointFile });
@@ -97,7 +97,7 @@ addCommands((program) => {
       const { config, kernel } = await loadConfigAndKernel(file, options);
       const model = modelFromCheckpoint(kernel, config, checkpointFile);
       const data = section(config, 'data');
-      const dataset = kernel.build<Dataset>('datasets', data.test ?? data.val, { path: data.test ? 'data.test' : 'data.val' });
+      const dataset = kernel.build('datasets', data.test ?? data.val, { path: data.test ? 'data.test' : 'data.val' });
       const result = await evaluateSegmentor(model, dataset, {
         testCfg: testCfgOf(config),
         metrics: options.eval,
@@ -121,12 +121,12 @@ addCommands((program) => {
       const data = section(config, 'data');
       const testCfg = (data.test ?? data.val) as { pipeline?: unknown[] } | undefined;
       if (!testCfg?.pipeline) throw new SegkitError('data.test.pipeline: infer runs the test pipeline; the config has none');
-      const pipeline = new Compose(testCfg.pipeline.map((cfg, index) => kernel.build<Transform>('transforms', cfg, { path: `data.test.pipeline.${index}` })));
-      const dataset = kernel.build<Dataset>('datasets', data.test ?? data.val, { path: 'data.test' });
+      const pipeline = new Compose(testCfg.pipeline.map((cfg, index) => kernel.build('transforms', cfg, { path: `data.test.pipeline.${index}` })));
+      const dataset = kernel.build('datasets', data.test ?? data.val, { path: 'data.test' });
       for (const image of images) {
         if (!fs.existsSync(image)) throw new SegkitError(`infer: image not found: ${image}`);
         const sample: PipelineResults = await pipeline.apply({ img_info: { filename: path.resolve(image) }, img_prefix: null, seg_fields: [] }, SeededRandom.fromSeed(0));
-        const prediction = predictSample(model, sample, testCfgOf(config));
+        const prediction = await predictSample(model, sample, testCfgOf(config));
         const written = await writePrediction(options.out, image, prediction, dataset.palette, options.opacity);
         console.log(`${image} -> ${written.join(', ')}`);
       }
@@ -147,7 +147,7 @@ addCommands((program) => {
         shape = [parsed[0]!, parsed[1]!];
       }
       seedEverything(0);
-      const model = kernel.build<Segmentor>('segmentors', section(config, 'model'), { path: 'model' });
+      const model = kernel.build('segmentors', section(config, 'model'), { path: 'model' });
       console.log(formatModelInfo(describeModel(model, shape)));
       if (options.paramGroups) {
         const constructor = buildOptimizerConstructor(kernel, section(config, 'optimizer'));

@@ -19,5 +19,5 @@ export function buildPipeline(ctx: BuildContext, cfgs: unknown, key: string): Co
   if (!Array.isArray(cfgs)) {
     throw new SegkitError(`${joinPath(ctx.path, key)}: expected a list of transform configs, got ${JSON.stringify(cfgs)}`, joinPath(ctx.path, key));
   }
-  return new Compose(cfgs.map((cfg, index) => ctx.build<Transform>('transforms', cfg, `${key}.${index}`)));
+  return new Compose(cfgs.map((cfg, index) => ctx.build('transforms', cfg, `${key}.${index}`)));
 }

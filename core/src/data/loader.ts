@@ -177,7 +177,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     options: Omit<DataLoaderOptions, 'source'> & { plugins: readonly string[]; path?: string },
   ): DataLoader {
     const configPath = options.path ?? 'data';
-    const dataset = kernel.build<Dataset>('datasets', datasetCfg, { path: configPath });
+    const dataset = kernel.build('datasets', datasetCfg, { path: configPath });
     const { plugins, path: _path, ...loaderOptions } = options;
     return new DataLoader(dataset, { ...loaderOptions, source: { plugins, configDir: kernel.configDir, dataset: datasetCfg, path: configPath } });
   }

@@ -34,7 +34,7 @@ export function buildOptimizerConstructor(kernel: Pick<Kernel, 'build' | 'regist
   if (typeof type !== 'string') throw new SegkitError(`optimizer.constructor: expected the name of an optimizer constructor, got ${describeValue(type)}`, 'optimizer.constructor');
   kernel.registries.optimizerConstructors.definition(type, 'optimizer.constructor');
   // Built at the config root so that the optimizer's own options read `optimizer.<option>` in errors.
-  return kernel.build<OptimizerConstructor>('optimizerConstructors', { type, optimizer_cfg: Object.fromEntries(own), paramwise_cfg: paramwiseCfg }, { path: '' });
+  return kernel.build('optimizerConstructors', { type, optimizer_cfg: Object.fromEntries(own), paramwise_cfg: paramwiseCfg }, { path: '' });
 }
 
 /** MMCV's `build_optimizer(model, cfg.optimizer)`. */
@@ -48,6 +48,6 @@ export function buildLrScheduler(kernel: Kernel, config: LoadedConfig, maxIters:
   if (!lrConfig) return undefined;
   const { policy, ...rest } = lrConfig;
   if (typeof policy !== 'string') throw new SegkitError(`lr_config.policy: expected the name of an LR policy (e.g. 'poly'), got ${JSON.stringify(policy)}`, 'lr_config.policy');
-  return kernel.build<LrScheduler>('lrSchedulers', { type: policy, ...rest }, { path: 'lr_config', extra: { maxIters } });
+  return kernel.build('lrSchedulers', { type: policy, ...rest }, { path: 'lr_config', parent: { maxIters } });
 }
 

@@ -19,24 +19,28 @@ export interface CheckpointMeta {
   best?: { metric: string; value: number; iter: number };
   segkitVersion?: string;
   timestamp?: string;
+  /** State that hooks keep across a resume (`Hook.beforeSaveCheckpoint`), by hook name. */
+  hooks?: Record<string, unknown>;
 }
 
-function store(tensor: tf.Tensor): StoredTensor {
+/** A tensor's values, read asynchronously (GPU backends cannot read synchronously). */
+async function store(tensor: tf.Tensor): Promise<StoredTensor> {
   const dtype = tensor.dtype === 'int32' ? 'int32' : 'float32';
-  const data = dtype === 'int32' ? (tensor.dataSync() as Int32Array) : (tensor.dataSync() as Float32Array);
-  return { dtype, shape: [...tensor.shape], data: data.slice() };
+  const values = await tensor.data();
+  const data = dtype === 'int32' ? Int32Array.from(values as Int32Array) : Float32Array.from(values as Float32Array);
+  return { dtype, shape: [...tensor.shape], data };
 }
 
-/** Saves model weights (by parameter/buffer name), the optimizer's slots and the metadata. */
-export function saveCheckpoint(file: string, model: Module, optimizer: Optimizer | undefined, meta: CheckpointMeta): void {
+/** Saves model weights (by parameter/buffer name), the optimizer's slots and the metadata, atomically. */
+export async function saveCheckpoint(file: string, model: Module, optimizer: Optimizer | undefined, meta: CheckpointMeta): Promise<void> {
   const tensors = new Map<string, StoredTensor>();
-  for (const [name, variable] of model.stateDict()) tensors.set(name, store(variable));
+  for (const [name, variable] of model.stateDict()) tensors.set(name, await store(variable));
   let optimizerMeta: CheckpointMeta['optimizer'];
   if (optimizer) {
     const { slots, ...rest } = optimizer.stateDict();
     optimizerMeta = rest;
     for (const [param, slotMap] of Object.entries(slots)) {
-      for (const [slot, tensor] of Object.entries(slotMap)) tensors.set(`${OPTIMIZER_PREFIX}${param}.${slot}`, store(tensor));
+      for (const [slot, tensor] of Object.entries(slotMap)) tensors.set(`${OPTIMIZER_PREFIX}${param}.${slot}`, await store(tensor));
       // stateDict() hands out copies; they are not needed once stored.
       tf.dispose(Object.values(slotMap));
     }

@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Dataset, EvaluationResult, InferenceOptions, NdArray, PipelineResults, Segmentor } from '../components';
+import type { Dataset, EvaluationResult, InferenceOptions, Metric, NdArray, PipelineResults, Segmentor } from '../components';
 import { MetricAccumulator, classTableRows, formatMetricTables } from '../evaluation/metrics';
 import { SegkitError } from '../errors';
 import { resize } from '../nn/resize';
 
 export interface EvaluateOptions {
   testCfg: InferenceOptions;
-  metrics: readonly string[];
+  /** Metric components (from the `metrics` registry) or the names of core's built-in ones. */
+  metrics: readonly (Metric | string)[];
   nanToNum?: number;
   /** Called with each prediction at original size (for `--show-dir` overlays). */
   onPrediction?(index: number, prediction: NdArray<Int32Array>, sample: PipelineResults): void | Promise<void>;
@@ -27,7 +28,7 @@ function shapeOf(value: unknown): number[] | undefined {
  * Predicts one test-pipeline sample at its original size, as MMSegmentation's `simple_test`:
  * inference at the pipeline's size, crop away padding (`img_shape`), resize to `ori_shape`, argmax.
  */
-export function predictSample(model: Segmentor, sample: PipelineResults, testCfg: InferenceOptions): NdArray<Int32Array> {
+export async function predictSample(model: Segmentor, sample: PipelineResults, testCfg: InferenceOptions): Promise<NdArray<Int32Array>> {
   const image = firstAugmentation(sample.img as NdArray | NdArray[]);
   if (!image || image.shape.length !== 3) throw new SegkitError('data.test.pipeline: expected an image [H,W,3] after the test pipeline (is Collect/ImageToTensor missing?)');
   const imgShape = shapeOf(sample.img_shape) ?? image.shape;
@@ -41,11 +42,13 @@ export function predictSample(model: Segmentor, sample: PipelineResults, testCfg
     if (oriShape[0] !== logits.shape[1] || oriShape[1] !== logits.shape[2]) {
       logits = resize(logits, [oriShape[0]!, oriShape[1]!], { alignCorners: model.alignCorners }) as tf.Tensor4D;
     }
-    return logits.shape[3] === 1 ? tf.cast(tf.greater(tf.sigmoid(logits), 0.3), 'int32') : tf.argMax(logits, -1);
+    return model.labelsFromLogits(logits);
   });
-  const data = labels.dataSync() as Int32Array;
-  labels.dispose();
-  return { data: Int32Array.from(data), shape: [oriShape[0]!, oriShape[1]!] };
+  try {
+    return { data: Int32Array.from((await labels.data()) as Int32Array), shape: [oriShape[0]!, oriShape[1]!] };
+  } finally {
+    labels.dispose();
+  }
 }
 
 /** Runs the model over a dataset (batch 1, eval mode) and computes MMSegmentation's metrics. */
@@ -56,7 +59,7 @@ export async function evaluateSegmentor(model: Segmentor, dataset: Dataset, opti
   try {
     for (let index = 0; index < dataset.length; index++) {
       const sample = await dataset.get(index);
-      const prediction = predictSample(model, sample, options.testCfg);
+      const prediction = await predictSample(model, sample, options.testCfg);
       const truth = await dataset.getGroundTruth(index);
       if (truth.shape[0] !== prediction.shape[0] || truth.shape[1] !== prediction.shape[1]) {
         throw new SegkitError(`evaluation: sample ${index} (${sample.filename ?? '?'}): prediction [${prediction.shape}] and ground truth [${truth.shape}] differ in size`);

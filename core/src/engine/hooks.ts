@@ -1,4 +1,4 @@
-import type { Hook } from '../components';
+import { sortByPriority, type Hook } from './hook';
 import type { LoadedConfig } from '../config';
 import type { Kernel } from '../kernel';
 import { SegkitError } from '../errors';
@@ -15,18 +15,15 @@ export function buildHooks(kernel: Kernel, config: LoadedConfig, options: { noVa
   if (!Number.isInteger(interval) || interval < 1) throw new SegkitError(`log_config.interval: expected a positive integer, got ${JSON.stringify(interval)}`, 'log_config.interval');
   const loggers = logConfig.hooks ?? [];
   if (!Array.isArray(loggers)) throw new SegkitError('log_config.hooks: expected a list of hook configs', 'log_config.hooks');
-  loggers.forEach((cfg, index) => hooks.push(kernel.build<Hook>('hooks', cfg, { path: `log_config.hooks.${index}`, extra: { interval } })));
+  loggers.forEach((cfg, index) => hooks.push(kernel.build('hooks', cfg, { path: `log_config.hooks.${index}`, parent: { logInterval: interval } })));
   if (config.checkpoint_config) {
-    hooks.push(kernel.build<Hook>('hooks', { type: 'CheckpointHook', ...(config.checkpoint_config as object) }, { path: 'checkpoint_config' }));
+    hooks.push(kernel.build('hooks', { type: 'CheckpointHook', ...(config.checkpoint_config as object) }, { path: 'checkpoint_config' }));
   }
   if (config.evaluation && !options.noValidate) {
-    hooks.push(kernel.build<Hook>('hooks', { type: 'EvalHook', ...(config.evaluation as object) }, { path: 'evaluation' }));
+    hooks.push(kernel.build('hooks', { type: 'EvalHook', ...(config.evaluation as object) }, { path: 'evaluation' }));
   }
   const custom = config.custom_hooks ?? [];
   if (!Array.isArray(custom)) throw new SegkitError('custom_hooks: expected a list of hook configs', 'custom_hooks');
-  custom.forEach((cfg, index) => hooks.push(kernel.build<Hook>('hooks', cfg, { path: `custom_hooks.${index}`, extra: { interval } })));
-  return hooks
-    .map((hook, order) => ({ hook, order }))
-    .sort((a, b) => (a.hook.priority ?? 50) - (b.hook.priority ?? 50) || a.order - b.order)
-    .map(({ hook }) => hook);
+  custom.forEach((cfg, index) => hooks.push(kernel.build('hooks', cfg, { path: `custom_hooks.${index}`, parent: { logInterval: interval } })));
+  return sortByPriority(hooks);
 }

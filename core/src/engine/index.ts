@@ -5,3 +5,5 @@ export { readSafetensors, writeSafetensors, type StoredTensor } from './safetens
 export { buildHooks } from './hooks';
 export { seedEverything } from './seed';
 export { buildOptimizer, buildOptimizerConstructor, buildLrScheduler, configSection } from './build';
+export { Hook, Priority, HOOK_POINTS, sortByPriority, type HookPoint, type PriorityName } from './hook';
+export { writeFileAtomic, copyFileAtomic, removeStaleTemporaryFiles } from './atomic-file';

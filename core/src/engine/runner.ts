@@ -1,23 +1,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { Subscription } from 'rxjs';
 import type { Kernel } from '../kernel';
 import type { LoadedConfig } from '../config';
-import type {
-  Dataset,
-  EvaluationResult,
-  Hook,
-  LrScheduler,
-  Optimizer,
-  RunnerView,
-  Segmentor,
-} from '../components';
-import type { GroupLr } from '../bus';
+import type { Dataset, EvaluationResult, LrScheduler, Metric, Optimizer, RunnerView, Segmentor } from '../components';
+import type { EventBus, EventOf, GroupLr } from '../bus';
 import { SegkitError } from '../errors';
-import { DataLoader, batchToTensors } from '../data';
-import { parseLosses } from '../losses';
+import { DataLoader, batchToTensors, type Batch } from '../data';
+import { parseLossTensors, readLossValues } from '../losses';
 import { saveCheckpoint, readCheckpoint, type CheckpointMeta } from './checkpoint';
 import { evaluateSegmentor } from './evaluate';
+import { Hook, type HookPoint } from './hook';
 import { buildHooks } from './hooks';
 import { seedEverything, seedIteration } from './seed';
 import { buildOptimizer, buildLrScheduler, configSection as section } from './build';
@@ -65,8 +59,9 @@ export interface TrainResult {
 }
 
 /**
- * MMCV's IterBasedRunner: data → forward → losses → backward → optimizer step → LR schedule,
- * with every observation going out on the kernel's event bus and hooks acting at the lifecycle points.
+ * MMCV's IterBasedRunner: data → forward → losses → backward → optimizer step → LR schedule. Hooks act
+ * at the lifecycle points of `Hook` (awaited in priority order); every point is also published on the
+ * kernel's event bus for observers.
  */
 export class IterBasedRunner implements RunnerView {
   readonly workDir: string;
@@ -77,7 +72,7 @@ export class IterBasedRunner implements RunnerView {
   readonly seed: number;
   iter = 0;
   private readonly scheduler: LrScheduler | undefined;
-  private readonly trainLoader: DataLoader;
+  private trainLoader: DataLoader | undefined;
   private valDataset: Dataset | undefined;
   private readonly hooks: Hook[];
   private lastEvaluation: EvaluationResult | undefined;
@@ -89,73 +84,86 @@ export class IterBasedRunner implements RunnerView {
     private readonly options: TrainOptions,
   ) {
     this.maxIters = maxItersOf(config);
-    const configName = config.filename ? path.basename(config.filename).replace(/\.(ts|js|json|cjs|mjs)$/, '') : 'run';
+    const configName = config.filename ? path.basename(config.filename).replace(/\.(ts|js|json|cjs|mjs|py)$/, '') : 'run';
     this.workDir = path.resolve(options.workDir ?? (config.work_dir as string | undefined) ?? path.join('work_dirs', configName));
     this.seed = options.seed ?? (typeof config.seed === 'number' ? config.seed : 0);
     seedEverything(this.seed);
-    this.model = kernel.build<Segmentor>('segmentors', section(config, 'model', true), { path: 'model' });
+    this.model = kernel.build('segmentors', section(config, 'model', true), { path: 'model' });
     this.model.train();
     this.optimizer = buildOptimizer(kernel, this.model, section(config, 'optimizer', true));
     this.scheduler = buildLrScheduler(kernel, config, this.maxIters);
-    const data = section<Record<string, unknown>>(config, 'data', true)!;
-    this.trainLoader = DataLoader.fromConfig(kernel, data.train, {
+    this.hooks = buildHooks(kernel, config, { noValidate: options.noValidate ?? false });
+  }
+
+  get bus(): EventBus {
+    return this.kernel.bus;
+  }
+
+  /** Starts the training loader (and its worker threads): only inside `run`'s try/finally, which closes it. */
+  private startTrainLoader(): DataLoader {
+    const data = section<Record<string, unknown>>(this.config, 'data', true)!;
+    this.trainLoader = DataLoader.fromConfig(this.kernel, data.train, {
       batchSize: (data.samples_per_gpu as number | undefined) ?? 2,
       workers: (data.workers_per_gpu as number | undefined) ?? 0,
       shuffle: true,
       dropLast: true,
       infinite: true,
       seed: this.seed,
-      plugins: (config.plugins as string[] | undefined) ?? [],
+      plugins: (this.config.plugins as string[] | undefined) ?? [],
       path: 'data.train',
     });
-    this.hooks = buildHooks(kernel, config, { noValidate: options.noValidate ?? false });
-  }
-
-  get bus() {
-    return this.kernel.bus;
+    return this.trainLoader;
   }
 
   private validationDataset(): Dataset {
     if (!this.valDataset) {
       const data = section<Record<string, unknown>>(this.config, 'data', true)!;
       if (!data.val) throw new SegkitError('data.val: evaluation needs a validation dataset config', 'data.val');
-      this.valDataset = this.kernel.build<Dataset>('datasets', data.val, { path: 'data.val' });
+      this.valDataset = this.kernel.build('datasets', data.val, { path: 'data.val' });
     }
     return this.valDataset;
   }
 
-  async evaluate(metrics: readonly string[]): Promise<EvaluationResult> {
+  /** Evaluates on the validation set, publishes the tables (`log`) and `eval:end`, then runs the hooks' `afterVal`. */
+  async evaluate(metrics: readonly Metric[]): Promise<EvaluationResult> {
     const model = section<Record<string, unknown>>(this.config, 'model', true)!;
     const result = await evaluateSegmentor(this.model, this.validationDataset(), { testCfg: (model.test_cfg ?? {}) as never, metrics });
     this.lastEvaluation = result;
+    this.bus.emit({ type: 'log', level: 'info', message: result.text });
+    this.bus.emit({ type: 'eval:end', iter: this.iter, metrics: result.metrics, classTable: result.classTable });
+    await this.callHooks('afterVal', result);
     return result;
   }
 
-  saveCheckpoint(file: string, extra: { best?: CheckpointMeta['best'] } = {}): void {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    saveCheckpoint(file, this.model, this.optimizer, {
+  async saveCheckpoint(file: string, extra: { best?: CheckpointMeta['best'] } = {}): Promise<void> {
+    const meta: CheckpointMeta = {
       iter: this.iter,
       config: { ...this.config },
-      dataLoader: this.trainLoader.state(),
+      dataLoader: this.trainLoader?.state(),
       timestamp: this.timestamp,
       segkitVersion: (require('../../../package.json') as { version: string }).version,
+      hooks: {},
       ...extra,
-    });
+    };
+    await this.callHooks('beforeSaveCheckpoint', meta);
+    await saveCheckpoint(file, this.model, this.optimizer, meta);
     this.lastCheckpoint = file;
+    this.bus.emit({ type: 'checkpoint:saved', iter: this.iter, path: file, ...(extra.best ? { best: extra.best.metric } : {}) });
   }
 
-  /** Restores weights, optimizer state, iteration, LR position and data order (`--resume-from`). */
-  private resume(file: string): void {
+  /** Restores weights, optimizer state, iteration, LR position, data order and hook state (`--resume-from`). */
+  private async resume(file: string, loader: DataLoader): Promise<void> {
     const checkpoint = readCheckpoint(file);
     try {
       this.model.loadStateDict(checkpoint.weights, { source: file });
       if (!checkpoint.optimizerState) throw new SegkitError(`${file}: has no optimizer state; use --load-from to start from its weights`);
       this.optimizer.loadStateDict(checkpoint.optimizerState);
-      if (checkpoint.meta.dataLoader) this.trainLoader.loadState(checkpoint.meta.dataLoader as never);
+      if (checkpoint.meta.dataLoader) loader.loadState(checkpoint.meta.dataLoader as never);
       this.iter = checkpoint.meta.iter;
     } finally {
       checkpoint.dispose();
     }
+    await this.callHooks('afterLoadCheckpoint', checkpoint.meta);
     this.kernel.logger.info(`resumed from ${file} at iteration ${this.iter}`);
   }
 
@@ -172,47 +180,76 @@ export class IterBasedRunner implements RunnerView {
     this.kernel.logger.info(`loaded weights from ${file}`);
   }
 
-  private async runHooks(point: 'beforeRun' | 'afterTrainIter' | 'afterRun'): Promise<void> {
+  /**
+   * Calls one lifecycle point of every hook, in priority order. A SegkitError stops the run (a user
+   * mistake, e.g. a save_best metric that is never computed); other errors are reported through the bus
+   * (repeats collapsed, a hook failing too often switched off) and training goes on. At `onException` and
+   * `afterRun` nothing is re-thrown: the run is ending anyway and every hook must get its turn.
+   */
+  private async callHooks<P extends HookPoint>(point: P, ...args: HookArgs<P>): Promise<void> {
+    const ending = point === 'onException' || point === 'afterRun';
     for (const hook of this.hooks) {
-      const action = hook[point];
-      if (!action) continue;
+      const method = hook[point] as unknown as (runner: RunnerView, ...rest: HookArgs<P>) => void | Promise<void>;
+      if (method === (Hook.prototype[point] as unknown) || this.bus.isDisabled(hook.name)) continue;
       try {
-        await action.call(hook, this);
+        await method.call(hook, this, ...args);
+        this.bus.recordSuccess(hook.name);
       } catch (error) {
-        // A user error in a hook (bad metric name, ...) stops the run; anything else is reported and training goes on.
-        if (error instanceof SegkitError) throw error;
+        if (error instanceof SegkitError && !ending) throw error;
         this.bus.reportHookError(hook.name, point, error);
       }
     }
   }
 
+  /** Core's own observers: `log` and `hook:error` reach the kernel's logger whatever hooks are configured. */
+  private routeToLogger(): Subscription {
+    const logger = this.kernel.logger;
+    const subscriptions = new Subscription();
+    subscriptions.add(this.bus.on('log').subscribe((event) => (event.level === 'warn' ? logger.warn(event.message) : logger.info(event.message))));
+    subscriptions.add(this.bus.on('hook:error').subscribe((event) => logger.warn(describeHookError(event))));
+    return subscriptions;
+  }
+
   /** One optimisation step; returns the logged loss values. Everything tensor-valued is freed here. */
-  private step(images: tf.Tensor4D, labels: tf.Tensor3D): Record<string, number> {
-    let logVars: Record<string, number> = {};
+  private async step(images: tf.Tensor4D, labels: tf.Tensor3D): Promise<Record<string, number>> {
+    let logTensors: Record<string, tf.Scalar> = {};
     const trainable = this.model.parameters().filter((variable) => variable.trainable);
     const { value, grads } = tf.variableGrads(() => {
-      const parsed = parseLosses(this.model.forwardTrain(images, labels));
-      logVars = parsed.logVars;
+      const parsed = parseLossTensors(this.model.forwardTrain(images, labels));
+      logTensors = Object.fromEntries(Object.entries(parsed.logTensors).map(([key, tensor]) => [key, tf.keep(tf.clone(tensor))]));
       return parsed.loss;
     }, trainable);
-    this.optimizer.step(grads);
-    tf.dispose([value, ...Object.values(grads)]);
-    return logVars;
+    try {
+      this.optimizer.step(grads);
+    } finally {
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    try {
+      return await readLossValues(logTensors);
+    } finally {
+      tf.dispose(Object.values(logTensors));
+    }
   }
 
   async run(): Promise<TrainResult> {
-    fs.mkdirSync(this.workDir, { recursive: true });
-    const resumeFrom = this.options.resumeFrom ?? (this.config.resume_from as string | null | undefined) ?? undefined;
-    const loadFrom = this.options.loadFrom ?? (this.config.load_from as string | null | undefined) ?? undefined;
-    if (resumeFrom) this.resume(resumeFrom);
-    else if (loadFrom) this.loadWeights(loadFrom);
-    for (const hook of this.hooks) hook.attach?.(this.bus, this);
-    const configDump = { ...this.config };
-    fs.writeFileSync(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2));
-    this.bus.emit({ type: 'run:start', maxIters: this.maxIters, startIter: this.iter, workDir: this.workDir, config: configDump, backend: this.kernel.backend });
-    const batches = this.trainLoader[Symbol.asyncIterator]();
+    const observers = this.routeToLogger();
+    let batches: AsyncIterator<Batch> | undefined;
     try {
-      await this.runHooks('beforeRun');
+      fs.mkdirSync(this.workDir, { recursive: true });
+      const loader = this.startTrainLoader();
+      const resumeFrom = this.options.resumeFrom ?? (this.config.resume_from as string | null | undefined) ?? undefined;
+      const loadFrom = this.options.loadFrom ?? (this.config.load_from as string | null | undefined) ?? undefined;
+      if (resumeFrom) await this.resume(resumeFrom, loader);
+      else if (loadFrom) this.loadWeights(loadFrom);
+      for (const hook of this.hooks) {
+        const subscription = hook.observe(this.bus, this);
+        if (subscription) observers.add(subscription);
+      }
+      const configDump = { ...this.config };
+      fs.writeFileSync(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2));
+      this.bus.emit({ type: 'run:start', maxIters: this.maxIters, startIter: this.iter, workDir: this.workDir, config: configDump, backend: this.kernel.backend });
+      batches = loader[Symbol.asyncIterator]();
+      await this.callHooks('beforeRun');
       while (this.iter < this.maxIters) {
         this.scheduler?.apply(this.optimizer, this.iter);
         const started = performance.now();
@@ -220,12 +257,13 @@ export class IterBasedRunner implements RunnerView {
         if (next.done) throw new Error('the training data loader ended; it should be endless');
         const batch = next.value;
         this.bus.emit({ type: 'iter:start', iter: this.iter });
+        await this.callHooks('beforeTrainIter');
         seedIteration(this.seed, this.iter);
         const { images, labels } = batchToTensors(batch);
         if (!labels) throw new SegkitError('data.train: the pipeline produced no gt_semantic_seg (is LoadAnnotations / Collect missing?)', 'data.train.pipeline');
         let losses: Record<string, number>;
         try {
-          losses = this.step(images, labels);
+          losses = await this.step(images, labels);
         } finally {
           tf.dispose([images, labels]);
         }
@@ -241,17 +279,20 @@ export class IterBasedRunner implements RunnerView {
           stepTime: (performance.now() - started) / 1000,
           memory: { numTensors: memory.numTensors, numBytes: memory.numBytes, rssMB: Math.round(process.memoryUsage().rss / 2 ** 20) },
         });
-        await this.runHooks('afterTrainIter');
+        await this.callHooks('afterTrainIter');
       }
-      await this.runHooks('afterRun');
       this.bus.emit({ type: 'run:end', iter: this.iter, workDir: this.workDir });
     } catch (error) {
-      this.bus.emit({ type: 'run:error', iter: this.iter, error: error instanceof Error ? error : new Error(String(error)) });
+      const err = error instanceof Error ? error : new Error(String(error));
+      this.bus.emit({ type: 'run:error', iter: this.iter, error: err });
+      await this.callHooks('onException', err);
       throw error;
     } finally {
-      await batches.return?.();
-      await this.trainLoader.close?.();
-      for (const hook of this.hooks) await hook.close?.();
+      await batches?.return?.();
+      await this.trainLoader?.close();
+      await this.callHooks('afterRun');
+      this.bus.flushRepeatedErrors();
+      observers.unsubscribe();
     }
     return { workDir: this.workDir, iter: this.iter, lastCheckpoint: this.lastCheckpoint, lastEvaluation: this.lastEvaluation };
   }
@@ -260,6 +301,14 @@ export class IterBasedRunner implements RunnerView {
     this.optimizer.dispose();
     this.model.dispose();
   }
+}
+
+type HookArgs<P extends HookPoint> = Hook[P] extends (runner: RunnerView, ...rest: infer A) => unknown ? A : never;
+
+function describeHookError(event: EventOf<'hook:error'>): string {
+  return event.repeats
+    ? `hook ${event.hook} failed ${event.repeats} more time${event.repeats === 1 ? '' : 's'} on ${event.event} with the same error: ${event.error.message}`
+    : `hook ${event.hook} failed on ${event.event}: ${event.error.message}`;
 }
 
 /** Builds a runner from a config and trains it to `runner.max_iters`. */

@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import { SegkitError } from '../errors';
+import { writeFileAtomic } from './atomic-file';
 
 /** A tensor's raw values as stored in a checkpoint (float32 or int32, row-major). */
 export interface StoredTensor {
@@ -14,8 +15,8 @@ const CODE_DTYPES: Record<string, StoredTensor['dtype']> = { F32: 'float32', I32
 /**
  * Writes the safetensors format (8-byte little-endian header length, JSON header with dtype, shape
  * and byte offsets per tensor plus string `__metadata__`, then the raw little-endian bytes), so
- * checkpoints can be read by Python's `safetensors` too. Written to a temporary file and renamed, so an
- * interrupted save never leaves a truncated checkpoint behind.
+ * checkpoints can be read by Python's `safetensors` too. Written atomically (`writeFileAtomic`), so an
+ * interrupted or failed save never leaves a truncated checkpoint behind.
  */
 export function writeSafetensors(file: string, tensors: Map<string, StoredTensor>, metadata: Record<string, string>): void {
   const header: Record<string, unknown> = { __metadata__: metadata };
@@ -31,16 +32,11 @@ export function writeSafetensors(file: string, tensors: Map<string, StoredTensor
   const headerBytes = Buffer.from(headerText, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
-  const temporary = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(temporary, 'w');
-  try {
+  writeFileAtomic(file, (fd) => {
     fs.writeSync(fd, prefix);
     fs.writeSync(fd, headerBytes);
     for (const tensor of tensors.values()) fs.writeSync(fd, new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(temporary, file);
+  });
 }
 
 export function readSafetensors(file: string): { tensors: Map<string, StoredTensor>; metadata: Record<string, string> } {

@@ -1,5 +1,11 @@
 export {
   EVAL_METRICS,
+  BUILTIN_METRICS,
+  MIOU,
+  MDICE,
+  fscoreMetric,
+  resolveMetrics,
+  metricDefinitions,
   MetricAccumulator,
   intersectAndUnion,
   totalAreaToMetrics,

@@ -1,4 +1,7 @@
+import { z } from 'zod';
 import { SegkitError } from '../errors';
+import type { Metric } from '../components';
+import type { ComponentOf } from '../registries';
 
 /** The summary metrics MMSegmentation 0.x's `dataset.evaluate` accepts. */
 export const EVAL_METRICS = ['mIoU', 'mDice', 'mFscore'] as const;
@@ -47,8 +50,64 @@ export interface ComputeOptions {
   classNames?: readonly string[];
   /** Replaces NaN (0/0) per-class values before averaging, like numpy's nan_to_num. */
   nanToNum?: number;
-  /** β of the F-score. */
-  beta?: number;
+}
+
+function perClassOf(totals: AreaStats, f: (c: number) => number): Float64Array {
+  return Float64Array.from({ length: totals.intersect.length }, (_, c) => f(c));
+}
+
+function accuracy(totals: AreaStats): Float64Array {
+  return perClassOf(totals, (c) => totals.intersect[c]! / totals.label[c]!);
+}
+
+/** mIoU: per-class IoU and accuracy. */
+export const MIOU: Metric = {
+  name: 'mIoU',
+  perClass: (t) => [['IoU', perClassOf(t, (c) => t.intersect[c]! / t.union[c]!)], ['Acc', accuracy(t)]],
+};
+
+/** mDice: per-class Dice and accuracy. */
+export const MDICE: Metric = {
+  name: 'mDice',
+  perClass: (t) => [['Dice', perClassOf(t, (c) => (2 * t.intersect[c]!) / (t.pred[c]! + t.label[c]!))], ['Acc', accuracy(t)]],
+};
+
+/** mFscore with MMSegmentation's β (1 by default): per-class F-score, precision and recall. */
+export function fscoreMetric(beta = 1): Metric {
+  const beta2 = beta ** 2;
+  return {
+    name: 'mFscore',
+    perClass: (t) => {
+      const precision = perClassOf(t, (c) => t.intersect[c]! / t.pred[c]!);
+      const recall = perClassOf(t, (c) => t.intersect[c]! / t.label[c]!);
+      const fscore = perClassOf(t, (c) => ((1 + beta2) * precision[c]! * recall[c]!) / (beta2 * precision[c]! + recall[c]!));
+      return [['Fscore', fscore], ['Precision', precision], ['Recall', recall]];
+    },
+  };
+}
+
+/** Core's metrics, also registered in the `metrics` registry (where plugins add theirs). */
+export const BUILTIN_METRICS: Readonly<Record<EvalMetric, Metric>> = { mIoU: MIOU, mDice: MDICE, mFscore: fscoreMetric(1) };
+
+export const metricDefinitions: readonly ComponentOf<'metrics'>[] = [
+  { type: 'mIoU', schema: z.object({}), create: () => MIOU, description: 'per-class IoU and accuracy (MMSegmentation mIoU)' },
+  { type: 'mDice', schema: z.object({}), create: () => MDICE, description: 'per-class Dice and accuracy (MMSegmentation mDice)' },
+  {
+    type: 'mFscore',
+    schema: z.object({ beta: z.number().positive().default(1) }),
+    create: (options: { beta: number }) => fscoreMetric(options.beta),
+    description: 'per-class F-score, precision and recall (MMSegmentation mFscore, beta)',
+  },
+];
+
+/** Metric objects for names of core's built-in metrics (callers without a kernel); objects pass through. */
+export function resolveMetrics(metrics: readonly (Metric | string)[] | string): Metric[] {
+  const requested = typeof metrics === 'string' ? [metrics] : [...metrics];
+  const unknown = requested.filter((m): m is string => typeof m === 'string' && !(m in BUILTIN_METRICS));
+  if (unknown.length > 0 || requested.length === 0) {
+    throw new SegkitError(`evaluation.metric: expected one or more of ${EVAL_METRICS.join(', ')}, got ${requested.length === 0 ? 'none' : unknown.join(', ')}`);
+  }
+  return requested.map((m) => (typeof m === 'string' ? BUILTIN_METRICS[m as EvalMetric] : m));
 }
 
 /**
@@ -106,7 +165,7 @@ export class MetricAccumulator {
     return { intersect: intersect.slice(), union: union.slice(), pred: pred.slice(), label: label.slice() };
   }
 
-  compute(metrics: readonly string[] | string, options: ComputeOptions = {}): EvalResults {
+  compute(metrics: readonly (Metric | string)[] | string, options: ComputeOptions = {}): EvalResults {
     return totalAreaToMetrics(this.totals, metrics, options);
   }
 }
@@ -121,38 +180,18 @@ function emptyStats(numClasses: number): AreaStats {
 }
 
 /** Metrics from summed statistics, in MMSegmentation 0.x's `total_area_to_metrics` + `evaluate` order and rounding. */
-export function totalAreaToMetrics(totals: AreaStats, metrics: readonly string[] | string, options: ComputeOptions = {}): EvalResults {
-  const requested = typeof metrics === 'string' ? [metrics] : [...metrics];
-  const unknown = requested.filter((m) => !(EVAL_METRICS as readonly string[]).includes(m));
-  if (unknown.length > 0 || requested.length === 0) {
-    throw new SegkitError(`evaluation.metric: expected one or more of ${EVAL_METRICS.join(', ')}, got ${requested.length === 0 ? 'none' : unknown.join(', ')}`);
-  }
+export function totalAreaToMetrics(totals: AreaStats, metrics: readonly (Metric | string)[] | string, options: ComputeOptions = {}): EvalResults {
+  const requested = resolveMetrics(metrics);
   const numClasses = totals.intersect.length;
   const classNames = options.classNames ?? Array.from({ length: numClasses }, (_, i) => String(i));
   if (classNames.length !== numClasses) {
     throw new SegkitError(`evaluation: expected ${numClasses} class names, got ${classNames.length}`);
   }
-  const beta2 = (options.beta ?? 1) ** 2;
-  const { intersect, union, pred, label } = totals;
-  const perClass = (f: (c: number) => number): Float64Array => Float64Array.from({ length: numClasses }, (_, c) => f(c));
-
   // Insertion order matters: it is the order of the summary and per-class columns (an existing key keeps its place).
   const values = new Map<string, Float64Array>();
-  values.set('aAcc', Float64Array.of(sum(intersect) / sum(label)));
+  values.set('aAcc', Float64Array.of(sum(totals.intersect) / sum(totals.label)));
   for (const metric of requested) {
-    if (metric === 'mIoU') {
-      values.set('IoU', perClass((c) => intersect[c]! / union[c]!));
-      values.set('Acc', perClass((c) => intersect[c]! / label[c]!));
-    } else if (metric === 'mDice') {
-      values.set('Dice', perClass((c) => (2 * intersect[c]!) / (pred[c]! + label[c]!)));
-      values.set('Acc', perClass((c) => intersect[c]! / label[c]!));
-    } else {
-      const precision = perClass((c) => intersect[c]! / pred[c]!);
-      const recall = perClass((c) => intersect[c]! / label[c]!);
-      values.set('Fscore', perClass((c) => ((1 + beta2) * precision[c]! * recall[c]!) / (beta2 * precision[c]! + recall[c]!)));
-      values.set('Precision', precision);
-      values.set('Recall', recall);
-    }
+    for (const [column, perClass] of metric.perClass(totals)) if (!values.has(column)) values.set(column, perClass);
   }
   if (options.nanToNum !== undefined) {
     for (const array of values.values()) array.forEach((v, i) => (array[i] = Number.isNaN(v) ? options.nanToNum! : v));
@@ -198,18 +237,14 @@ function roundPercent(fraction: number): number {
 
 // ---------------------------------------------------------------- tables
 
-/** Per-class columns in the order they appear in `results`. */
-const CLASS_COLUMNS = ['IoU', 'Acc', 'Dice', 'Fscore', 'Precision', 'Recall'] as const;
-
+/** Per-class columns (`<column>.<class>` keys) in the order they appear in `results`, whatever metrics produced them. */
 function classColumns(results: EvalResults, classNames: readonly string[]): string[] {
   const first = classNames[0];
   if (first === undefined) return [];
-  const columns: string[] = [];
-  for (const key of Object.keys(results)) {
-    const column = CLASS_COLUMNS.find((name) => key === `${name}.${first}`);
-    if (column) columns.push(column);
-  }
-  return columns;
+  const suffix = `.${first}`;
+  return Object.keys(results)
+    .filter((key) => key.endsWith(suffix) && !key.slice(0, -suffix.length).includes('.'))
+    .map((key) => key.slice(0, -suffix.length));
 }
 
 /** The per-class table as rows of percent values (`{ Class: 'road', IoU: 97.82, Acc: 98.87 }`); NaN stays NaN. */

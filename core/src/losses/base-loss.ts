@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
 import type { Loss, LossCallOptions, Reduction } from '../components';
-import type { BuildContext } from '../registries';
+import type { BuildContext, LossParent } from '../registries';
 import { loadClassWeight } from './class-weight';
 import { checkLogitsMatchLabels } from './labels';
 import { weightReduceLoss } from './reduce';
-import { headInfo } from './schemas';
 
 /** The options every MMSegmentation loss has (`reduction` where the loss reduces). */
 export interface BaseLossOptions {
@@ -69,7 +68,7 @@ export abstract class BaseLoss<Options extends BaseLossOptions> implements Loss 
 }
 
 /** The name a built loss uses in its errors: `<config path> (<type> '<loss_name>')`. */
-export function lossWhere(ctx: BuildContext, type: string, lossName: string): string {
+export function lossWhere(ctx: BuildContext<LossParent>, type: string, lossName: string): string {
   return `${ctx.path} (${type} '${lossName}')`;
 }
 
@@ -77,6 +76,6 @@ export function lossWhere(ctx: BuildContext, type: string, lossName: string): st
  * Loads a loss's `class_weight` option at build time: files relative to the config, errors at
  * `<path>.class_weight`, and one weight per class when the head passes its `num_classes`.
  */
-export function loadLossClassWeight(value: readonly number[] | string | null | undefined, ctx: BuildContext): number[] | null {
-  return loadClassWeight(value, { path: `${ctx.path}.class_weight`, configDir: ctx.configDir, numClasses: headInfo(ctx.extra).numClasses });
+export function loadLossClassWeight(value: readonly number[] | string | null | undefined, ctx: BuildContext<LossParent>): number[] | null {
+  return loadClassWeight(value, { path: `${ctx.path}.class_weight`, configDir: ctx.configDir, numClasses: ctx.parent.numClasses });
 }

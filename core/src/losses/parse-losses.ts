@@ -10,19 +10,42 @@ export interface ParsedLosses {
   logVars: Record<string, number>;
 }
 
+export interface ParsedLossTensors {
+  /** Σ of the entries whose key contains "loss": what is back-propagated. */
+  loss: tf.Scalar;
+  /** Every entry's mean as a scalar tensor, in insertion order, then `loss` last; owned by the caller's tidy scope. */
+  logTensors: Record<string, tf.Scalar>;
+}
+
 /**
- * MMSegmentation 0.x `_parse_losses`: a tensor entry counts as its mean, a list of tensors as the sum of
- * their means; `loss` sums the entries whose key contains the substring "loss" (anywhere, so
- * `decode.acc_seg` is logged only). The input tensors are not disposed.
+ * MMSegmentation 0.x `_parse_losses` without reading anything back: a tensor entry counts as its mean, a
+ * list of tensors as the sum of their means; `loss` sums the entries whose key contains the substring
+ * "loss" (anywhere, so `decode.acc_seg` is logged only). The input tensors are not disposed.
  */
+export function parseLossTensors(losses: Readonly<Record<string, unknown>>): ParsedLossTensors {
+  const logTensors: Record<string, tf.Scalar> = {};
+  for (const [name, value] of Object.entries(losses)) logTensors[name] = meanOf(name, value);
+  const trained = Object.entries(logTensors).filter(([name]) => name.includes('loss')).map(([, mean]) => mean);
+  const loss = trained.length === 0 ? tf.scalar(0) : trained.length === 1 ? trained[0]! : (tf.addN(trained) as tf.Scalar);
+  logTensors.loss = loss;
+  return { loss, logTensors };
+}
+
+/** Reads the log values of `parseLossTensors` with one asynchronous readback (GPU backends allow no other). */
+export async function readLossValues(logTensors: Readonly<Record<string, tf.Scalar>>): Promise<Record<string, number>> {
+  const keys = Object.keys(logTensors);
+  const stacked = tf.stack(keys.map((key) => logTensors[key]!));
+  const values = await stacked.data();
+  stacked.dispose();
+  return Object.fromEntries(keys.map((key, i) => [key, values[i]!]));
+}
+
+/** `parseLossTensors` with the values read back synchronously: for CPU backends, tests and scripts. */
 export function parseLosses(losses: Readonly<Record<string, unknown>>): ParsedLosses {
   const logVars: Record<string, number> = {};
   const loss = tf.tidy(() => {
-    const means: [string, tf.Scalar][] = Object.entries(losses).map(([name, value]) => [name, meanOf(name, value)]);
-    const trained = means.filter(([name]) => name.includes('loss')).map(([, mean]) => mean);
-    const total = trained.length === 0 ? tf.scalar(0) : trained.length === 1 ? trained[0]! : (tf.addN(trained) as tf.Scalar);
-    for (const [name, mean] of means) logVars[name] = mean.dataSync()[0]!;
-    logVars.loss = total.dataSync()[0]!;
+    const { loss: total, logTensors } = parseLossTensors(losses);
+    for (const [name, mean] of Object.entries(logTensors)) logVars[name] = mean.dataSync()[0]!;
     return total;
   });
   return { loss, logVars };

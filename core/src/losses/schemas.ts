@@ -13,11 +13,3 @@ export const ignoreIndexSchema = z.number().int({ error: 'expected an integer' }
 export function lossNameSchema(defaultName: string) {
   return z.string({ error: "expected a string such as 'loss_ce'" }).min(1, { error: "expected a non-empty name such as 'loss_ce'" }).default(defaultName);
 }
-
-/** What a head passes to the losses it builds (`ctx.extra`): its `num_classes` and its config path. */
-export function headInfo(extra: Readonly<Record<string, unknown>>): { numClasses?: number; head?: string } {
-  return {
-    numClasses: typeof extra.numClasses === 'number' ? extra.numClasses : undefined,
-    head: typeof extra.head === 'string' ? extra.head : undefined,
-  };
-}

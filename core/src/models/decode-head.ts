@@ -91,11 +91,11 @@ export abstract class BaseDecodeHead extends Module implements DecodeHead {
     if (this.outChannels === 1 && options.threshold === null) ctx.warn(`${ctx.path}: threshold is not set for a binary head (out_channels=1); using 0.3`);
     this.threshold = options.threshold ?? (this.outChannels === 1 ? 0.3 : null);
 
-    const extra = { numClasses: this.numClasses, ignoreIndex: this.ignoreIndex, head: ctx.path };
+    const lossParent = { numClasses: this.numClasses, ignoreIndex: this.ignoreIndex, head: ctx.path };
     this.lossDecode = Array.isArray(options.loss_decode)
-      ? options.loss_decode.map((cfg, i) => ctx.build<Loss>('losses', cfg, `loss_decode.${i}`, extra))
-      : [ctx.build<Loss>('losses', options.loss_decode, 'loss_decode', extra)];
-    this.sampler = options.sampler ? ctx.build<PixelSampler>('samplers', options.sampler, 'sampler', { ...extra, lossDecode: this.lossDecode }) : null;
+      ? options.loss_decode.map((cfg, i) => ctx.build('losses', cfg, `loss_decode.${i}`, lossParent))
+      : [ctx.build('losses', options.loss_decode, 'loss_decode', lossParent)];
+    this.sampler = options.sampler ? ctx.build('samplers', options.sampler, 'sampler', { ...lossParent, lossDecode: this.lossDecode }) : null;
     checkDecodeLossConfig(this.lossDecode, this.sampler, ctx.path, (message) => ctx.warn(message));
 
     this.convSeg = this.registerModule('conv_seg', new Conv2d(this.channels, this.outChannels, 1));

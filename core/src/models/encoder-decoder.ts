@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Module, ModuleList, resize } from '../nn';
 import { SegkitError } from '../errors';
-import type { BuildContext, ComponentDefinition } from '../registries';
+import type { BuildContext, ComponentOf } from '../registries';
 import type { DecodeHead, FeatureExtractor, InferenceOptions, Segmentor } from '../components';
 import { componentConfigSchema } from './decode-head';
 import { slideInference } from './inference';
@@ -45,19 +45,19 @@ export class EncoderDecoder extends Module implements Segmentor {
     if (options.pretrained) {
       ctx.warn(`${ctx.path}.pretrained: '${options.pretrained}' is not loaded (segkit never downloads weights); convert the checkpoint and set load_from instead`);
     }
-    this.backbone = this.registerModule('backbone', ctx.build<FeatureExtractor>('backbones', options.backbone, 'backbone'));
-    this.neck = options.neck ? this.registerModule('neck', ctx.build<FeatureExtractor>('necks', options.neck, 'neck')) : null;
-    this.decodeHead = this.registerModule('decode_head', ctx.build<DecodeHead>('heads', options.decode_head, 'decode_head'));
+    this.backbone = this.registerModule('backbone', ctx.build('backbones', options.backbone, 'backbone'));
+    this.neck = options.neck ? this.registerModule('neck', ctx.build('necks', options.neck, 'neck')) : null;
+    this.decodeHead = this.registerModule('decode_head', ctx.build('heads', options.decode_head, 'decode_head'));
     const aux = options.auxiliary_head;
     if (Array.isArray(aux)) {
       const list = this.registerModule('auxiliary_head', new ModuleList());
       aux.forEach((cfg, i) => {
-        const head = ctx.build<DecodeHead>('heads', cfg, `auxiliary_head.${i}`);
+        const head = ctx.build('heads', cfg, `auxiliary_head.${i}`);
         list.push(head);
         this.auxiliaryHeads.push({ prefix: `aux_${i}`, head });
       });
     } else if (aux) {
-      this.auxiliaryHeads.push({ prefix: 'aux', head: this.registerModule('auxiliary_head', ctx.build<DecodeHead>('heads', aux, 'auxiliary_head')) });
+      this.auxiliaryHeads.push({ prefix: 'aux', head: this.registerModule('auxiliary_head', ctx.build('heads', aux, 'auxiliary_head')) });
     }
     this.testCfg = options.test_cfg;
     if (this.testCfg.mode === 'slide' && (!this.testCfg.crop_size || !this.testCfg.stride)) {
@@ -125,12 +125,16 @@ export class EncoderDecoder extends Module implements Segmentor {
     });
   }
 
-  /** int32 label maps [N,H,W]: argmax over classes, or sigmoid > threshold for a single-channel head. */
+  /** int32 label maps [N,H,W] of `inference`'s logits (see `labelsFromLogits`). */
   predict(images: tf.Tensor4D, options: SegmentorInferenceOptions = {}): tf.Tensor3D {
+    return tf.tidy(() => this.labelsFromLogits(this.inference(images, options)));
+  }
+
+  /** Argmax over classes, or sigmoid > the decode head's `threshold` for a single-channel head. */
+  labelsFromLogits(logits: tf.Tensor4D): tf.Tensor3D {
     return tf.tidy(() => {
-      const logits = this.inference(images, options);
-      if (this.decodeHead.outChannels === 1) {
-        const threshold = (this.decodeHead as DecodeHead & { threshold?: number | null }).threshold ?? 0.3;
+      if (logits.shape[3] === 1) {
+        const threshold = this.decodeHead.threshold ?? 0.3;
         return tf.cast(tf.greater(tf.sigmoid(tf.squeeze(logits, [3])), threshold), 'int32') as tf.Tensor3D;
       }
       return tf.argMax(logits, 3) as tf.Tensor3D;
@@ -138,7 +142,7 @@ export class EncoderDecoder extends Module implements Segmentor {
   }
 }
 
-export const encoderDecoderDefinition: ComponentDefinition<EncoderDecoderOptions, EncoderDecoder> = {
+export const encoderDecoderDefinition: ComponentOf<'segmentors', EncoderDecoderOptions> = {
   type: 'EncoderDecoder',
   schema: encoderDecoderSchema,
   create: (options, ctx) => new EncoderDecoder(options, ctx),

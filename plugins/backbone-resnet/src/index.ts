@@ -1,4 +1,4 @@
-import { definePlugin, z, type BuildContext, type ComponentDefinition } from '@segkit/core';
+import { definePlugin, z, type BuildContext, type ComponentOf } from '@segkit/core';
 import { ResNet, type ResNetOptions } from './resnet';
 
 export { ResNet, BasicBlock, Bottleneck, ARCH_SETTINGS, type ResNetOptions } from './resnet';
@@ -44,14 +44,14 @@ function create(options: Omit<ResNetOptions, 'deep_stem'> & { deep_stem?: boolea
   return new ResNet({ ...options, deep_stem: deepStem }, ctx.path);
 }
 
-export const resnetDefinition: ComponentDefinition<z.output<typeof resnetSchema>, ResNet> = {
+export const resnetDefinition: ComponentOf<'backbones', z.output<typeof resnetSchema>, ResNet> = {
   type: 'ResNet',
   schema: resnetSchema,
   create: (options, ctx) => create(options, ctx, options.deep_stem),
   description: 'ResNet-18/34/50/101/152 with dilated stages (MMSegmentation parameter names)',
 };
 
-export const resnetV1cDefinition: ComponentDefinition<z.output<typeof resnetV1cSchema>, ResNet> = {
+export const resnetV1cDefinition: ComponentOf<'backbones', z.output<typeof resnetV1cSchema>, ResNet> = {
   type: 'ResNetV1c',
   schema: resnetV1cSchema,
   create: (options, ctx) => create(options, ctx, true),

@@ -8,7 +8,7 @@ describe('ResNet / ResNetV1c backbone', () => {
   before(async () => {
     kernel = await createKernel({ plugins: [plugin], backend: 'cpu', logger: { info() {}, warn() {} } });
   });
-  const build = (cfg: Record<string, unknown>) => kernel.build<ResNet>('backbones', cfg, { path: 'model.backbone' });
+  const build = (cfg: Record<string, unknown>) => (kernel.build('backbones', cfg, { path: 'model.backbone' }) as ResNet);
   // PSPNet's backbone settings at tiny widths (stem 4 ≠ 4·base 8, so layer1 has a downsample as in the real model).
   const D8 = { type: 'ResNetV1c', depth: 50, stem_channels: 4, base_channels: 2, dilations: [1, 1, 2, 4], strides: [1, 2, 1, 1], contract_dilation: true };
 

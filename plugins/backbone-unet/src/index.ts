@@ -1,4 +1,4 @@
-import { definePlugin, SegkitError, z, type ComponentDefinition } from '@segkit/core';
+import { definePlugin, SegkitError, z, type ComponentOf } from '@segkit/core';
 import { UNet } from './unet';
 
 export { UNet, BasicConvBlock, UpConvBlock, InterpConv, INTERP_CONV_DEFAULTS, type UNetOptions, type InterpConvOptions } from './unet';
@@ -49,7 +49,7 @@ const unetSchema = z.object({
   init_cfg: z.unknown().optional(),
 });
 
-export const unetDefinition: ComponentDefinition<z.output<typeof unetSchema>, UNet> = {
+export const unetDefinition: ComponentOf<'backbones', z.output<typeof unetSchema>, UNet> = {
   type: 'UNet',
   schema: unetSchema,
   create: (options, ctx) => {

@@ -8,7 +8,7 @@ describe('UNet backbone', () => {
   before(async () => {
     kernel = await createKernel({ plugins: [plugin], backend: 'cpu', logger: { info() {}, warn() {} } });
   });
-  const build = (cfg: Record<string, unknown> = {}) => kernel.build<UNet>('backbones', { type: 'UNet', base_channels: 2, ...cfg }, { path: 'model.backbone' });
+  const build = (cfg: Record<string, unknown> = {}) => (kernel.build('backbones', { type: 'UNet', base_channels: 2, ...cfg }, { path: 'model.backbone' }) as UNet);
 
   it('s5-d16 (tiny widths): five outputs, deepest first: 16c@1/16, 8c@1/8, 4c@1/4, 2c@1/2... at base 2', () => {
     const unet = build();

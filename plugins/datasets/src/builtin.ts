@@ -1,4 +1,4 @@
-import { SegkitError, z, type ComponentDefinition, type Dataset, type NdArray, type PipelineResults, type RandomSource } from '@segkit/core';
+import { SegkitError, z, type ComponentOf, type Dataset, type NdArray, type PipelineResults, type RandomSource } from '@segkit/core';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, DRIVE_CLASSES, DRIVE_PALETTE } from './classes';
 import { customDatasetSchema, datasetDefinition } from './custom';
 
@@ -61,12 +61,12 @@ export class RepeatDataset implements Dataset {
   }
 }
 
-export const RepeatDatasetDefinition: ComponentDefinition<z.infer<typeof repeatSchema>, Dataset> = {
+export const RepeatDatasetDefinition: ComponentOf<'datasets', z.infer<typeof repeatSchema>, Dataset> = {
   type: 'RepeatDataset',
   schema: repeatSchema,
   description: 'repeat a dataset `times` (short epochs for iteration-based training)',
   create(options, ctx) {
-    const inner = ctx.build<Dataset>('datasets', options.dataset, 'dataset');
+    const inner = ctx.build('datasets', options.dataset, 'dataset');
     if (inner.length === 0) throw new SegkitError(`${ctx.path}.dataset: the dataset is empty`);
     return new RepeatDataset(inner, options.times);
   },

@@ -7,7 +7,7 @@ import {
   joinPath,
   z,
   type BuildContext,
-  type ComponentDefinition,
+  type ComponentOf,
   type Compose,
   type Dataset,
   type NdArray,
@@ -202,7 +202,7 @@ export class CustomDataset implements Dataset {
   async getGroundTruth(index: number): Promise<NdArray> {
     const info = this.imgInfos[index];
     if (!info?.ann) throw new SegkitError(`${this.ctx.path}: no ground truth for sample ${index}: ann_dir is not set`);
-    this.gtLoader ??= this.ctx.build<Transform>(
+    this.gtLoader ??= this.ctx.build(
       'transforms',
       { type: 'LoadAnnotations', reduce_zero_label: this.reduceZeroLabel, ...(this.options.gt_seg_map_loader_cfg ?? {}) },
       'gt_seg_map_loader_cfg',
@@ -216,7 +216,7 @@ export class CustomDataset implements Dataset {
 export function datasetDefinition(
   meta: DatasetMeta & { defaults: { img_suffix: string; seg_map_suffix: string }; description: string },
   schema: z.ZodObject = customDatasetSchema(meta.defaults),
-): ComponentDefinition<CustomDatasetOptions, Dataset> {
+): ComponentOf<'datasets', CustomDatasetOptions, Dataset> {
   return {
     type: meta.type,
     schema: schema as unknown as z.ZodType<CustomDatasetOptions>,

@@ -9,7 +9,7 @@ const load = [{ type: 'LoadImageFromFile' }, { type: 'LoadAnnotations' }];
 const cityscapesRoot = path.join(fixtures, 'pseudo_cityscapes_dataset');
 
 async function build(cfg: Record<string, unknown>, at = 'data.train'): Promise<Dataset> {
-  return (await dataKernel()).build<Dataset>('datasets', cfg, { path: at });
+  return (await dataKernel()).build('datasets', cfg, { path: at });
 }
 
 describe('CityscapesDataset', () => {

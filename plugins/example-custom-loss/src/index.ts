@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { definePlugin, z, type ComponentDefinition, type Loss, type LossCallOptions } from '@segkit/core';
+import { definePlugin, z, type ComponentOf, type Loss, type LossCallOptions } from '@segkit/core';
 
 const { version } = require('../../package.json') as { version: string };
 
@@ -46,7 +46,7 @@ export class MyLoss implements Loss {
   }
 }
 
-export const myLossDefinition: ComponentDefinition<MyLossOptions, MyLoss> = {
+export const myLossDefinition: ComponentOf<'losses', MyLossOptions, MyLoss> = {
   type: 'MyLoss',
   schema: myLossSchema,
   create: (options) => new MyLoss(options),

@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { createKernel, loadConfig, type Loss } from '@segkit/core';
+import { createKernel, loadConfig } from '@segkit/core';
 
 const quiet = { info: () => undefined, warn: () => undefined };
 
@@ -26,7 +26,7 @@ describe('example-custom-loss: a user plugin loaded from a config', () => {
     // Core depends on no plugin: only what the config lists is registered.
     expect(kernel.registries.heads.list()).to.deep.equal([]);
     const before = tf.memory().numTensors;
-    const loss = kernel.build<Loss>('losses', config.loss, { path: 'loss' });
+    const loss = kernel.build('losses', config.loss, { path: 'loss' });
     // Two pixels, 2 classes, equal logits: softmax = [0.5, 0.5]; |p - onehot| = 0.5 for both classes.
     // The second pixel is ignored. Mean over the one valid pixel = 0.5, times loss_weight 2 = 1.0.
     const logits = tf.zeros([1, 1, 2, 2]);

@@ -1,4 +1,4 @@
-import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentDefinition, type DecodeHeadBaseOptions } from '@segkit/core';
+import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentOf, type DecodeHeadBaseOptions } from '@segkit/core';
 import { FCNHead } from './fcn-head';
 
 export { FCNHead, type FCNHeadOptions } from './fcn-head';
@@ -12,7 +12,7 @@ const fcnHeadSchema = decodeHeadBaseSchema.extend({
   dilation: z.number().int().positive({ error: 'expected a positive integer' }).default(1),
 });
 
-export const fcnHeadDefinition: ComponentDefinition<z.output<typeof fcnHeadSchema>, FCNHead> = {
+export const fcnHeadDefinition: ComponentOf<'heads', z.output<typeof fcnHeadSchema>, FCNHead> = {
   type: 'FCNHead',
   schema: fcnHeadSchema,
   create: (options, ctx) => {

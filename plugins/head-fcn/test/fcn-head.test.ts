@@ -16,7 +16,7 @@ describe('FCNHead', () => {
     kernel = await createKernel({ plugins: [plugin, stubLoss], backend: 'cpu', logger: { info() {}, warn() {} } });
   });
   const build = (cfg: Record<string, unknown> = {}) =>
-    kernel.build<FCNHead>('heads', { type: 'FCNHead', in_channels: 6, in_index: 2, channels: 4, num_classes: 3, norm_cfg: { type: 'SyncBN', requires_grad: true }, ...cfg }, { path: 'model.auxiliary_head' });
+    (kernel.build('heads', { type: 'FCNHead', in_channels: 6, in_index: 2, channels: 4, num_classes: 3, norm_cfg: { type: 'SyncBN', requires_grad: true }, ...cfg }, { path: 'model.auxiliary_head' }) as FCNHead);
   const features = () => [tf.randomNormal([2, 10, 10, 6]), tf.randomNormal([2, 10, 10, 6]), tf.randomNormal([2, 5, 7, 6])];
 
   it('defaults (num_convs 2, concat_input) : convs.0, convs.1, conv_cat; logits at the selected feature size', () => {

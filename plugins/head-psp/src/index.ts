@@ -1,4 +1,4 @@
-import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentDefinition, type DecodeHeadBaseOptions } from '@segkit/core';
+import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentOf, type DecodeHeadBaseOptions } from '@segkit/core';
 import { PSPHead } from './psp-head';
 
 export { PSPHead, PPM, type PSPHeadOptions } from './psp-head';
@@ -9,7 +9,7 @@ const pspHeadSchema = decodeHeadBaseSchema.extend({
   pool_scales: z.array(z.number().int().positive({ error: 'expected positive integers' })).min(1).default([1, 2, 3, 6]),
 });
 
-export const pspHeadDefinition: ComponentDefinition<z.output<typeof pspHeadSchema>, PSPHead> = {
+export const pspHeadDefinition: ComponentOf<'heads', z.output<typeof pspHeadSchema>, PSPHead> = {
   type: 'PSPHead',
   schema: pspHeadSchema,
   create: (options, ctx) => {

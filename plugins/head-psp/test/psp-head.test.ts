@@ -16,7 +16,7 @@ describe('PSPHead', () => {
     kernel = await createKernel({ plugins: [plugin, stubLoss], backend: 'cpu', logger: { info() {}, warn() {} } });
   });
   const build = (cfg: Record<string, unknown> = {}) =>
-    kernel.build<PSPHead>('heads', { type: 'PSPHead', in_channels: 8, in_index: 3, channels: 4, num_classes: 5, norm_cfg: { type: 'SyncBN', requires_grad: true }, ...cfg }, { path: 'model.decode_head' });
+    (kernel.build('heads', { type: 'PSPHead', in_channels: 8, in_index: 3, channels: 4, num_classes: 5, norm_cfg: { type: 'SyncBN', requires_grad: true }, ...cfg }, { path: 'model.decode_head' }) as PSPHead);
   const features = (n = 2, size = 12) => [8, 8, 8, 8].map(() => tf.randomNormal([n, size, size, 8]));
 
   it('outputs logits at the feature size from the in_index feature', () => {

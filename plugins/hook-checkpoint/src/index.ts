@@ -1,6 +1,19 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { definePlugin, iterationBasedOnly, z, type ComponentDefinition, type EventBus, type Hook, type RunnerView } from '@segkit/core';
+import {
+  Hook,
+  Priority,
+  SegkitError,
+  copyFileAtomic,
+  definePlugin,
+  iterationBasedOnly,
+  removeStaleTemporaryFiles,
+  z,
+  type CheckpointMeta,
+  type ComponentOf,
+  type EvaluationResult,
+  type RunnerView,
+} from '@segkit/core';
 
 const { version } = require('../../package.json') as { version: string };
 
@@ -18,76 +31,119 @@ export const checkpointSchema = z.object({
   rule: z.enum(['greater', 'less']).default('greater'),
   out_dir: z.string().nullable().default(null),
 });
-type CheckpointOptions = z.infer<typeof checkpointSchema>;
+type CheckpointOptions = z.output<typeof checkpointSchema>;
 
 declare module '@segkit/core' {
   interface HookOptionsMap {
-    CheckpointHook: Partial<Omit<CheckpointOptions, 'by_epoch'>> & { by_epoch?: false };
+    CheckpointHook: Omit<z.input<typeof checkpointSchema>, 'by_epoch'> & { by_epoch?: false };
   }
 }
+
+interface BestCheckpoint {
+  metric: string;
+  value: number;
+  iter: number;
+  file: string;
+}
+
+/** What survives a resume (in the checkpoint's `meta.hooks.CheckpointHook`). */
+interface CheckpointHookState {
+  best?: Omit<BestCheckpoint, 'file'> & { file: string };
+}
+
+const PERIODIC = /^iter_(\d+)\.safetensors$/;
 
 /**
  * MMCV's CheckpointHook (by_epoch false): `iter_<n>.safetensors` every `interval` iterations and at
  * the end, `latest.safetensors`, at most `max_keep_ckpts` periodic files, and with `save_best` the best
- * checkpoint by a metric of the `eval:end` events.
+ * checkpoint by a metric of each evaluation. Every file is written atomically; on resume the rotation is
+ * rebuilt from the files on disk and the best score from the checkpoint's metadata.
  */
-export class CheckpointHook implements Hook {
+export class CheckpointHook extends Hook {
   readonly name = 'CheckpointHook';
-  readonly priority = 50;
-  private readonly saved: string[] = [];
-  private best: { metric: string; value: number; iter: number; file: string } | undefined;
-  private runner: RunnerView | undefined;
+  override readonly priority = Priority.NORMAL;
+  private saved: string[] = [];
+  private best: BestCheckpoint | undefined;
 
-  constructor(private readonly options: CheckpointOptions) {}
+  constructor(private readonly options: CheckpointOptions) {
+    super();
+  }
 
   private dir(runner: RunnerView): string {
     return this.options.out_dir ? path.resolve(this.options.out_dir) : runner.workDir;
   }
 
-  attach(bus: EventBus, runner: RunnerView): void {
-    this.runner = runner;
-    if (this.options.save_best) bus.subscribe(this.name, 'eval:end', (event) => this.considerBest(bus, event.iter, event.metrics));
+  override beforeRun(runner: RunnerView): void {
+    const removed = removeStaleTemporaryFiles(this.dir(runner));
+    if (removed.length) runner.bus.emit({ type: 'log', level: 'warn', message: `removed ${removed.length} temporary file(s) left by an interrupted save: ${removed.join(', ')}` });
   }
 
-  private save(bus: EventBus, runner: RunnerView, file: string, best?: string): void {
-    runner.saveCheckpoint(file, this.best ? { best: { metric: this.best.metric, value: this.best.value, iter: this.best.iter } } : {});
-    bus.emit({ type: 'checkpoint:saved', iter: runner.iter, path: file, ...(best ? { best } : {}) });
-  }
-
-  afterTrainIter(runner: RunnerView): void {
+  override async afterTrainIter(runner: RunnerView): Promise<void> {
     const atEnd = runner.iter === runner.maxIters;
     if (runner.iter % this.options.interval !== 0 && !atEnd) return;
     const dir = this.dir(runner);
     const file = path.join(dir, `iter_${runner.iter}.safetensors`);
-    this.save(runner.bus, runner, file);
-    if (this.options.save_last) fs.copyFileSync(file, path.join(dir, 'latest.safetensors'));
-    this.saved.push(file);
+    await runner.saveCheckpoint(file, this.bestMeta());
+    if (this.options.save_last) copyFileAtomic(file, path.join(dir, 'latest.safetensors'));
+    this.saved = [...this.saved.filter((f) => f !== file), file];
     if (this.options.max_keep_ckpts > 0) {
       while (this.saved.length > this.options.max_keep_ckpts) fs.rmSync(this.saved.shift()!, { force: true });
     }
   }
 
-  private considerBest(bus: EventBus, iter: number, metrics: Readonly<Record<string, number>>): void {
-    const metric = this.options.save_best!;
-    const value = metrics[metric];
+  override async afterVal(runner: RunnerView, result: EvaluationResult): Promise<void> {
+    const metric = this.options.save_best;
+    if (!metric) return;
+    const value = result.metrics[metric];
     if (value === undefined) {
-      const available = Object.keys(metrics).filter((k) => !k.includes('.'));
-      throw new Error(`checkpoint_config.save_best: metric '${metric}' is not in the evaluation results (${available.join(', ')})`);
+      const available = Object.keys(result.metrics).filter((k) => !k.includes('.'));
+      throw new SegkitError(`checkpoint_config.save_best: metric '${metric}' is not in the evaluation results (${available.join(', ')})`, 'checkpoint_config.save_best');
     }
     const better = !this.best || (this.options.rule === 'greater' ? value > this.best.value : value < this.best.value);
-    if (!better || !this.runner) return;
-    const file = path.join(this.dir(this.runner), `best_${metric}_iter_${iter}.safetensors`);
-    if (this.best) fs.rmSync(this.best.file, { force: true });
-    this.best = { metric, value, iter, file };
-    this.save(bus, this.runner, file, metric);
+    if (!better) return;
+    const file = path.join(this.dir(runner), `best_${metric}_iter_${runner.iter}.safetensors`);
+    const previous = this.best?.file;
+    this.best = { metric, value, iter: runner.iter, file };
+    await runner.saveCheckpoint(file, this.bestMeta());
+    // Removed only after the new best is safely written.
+    if (previous && previous !== file) fs.rmSync(previous, { force: true });
+  }
+
+  private bestMeta(): { best?: CheckpointMeta['best'] } {
+    return this.best ? { best: { metric: this.best.metric, value: this.best.value, iter: this.best.iter } } : {};
+  }
+
+  override beforeSaveCheckpoint(_runner: RunnerView, meta: CheckpointMeta): void {
+    const state: CheckpointHookState = this.best ? { best: { ...this.best, file: path.basename(this.best.file) } } : {};
+    (meta.hooks ??= {})[this.name] = state;
+  }
+
+  override afterLoadCheckpoint(runner: RunnerView, meta: CheckpointMeta): void {
+    const dir = this.dir(runner);
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+    // The rotation continues over the periodic files of this run up to the resumed iteration.
+    this.saved = files
+      .map((name) => ({ name, iter: Number(PERIODIC.exec(name)?.[1] ?? NaN) }))
+      .filter(({ iter }) => Number.isInteger(iter) && iter <= runner.iter)
+      .sort((a, b) => a.iter - b.iter)
+      .map(({ name }) => path.join(dir, name));
+    const state = meta.hooks?.[this.name] as CheckpointHookState | undefined;
+    this.best = state?.best ? { ...state.best, file: path.join(dir, state.best.file) } : undefined;
+    // A best checkpoint from past the resume point belongs to the abandoned continuation.
+    const metric = this.options.save_best;
+    if (!metric) return;
+    for (const name of files) {
+      const match = new RegExp(`^best_${metric}_iter_(\\d+)\\.safetensors$`).exec(name);
+      if (match && path.join(dir, name) !== this.best?.file && Number(match[1]) > runner.iter) fs.rmSync(path.join(dir, name), { force: true });
+    }
   }
 }
 
-export const checkpointDefinition: ComponentDefinition<CheckpointOptions, CheckpointHook> = {
+export const checkpointDefinition: ComponentOf<'hooks', CheckpointOptions, CheckpointHook> = {
   type: 'CheckpointHook',
   schema: checkpointSchema,
   create: (options) => new CheckpointHook(options),
-  description: 'periodic / latest / best checkpoints as safetensors',
+  description: 'periodic / latest / best checkpoints as safetensors (atomic writes; rotation and best kept across resumes)',
 };
 
 export const plugin = definePlugin({ name: '@segkit/hook-checkpoint', version, components: { hooks: [checkpointDefinition] } });

@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { z, type ComponentDefinition, type EventBus, type Hook, type RunnerView } from '@segkit/core';
+import type { Subscription } from 'rxjs';
+import { Hook, Priority, z, type ComponentOf, type EventBus, type EventOf, type RunnerView } from '@segkit/core';
 import { IntervalWindow, intervalLoggerOptions } from './window';
 
 export const jsonLoggerSchema = z.object(intervalLoggerOptions);
@@ -12,26 +13,34 @@ type JsonLoggerOptions = z.infer<typeof jsonLoggerSchema>;
  * `work_dir/<timestamp>.log.json`, after a first line with the environment and the config —
  * the file `segkit plot` and MMSegmentation's analyze_logs.py read.
  */
-export class JsonLoggerHook implements Hook {
+export class JsonLoggerHook extends Hook {
   readonly name = 'JsonLoggerHook';
-  readonly priority = 90;
+  override readonly priority = Priority.VERY_LOW;
   private readonly window = new IntervalWindow();
   private file: number | undefined;
   logPath = '';
 
-  constructor(private readonly interval: number) {}
+  constructor(private readonly interval: number) {
+    super();
+  }
 
   private append(record: Record<string, unknown>): void {
     if (this.file !== undefined) fs.writeSync(this.file, `${JSON.stringify(record)}\n`);
   }
 
-  attach(bus: EventBus, runner: RunnerView): void {
+  override observe(bus: EventBus, runner: RunnerView): Subscription {
     this.logPath = path.join(runner.workDir, `${runner.timestamp}.log.json`);
     this.file = fs.openSync(this.logPath, 'a');
-    bus.subscribe(this.name, 'run:start', (event) => {
-      this.append({ env_info: `node ${process.version} ${os.platform()} ${os.arch()}; backend ${event.backend}`, config: event.config, seed: event.config.seed ?? null });
+    return bus.subscribeHandlers(this.name, {
+      'run:start': (event) => {
+        this.append({ env_info: `node ${process.version} ${os.platform()} ${os.arch()}; backend ${event.backend}`, config: event.config, seed: event.config.seed ?? null });
+      },
+      'iter:end': (event) => this.appendTrainRecord(event),
+      'eval:end': (event) => this.append({ mode: 'val', iter: event.iter, ...event.metrics }),
     });
-    bus.subscribe(this.name, 'iter:end', (event) => {
+  }
+
+  private appendTrainRecord(event: EventOf<'iter:end'>): void {
       this.window.add(event);
       if (event.iter % this.interval !== 0) return;
       const window = this.window.flush();
@@ -47,11 +56,9 @@ export class JsonLoggerHook implements Hook {
         time: round(window.time),
         ...Object.fromEntries(Object.entries(window.losses).map(([key, value]) => [key, round(value)])),
       });
-    });
-    bus.subscribe(this.name, 'eval:end', (event) => this.append({ mode: 'val', iter: event.iter, ...event.metrics }));
   }
 
-  close(): void {
+  override afterRun(): void {
     if (this.file !== undefined) fs.closeSync(this.file);
     this.file = undefined;
   }
@@ -61,9 +68,9 @@ function round(value: number): number {
   return Number(value.toPrecision(6));
 }
 
-export const jsonLoggerDefinition: ComponentDefinition<JsonLoggerOptions, JsonLoggerHook> = {
+export const jsonLoggerDefinition: ComponentOf<'hooks', JsonLoggerOptions, JsonLoggerHook> = {
   type: 'JsonLoggerHook',
   schema: jsonLoggerSchema,
-  create: (options, ctx) => new JsonLoggerHook(options.interval ?? (ctx.extra.interval as number | undefined) ?? 50),
+  create: (options, ctx) => new JsonLoggerHook(options.interval ?? ctx.parent.logInterval ?? 50),
   description: 'JSON-lines log (work_dir/<timestamp>.log.json) for segkit plot',
 };

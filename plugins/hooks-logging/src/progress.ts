@@ -1,4 +1,5 @@
-import { z, type ComponentDefinition, type EventBus, type Hook } from '@segkit/core';
+import type { Subscription } from 'rxjs';
+import { Hook, Priority, z, type ComponentOf, type EventBus } from '@segkit/core';
 import { formatEta } from './window';
 
 export const progressSchema = z.object({
@@ -9,14 +10,17 @@ export const progressSchema = z.object({
 type ProgressOptions = z.infer<typeof progressSchema>;
 
 /** A one-line progress bar redrawn in place on a terminal (nothing when stdout is not a TTY). */
-export class ProgressBarHook implements Hook {
+export class ProgressBarHook extends Hook {
   readonly name = 'ProgressBarHook';
-  readonly priority = 95;
+  // After the loggers (VERY_LOW), so that its line is drawn last.
+  override readonly priority = Priority.VERY_LOW + 5;
 
   constructor(
     private readonly options: ProgressOptions,
     private readonly stream: NodeJS.WriteStream = process.stdout,
-  ) {}
+  ) {
+    super();
+  }
 
   /** The bar for `iter` of `maxIters`, e.g. `[=====>     ] 50/100  eta 0:01:40  loss 0.4321`. */
   render(iter: number, maxIters: number, secondsPerIter: number, loss: number | undefined): string {
@@ -26,22 +30,24 @@ export class ProgressBarHook implements Hook {
     return `[${bar}] ${iter}/${maxIters}  eta ${formatEta(secondsPerIter * (maxIters - iter))}${lossText}`;
   }
 
-  attach(bus: EventBus): void {
-    if (!this.stream.isTTY && !this.options.force) return;
+  override observe(bus: EventBus): Subscription | undefined {
+    if (!this.stream.isTTY && !this.options.force) return undefined;
     let totalTime = 0;
     let count = 0;
-    bus.subscribe(this.name, 'iter:end', (event) => {
-      totalTime += event.stepTime;
-      count += 1;
-      this.stream.write(`\r${this.render(event.iter, event.maxIters, totalTime / count, event.losses.loss)}`);
-      if (event.iter === event.maxIters) this.stream.write('\n');
+    return bus.subscribeHandlers(this.name, {
+      'iter:end': (event) => {
+        totalTime += event.stepTime;
+        count += 1;
+        this.stream.write(`\r${this.render(event.iter, event.maxIters, totalTime / count, event.losses.loss)}`);
+        if (event.iter === event.maxIters) this.stream.write('\n');
+      },
+      // Start a fresh line before other output interrupts the bar.
+      'eval:end': () => this.stream.write('\n'),
     });
-    // Start a fresh line before other output interrupts the bar.
-    bus.subscribe(this.name, 'eval:end', () => this.stream.write('\n'));
   }
 }
 
-export const progressDefinition: ComponentDefinition<ProgressOptions, ProgressBarHook> = {
+export const progressDefinition: ComponentOf<'hooks', ProgressOptions, ProgressBarHook> = {
   type: 'ProgressBarHook',
   schema: progressSchema,
   create: (options) => new ProgressBarHook(options),

@@ -35,11 +35,11 @@ describe('hooks-logging', () => {
     const lines: string[] = [];
     const hook = new TextLoggerHook({ by_epoch: false, to_file: true, ignore_last: true, reset_flag: false }, 2, (line) => lines.push(line));
     const bus = new EventBus();
-    hook.attach(bus, fakeRunner(dir));
+    hook.observe(bus, fakeRunner(dir));
     bus.emit(iterEnd(1, 1.0, 0.2));
     expect(lines).to.have.length(0);
     bus.emit(iterEnd(2, 0.5, 0.4));
-    hook.close();
+    hook.afterRun();
     // Means over iterations 1-2: loss_ce 0.75, acc 91.5, loss 1.5, time 0.3, data_time 0.015; eta = 0.3 s × 39998.
     expect(lines).to.deep.equal([
       'Iter [2/40000]\tlr: 1.000e-02 (head 1.000e-01), eta: 3:19:59, time: 0.300, data_time: 0.015, memory: 512, decode.loss_ce: 0.7500, decode.acc_seg: 91.5000, loss: 1.5000',
@@ -50,11 +50,11 @@ describe('hooks-logging', () => {
   it('JsonLoggerHook writes one object per interval and per evaluation', () => {
     const hook = new JsonLoggerHook(2);
     const bus = new EventBus();
-    hook.attach(bus, fakeRunner(dir));
+    hook.observe(bus, fakeRunner(dir));
     bus.emit(iterEnd(1, 1.0, 0.2));
     bus.emit(iterEnd(2, 0.5, 0.4));
     bus.emit({ type: 'eval:end', iter: 2, metrics: { aAcc: 0.9, mDice: 0.8 }, classTable: [] });
-    hook.close();
+    hook.afterRun();
     const records = fs.readFileSync(hook.logPath, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
     expect(records).to.deep.equal([
       { mode: 'train', iter: 2, lr: 0.01, 'lr.head': 0.1, memory: 512, data_time: 0.015, time: 0.3, 'decode.loss_ce': 0.75, 'decode.acc_seg': 91.5, loss: 1.5 },

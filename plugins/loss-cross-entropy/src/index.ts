@@ -5,7 +5,7 @@ import {
   checkLabelRange,
   classWeightSchema,
   definePlugin,
-  headInfo,
+  type LossParent,
   labelsWithIgnoredAsZero,
   loadClassWeight,
   loadLossClassWeight,
@@ -17,7 +17,7 @@ import {
   validMask,
   z,
   type BuildContext,
-  type ComponentDefinition,
+  type ComponentOf,
   type LossCallOptions,
   type Reduction,
 } from '@segkit/core';
@@ -116,16 +116,16 @@ export function binaryCrossEntropyWithLogits(pred: tf.Tensor, target: tf.Tensor,
   });
 }
 
-export const crossEntropyDefinition: ComponentDefinition<CrossEntropyOptions, CrossEntropyLoss> = {
+export const crossEntropyDefinition: ComponentOf<'losses', CrossEntropyOptions, CrossEntropyLoss> = {
   type: 'CrossEntropyLoss',
   schema: crossEntropySchema,
   description: 'softmax/sigmoid cross-entropy with class weights, avg_non_ignore and pixel weights (MMSegmentation 0.x)',
-  create(options, ctx: BuildContext) {
+  create(options, ctx: BuildContext<LossParent>) {
     if (options.use_sigmoid && options.use_mask) throw new SegkitError(`${ctx.path}: use_sigmoid and use_mask cannot both be true`, ctx.path);
     if (options.use_mask) {
       throw new SegkitError(`${ctx.path}.use_mask: the mask cross-entropy needs per-instance labels that segmentation heads never pass; use use_sigmoid or the default softmax`, ctx.path);
     }
-    const { numClasses, head } = headInfo(ctx.extra);
+    const { numClasses, head } = ctx.parent;
     const classWeightPath = `${ctx.path}.class_weight`;
     let classWeight: number[] | null;
     if (options.use_sigmoid) {

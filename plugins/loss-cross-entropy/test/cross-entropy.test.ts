@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { createKernel, nn, type Kernel, type Loss } from '@segkit/core';
+import { createKernel, nn, type Kernel } from '@segkit/core';
 import { plugin } from '../src/index';
 
 const LN2 = Math.log(2);
@@ -31,7 +31,7 @@ describe('loss-cross-entropy: CrossEntropyLoss', () => {
   let kernel: Kernel;
   let warnings: string[];
   const build = (cfg: Record<string, unknown>, extra: Record<string, unknown> = {}, at = 'model.decode_head.loss_decode') =>
-    kernel.build<Loss>('losses', { type: 'CrossEntropyLoss', ...cfg }, { path: at, extra });
+    kernel.build('losses', { type: 'CrossEntropyLoss', ...cfg }, { path: at, parent: extra });
 
   beforeEach(async () => {
     const rec = recorder();
@@ -151,13 +151,13 @@ describe('loss-cross-entropy: CrossEntropyLoss', () => {
       const fileKernel = await createKernel({ plugins: [plugin], backend: 'cpu', configDir: dir, logger: rec.logger });
       const pred = tf.tensor2d([[100, -100]]);
       const label = tf.tensor1d([1], 'int32');
-      const fromJson = fileKernel.build<Loss>('losses', { type: 'CrossEntropyLoss', class_weight: './w.json' }, { extra: { numClasses: 2 } });
+      const fromJson = fileKernel.build('losses', { type: 'CrossEntropyLoss', class_weight: './w.json' }, { parent: { numClasses: 2 } });
       expect(value(() => fromJson.forward(pred, label))).to.be.closeTo(40, 1e-3);
       const pred3 = tf.tensor2d([[0, 0, 0]]);
       const label2 = tf.tensor1d([2], 'int32');
-      const fromNpy = fileKernel.build<Loss>('losses', { type: 'CrossEntropyLoss', class_weight: 'w.npy' }, { extra: { numClasses: 3 } });
+      const fromNpy = fileKernel.build('losses', { type: 'CrossEntropyLoss', class_weight: 'w.npy' }, { parent: { numClasses: 3 } });
       expect(value(() => fromNpy.forward(pred3, label2))).to.be.closeTo(1.5 * Math.log(3), 1e-5);
-      expect(() => fileKernel.build('losses', { type: 'CrossEntropyLoss', class_weight: 'w.npy' }, { path: 'model.decode_head.loss_decode', extra: { numClasses: 19 } })).to.throw(
+      expect(() => fileKernel.build('losses', { type: 'CrossEntropyLoss', class_weight: 'w.npy' }, { path: 'model.decode_head.loss_decode', parent: { numClasses: 19 } })).to.throw(
         "model.decode_head.loss_decode.class_weight: expected 19 class weights (one per class, num_classes = 19), got 3 (from 'w.npy')",
       );
       expect(() => fileKernel.build('losses', { type: 'CrossEntropyLoss', class_weight: 'missing.json' }, { path: 'm' })).to.throw("m.class_weight: class weight file 'missing.json' not found");

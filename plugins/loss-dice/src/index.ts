@@ -12,7 +12,7 @@ import {
   reductionSchema,
   softmaxRegionInputs,
   z,
-  type ComponentDefinition,
+  type ComponentOf,
   type LossCallOptions,
 } from '@segkit/core';
 
@@ -62,7 +62,7 @@ export class DiceLoss extends BaseLoss<DiceOptions> {
   }
 }
 
-export const diceDefinition: ComponentDefinition<DiceOptions, DiceLoss> = {
+export const diceDefinition: ComponentOf<'losses', DiceOptions, DiceLoss> = {
   type: 'DiceLoss',
   schema: diceSchema,
   description: 'softmax per-class Dice loss with smooth, exponent and class_weight (MMSegmentation 0.x)',

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { createKernel, nn, type Kernel, type Loss } from '@segkit/core';
+import { createKernel, nn, type Kernel } from '@segkit/core';
 import { plugin } from '../src/index';
 
 const EPS = 1.1920928955078125e-7;
@@ -20,7 +20,7 @@ function value(fn: () => tf.Tensor): number {
 describe('loss-dice: DiceLoss (0.x)', () => {
   let kernel: Kernel;
   const build = (cfg: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>
-    kernel.build<Loss>('losses', { type: 'DiceLoss', ...cfg }, { path: 'model.decode_head.loss_decode.1', extra });
+    kernel.build('losses', { type: 'DiceLoss', ...cfg }, { path: 'model.decode_head.loss_decode.1', parent: extra });
   let equalLogits: tf.Tensor;
   before(async () => {
     kernel = await createKernel({ plugins: [plugin], backend: 'cpu', logger: quiet });

@@ -4,7 +4,6 @@ import {
   SegkitError,
   checkLabelRange,
   checkPerClassList,
-  headInfo,
   labelsWithIgnoredAsZero,
   loadLossClassWeight,
   lossNameSchema,
@@ -14,7 +13,7 @@ import {
   reductionSchema,
   validMask,
   z,
-  type ComponentDefinition,
+  type ComponentOf,
   type LossCallOptions,
 } from '@segkit/core';
 
@@ -66,12 +65,12 @@ export class FocalLoss extends BaseLoss<FocalOptions> {
   }
 }
 
-export const focalDefinition: ComponentDefinition<FocalOptions, FocalLoss> = {
+export const focalDefinition: ComponentOf<'losses', FocalOptions, FocalLoss> = {
   type: 'FocalLoss',
   schema: focalSchema,
   description: 'sigmoid focal loss with gamma, alpha and class_weight (MMSegmentation 0.x)',
   create(options, ctx) {
-    const { numClasses } = headInfo(ctx.extra);
+    const { numClasses } = ctx.parent;
     loadLossClassWeight(options.class_weight, ctx);
     if (Array.isArray(options.alpha) && numClasses !== undefined && options.alpha.length !== numClasses) {
       throw new SegkitError(`${ctx.path}.alpha: expected one alpha per class (${numClasses}), got ${options.alpha.length}`, ctx.path);

@@ -10,7 +10,7 @@ import {
   lossWhere,
   reductionSchema,
   z,
-  type ComponentDefinition,
+  type ComponentOf,
   type LossCallOptions,
 } from '@segkit/core';
 
@@ -119,7 +119,7 @@ export class LovaszLoss extends BaseLoss<LovaszOptions> {
   }
 }
 
-export const lovaszDefinition: ComponentDefinition<LovaszOptions, LovaszLoss> = {
+export const lovaszDefinition: ComponentOf<'losses', LovaszOptions, LovaszLoss> = {
   type: 'LovaszLoss',
   schema: lovaszSchema,
   description: 'Lovász-softmax / Lovász hinge loss (MMSegmentation 0.x)',

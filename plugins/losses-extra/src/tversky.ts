@@ -11,7 +11,7 @@ import {
   lossWhere,
   softmaxRegionInputs,
   z,
-  type ComponentDefinition,
+  type ComponentOf,
 } from '@segkit/core';
 
 export const tverskySchema = z.object({
@@ -53,7 +53,7 @@ export class TverskyLoss extends BaseLoss<TverskyOptions> {
   }
 }
 
-export const tverskyDefinition: ComponentDefinition<TverskyOptions, TverskyLoss> = {
+export const tverskyDefinition: ComponentOf<'losses', TverskyOptions, TverskyLoss> = {
   type: 'TverskyLoss',
   schema: tverskySchema,
   description: 'softmax per-class Tversky loss with alpha, beta, gamma (MMSegmentation 0.x)',

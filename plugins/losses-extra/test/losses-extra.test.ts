@@ -34,7 +34,7 @@ function gradient(loss: Loss, logitValues: number[], shape: [number, number, num
 describe('losses-extra', () => {
   let kernel: Kernel;
   const build = (type: string, cfg: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>
-    kernel.build<Loss>('losses', { type, ...cfg }, { path: 'model.decode_head.loss_decode.1', extra });
+    kernel.build('losses', { type, ...cfg }, { path: 'model.decode_head.loss_decode.1', parent: extra });
   before(async () => {
     kernel = await createKernel({ plugins: [plugin], backend: 'cpu', logger: quiet });
   });

@@ -4,8 +4,9 @@ import {
   iterationBasedOnly,
   z,
   type BuildContext,
-  type ComponentDefinition,
+  type ComponentOf,
   type LrScheduler,
+  type LrSchedulerParent,
   type Optimizer,
 } from '@segkit/core';
 
@@ -66,12 +67,12 @@ export abstract class IterLrScheduler implements LrScheduler {
   }
 }
 
-/** The horizon of poly and cosine: runner.max_iters, passed by the runner as `ctx.extra.maxIters`. */
-function maxItersOf(context: BuildContext, type: string): number {
-  const maxIters = context.extra.maxIters;
+/** The horizon of poly and cosine: runner.max_iters, handed down by the runner (`LrSchedulerParent`). */
+function maxItersOf(context: BuildContext<LrSchedulerParent>, type: string): number {
+  const maxIters = context.parent.maxIters as number | undefined;
   if (typeof maxIters !== 'number' || !Number.isInteger(maxIters) || maxIters <= 0) {
     throw new SegkitError(
-      `${context.path}: the ${type} policy needs the number of iterations (runner.max_iters, passed as extra.maxIters), got ${maxIters === undefined ? 'none' : String(maxIters)}`,
+      `${context.path}: the ${type} policy needs the number of iterations (runner.max_iters, handed down as parent.maxIters), got ${maxIters === undefined ? 'none' : String(maxIters)}`,
     );
   }
   return maxIters;
@@ -188,7 +189,7 @@ declare module '@segkit/core' {
   }
 }
 
-const definitions: ComponentDefinition<any, LrScheduler>[] = [
+const definitions: ComponentOf<'lrSchedulers', any, LrScheduler>[] = [
   {
     type: 'poly',
     schema: polySchema,

@@ -1,6 +1,6 @@
 import * as path from 'path';
 import { expect } from 'chai';
-import { createKernel, loadConfig, SegkitError, type Kernel, type LrScheduler, type Optimizer, type ParamGroup } from '@segkit/core';
+import { createKernel, loadConfig, SegkitError, type Kernel, type LrScheduler, type Optimizer, type ParamGroup, type LrSchedulerParent } from '@segkit/core';
 import { plugin } from '../src';
 
 const SCHEDULES = path.resolve(__dirname, '../../../../configs/_base_/schedules');
@@ -13,7 +13,7 @@ describe('@segkit/lr-schedulers', () => {
 
   /** `maxIters: null` builds without a horizon. */
   const build = (cfg: Record<string, unknown>, maxIters: number | null = 40000): LrScheduler =>
-    kernel.build<LrScheduler>('lrSchedulers', cfg, { path: 'lr_config', extra: maxIters === null ? {} : { maxIters } });
+    kernel.build('lrSchedulers', cfg, { path: 'lr_config', parent: (maxIters === null ? {} : { maxIters }) as LrSchedulerParent });
 
   /** An optimizer stand-in: the scheduler only reads and writes paramGroups. */
   function groups(...initialLrs: number[]): Optimizer {

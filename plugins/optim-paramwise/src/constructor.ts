@@ -109,7 +109,7 @@ export class DefaultOptimizerConstructor implements OptimizerConstructor {
   build(model: nn.Module): Optimizer {
     const entries = model.parameterEntries();
     const paramGroups = this.paramwiseEmpty ? [this.singleGroup(entries)] : this.paramwiseGroups(entries);
-    const optimizer = this.context.build<Optimizer>('optimizers', { ...this.optimizerCfg }, 'optimizer', { paramGroups });
+    const optimizer = this.context.build('optimizers', { ...this.optimizerCfg }, 'optimizer', { paramGroups });
     this.context.logger.info(formatParamGroupTable(optimizer));
     return optimizer;
   }

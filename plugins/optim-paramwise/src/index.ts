@@ -1,4 +1,4 @@
-import { definePlugin, type ComponentDefinition, type OptimizerConstructor } from '@segkit/core';
+import { definePlugin, type ComponentOf, type OptimizerConstructor } from '@segkit/core';
 import { DefaultOptimizerConstructor, constructorSchema, type ParamwiseCfg } from './constructor';
 
 export { DefaultOptimizerConstructor, paramwiseSchema, type ParamwiseCfg } from './constructor';
@@ -12,7 +12,7 @@ declare module '@segkit/core' {
   }
 }
 
-const defaultOptimizerConstructor: ComponentDefinition<{ optimizer_cfg?: unknown; paramwise_cfg?: unknown }, OptimizerConstructor> = {
+const defaultOptimizerConstructor: ComponentOf<'optimizerConstructors', { optimizer_cfg?: unknown; paramwise_cfg?: unknown }, OptimizerConstructor> = {
   type: 'DefaultOptimizerConstructor',
   schema: constructorSchema,
   description: "MMCV's DefaultOptimizerConstructor: param groups from paramwise_cfg (custom_keys, bias/norm/dwconv multipliers)",

@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { createKernel, loadConfig, mergeConfig, nn, SegkitError, type Kernel, type Optimizer, type OptimizerConstructor } from '@segkit/core';
+import { createKernel, loadConfig, mergeConfig, nn, SegkitError, type Kernel, type Optimizer } from '@segkit/core';
 import { plugin as optimizersPlugin } from '@segkit/optimizers';
 import { buildOptimizer, formatParamGroupTable, formatParameterSettings, plugin } from '../src';
 
@@ -130,7 +130,7 @@ describe('@segkit/optim-paramwise: DefaultOptimizerConstructor', () => {
 
   /** Builds the constructor at the config root (as `buildOptimizer` does) and the optimizer for `model`. */
   function build(model: nn.Module, optimizerCfg: unknown, paramwiseCfg?: unknown): Optimizer {
-    const constructor = kernel.build<OptimizerConstructor>(
+    const constructor = kernel.build(
       'optimizerConstructors',
       { type: 'DefaultOptimizerConstructor', optimizer_cfg: optimizerCfg, paramwise_cfg: paramwiseCfg },
       { path: '' },

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { z, type NamedParameter, type ParamGroup } from '@segkit/core';
-import { BaseOptimizer, type ParamGroupSpec, type ParameterSlots } from './base';
+import { z, type NamedParameter, type ParamGroup, type ParamGroupSpec } from '@segkit/core';
+import { BaseOptimizer, type ParameterSlots } from './base';
 
 const beta = z.number().min(0, { error: 'expected a beta in [0, 1)' }).lt(1, { error: 'expected a beta in [0, 1)' });
 

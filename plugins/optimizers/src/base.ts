@@ -1,18 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SegkitError, type NamedParameter, type Optimizer, type OptimizerState, type ParamGroup } from '@segkit/core';
-
-/**
- * A parameter group as an optimizer constructor hands it over (MMCV's group dicts): its tensors and
- * only the hyper-parameters set explicitly; everything else falls back to the optimizer's defaults.
- */
-export interface ParamGroupSpec {
-  params: NamedParameter[];
-  lr?: number;
-  weight_decay?: number;
-  /** Which custom key / rule produced the group (for logs). */
-  key?: string;
-  [hyperParameter: string]: unknown;
-}
+import { SegkitError, type NamedParameter, type Optimizer, type OptimizerState, type ParamGroup, type ParamGroupSpec } from '@segkit/core';
 
 /** Hyper-parameters every optimizer has; the subclasses add their own (momentum, betas, ...). */
 export interface OptimizerDefaults {

@@ -5,15 +5,18 @@ import {
   nearestName,
   validateOptions,
   type BuildContext,
-  type ComponentDefinition,
+  type ComponentOf,
   type Optimizer,
+  type OptimizerParent,
+  type ParamGroupSpec,
   type z,
 } from '@segkit/core';
-import type { ParamGroupSpec } from './base';
 import { SGD, sgdSchema, type SGDOptions } from './sgd';
 import { Adam, adamOptionsSchema, adamWOptionsSchema, type AdamOptions } from './adam';
 
-export { BaseOptimizer, type ParamGroupSpec, type OptimizerDefaults, type ParameterSlots } from './base';
+export { BaseOptimizer, type OptimizerDefaults, type ParameterSlots } from './base';
+/** Moved to @segkit/core (shared with optimizer constructors); re-exported for compatibility. */
+export type { ParamGroupSpec } from '@segkit/core';
 export { SGD, sgdSchema, type SGDOptions } from './sgd';
 export { Adam, adamOptionsSchema, adamWOptionsSchema, type AdamOptions } from './adam';
 
@@ -53,19 +56,19 @@ const FACTORIES: Readonly<Record<'SGD' | 'Adam' | 'AdamW', OptimizerFactory<any>
   },
 };
 
-/** The param groups an optimizer constructor passes as `ctx.extra.paramGroups`. */
-function groupsFromContext(context: BuildContext, type: string): ParamGroupSpec[] {
-  const groups = context.extra.paramGroups;
+/** The param groups an optimizer constructor hands down (`OptimizerParent`). */
+function groupsFromContext(context: BuildContext<OptimizerParent>, type: string): readonly ParamGroupSpec[] {
+  const groups = context.parent.paramGroups as readonly ParamGroupSpec[] | undefined;
   if (!Array.isArray(groups)) {
     throw new SegkitError(
       `${context.path}: ${type} needs the model's parameters: build it through an optimizer constructor ` +
-        `(optimizerConstructors: DefaultOptimizerConstructor, plugin @segkit/optim-paramwise), which passes extra.paramGroups`,
+        `(optimizerConstructors: DefaultOptimizerConstructor, plugin @segkit/optim-paramwise), which hands down parent.paramGroups`,
     );
   }
-  return groups as ParamGroupSpec[];
+  return groups;
 }
 
-function definition(type: keyof typeof FACTORIES): ComponentDefinition<unknown, Optimizer> {
+function definition(type: keyof typeof FACTORIES): ComponentOf<'optimizers'> {
   const factory = FACTORIES[type];
   return {
     type,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SGD_UPDATE_KERNEL, SegkitError, backendHasKernel, z, type NamedParameter, type ParamGroup } from '@segkit/core';
-import { BaseOptimizer, type ParamGroupSpec, type ParameterSlots } from './base';
+import { SGD_UPDATE_KERNEL, SegkitError, backendHasKernel, z, type NamedParameter, type ParamGroup, type ParamGroupSpec } from '@segkit/core';
+import { BaseOptimizer, type ParameterSlots } from './base';
 
 const nonNegative = (what: string) => z.number().min(0, { error: `expected ${what} >= 0` });
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { createKernel, SegkitError, type Optimizer, type OptimizerState } from '@segkit/core';
+import { createKernel, SegkitError, type OptimizerParent, type OptimizerState } from '@segkit/core';
 import { createOptimizer, plugin, type ParamGroupSpec } from '../src';
 
 // Two gradient steps on p = [1, -2] with g1 = [0.5, 1], g2 = [-1, 0.25]; expected values are the
@@ -275,10 +275,10 @@ describe('@segkit/optimizers', () => {
       const kernel = await createKernel({ plugins: [plugin], backend: 'cpu', logger: { info: () => undefined, warn: () => undefined } });
       expect(kernel.registries.optimizers.list()).to.deep.equal(['Adam', 'AdamW', 'SGD']);
       const param = makeParam('w');
-      const optimizer = kernel.build<Optimizer>('optimizers', { type: 'SGD', lr: 0.01, momentum: 0.9 }, { path: 'optimizer', extra: { paramGroups: [{ params: [param] }] } });
+      const optimizer = kernel.build('optimizers', { type: 'SGD', lr: 0.01, momentum: 0.9 }, { path: 'optimizer', parent: { paramGroups: [{ params: [param] }] } });
       expect(optimizer.paramGroups[0]).to.include({ lr: 0.01, momentum: 0.9, weight_decay: 0, initial_lr: 0.01 });
-      expect(() => kernel.build('optimizers', { type: 'SGD', lr: 0.01 }, { path: 'optimizer' })).to.throw(SegkitError, /DefaultOptimizerConstructor/);
-      expect(() => kernel.build('optimizers', { type: 'SGD', lr: -1 }, { path: 'optimizer', extra: { paramGroups: [] } })).to.throw(SegkitError, /optimizer\.lr: expected a learning rate >= 0, got -1/);
+      expect(() => kernel.build('optimizers', { type: 'SGD', lr: 0.01 }, { path: 'optimizer', parent: {} as OptimizerParent })).to.throw(SegkitError, /DefaultOptimizerConstructor/);
+      expect(() => kernel.build('optimizers', { type: 'SGD', lr: -1 }, { path: 'optimizer', parent: { paramGroups: [] } })).to.throw(SegkitError, /optimizer\.lr: expected a learning rate >= 0, got -1/);
       optimizer.dispose();
       param.variable.dispose();
     });

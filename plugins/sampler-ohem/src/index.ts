@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SegkitError, definePlugin, z, type ComponentDefinition, type PixelSampler, type SamplerContext } from '@segkit/core';
+import { SegkitError, definePlugin, z, type ComponentOf, type PixelSampler, type SamplerContext } from '@segkit/core';
 
 const { version } = require('../../package.json') as { version: string };
 
@@ -92,7 +92,7 @@ export class OHEMPixelSampler implements PixelSampler {
   }
 }
 
-export const ohemDefinition: ComponentDefinition<OhemOptions, OHEMPixelSampler> = {
+export const ohemDefinition: ComponentOf<'samplers', OhemOptions, OHEMPixelSampler> = {
   type: 'OHEMPixelSampler',
   schema: ohemSchema,
   description: 'online hard example mining: keeps the hardest pixels by probability (thresh) or by loss (MMSegmentation)',

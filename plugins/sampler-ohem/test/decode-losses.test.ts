@@ -16,10 +16,10 @@ describe('decode-head losses with CE ×1.0 + Dice ×3.0 and an OHEM sampler (SPE
     kernel = await createKernel({ plugins: [plugin, crossEntropyPlugin, dicePlugin], backend: 'cpu', logger: quiet });
     const extra = { numClasses: 2, head: 'model.decode_head' };
     losses = [
-      kernel.build<Loss>('losses', { type: 'CrossEntropyLoss', loss_name: 'loss_ce', loss_weight: 1.0 }, { path: 'model.decode_head.loss_decode.0', extra }),
-      kernel.build<Loss>('losses', { type: 'DiceLoss', loss_name: 'loss_dice', loss_weight: 3.0 }, { path: 'model.decode_head.loss_decode.1', extra }),
+      kernel.build('losses', { type: 'CrossEntropyLoss', loss_name: 'loss_ce', loss_weight: 1.0 }, { path: 'model.decode_head.loss_decode.0', parent: extra }),
+      kernel.build('losses', { type: 'DiceLoss', loss_name: 'loss_dice', loss_weight: 3.0 }, { path: 'model.decode_head.loss_decode.1', parent: extra }),
     ];
-    sampler = kernel.build<PixelSampler>('samplers', { type: 'OHEMPixelSampler', thresh: 0.5, min_kept: 2 }, { path: 'model.decode_head.sampler' });
+    sampler = kernel.build('samplers', { type: 'OHEMPixelSampler', thresh: 0.5, min_kept: 2 }, { path: 'model.decode_head.sampler' });
   });
 
   // A 1×1 logit map [ln 0.7, ln 0.3] upsampled (bilinear) to the 2×2 labels: p = (0.7, 0.3) at every pixel.
@@ -66,7 +66,7 @@ describe('decode-head losses with CE ×1.0 + Dice ×3.0 and an OHEM sampler (SPE
 
   it('warns at build time about OHEM with a loss that ignores pixel weights, and about a loss_name without "loss"', () => {
     const warnings: string[] = [];
-    const dice = kernel.build<Loss>('losses', { type: 'DiceLoss', loss_name: 'dice' });
+    const dice = kernel.build('losses', { type: 'DiceLoss', loss_name: 'dice' });
     checkDecodeLossConfig([losses[0]!, dice], sampler, 'model.decode_head', (m) => warnings.push(m));
     expect(warnings).to.deep.equal([
       "model.decode_head.loss_decode.1: loss_name 'dice' does not contain 'loss', so its value is logged but not added to the trained total; rename it to 'loss_dice'",

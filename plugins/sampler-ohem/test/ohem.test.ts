@@ -26,8 +26,8 @@ function sampled(sampler: PixelSampler, logits: tf.Tensor, labels: tf.Tensor, ig
 
 describe('sampler-ohem: OHEMPixelSampler', () => {
   let kernel: Kernel;
-  const build = (cfg: Record<string, unknown>) => kernel.build<PixelSampler>('samplers', { type: 'OHEMPixelSampler', ...cfg }, { path: 'model.decode_head.sampler' });
-  const ce = (cfg: Record<string, unknown> = {}) => kernel.build<Loss>('losses', { type: 'CrossEntropyLoss', ...cfg });
+  const build = (cfg: Record<string, unknown>) => kernel.build('samplers', { type: 'OHEMPixelSampler', ...cfg }, { path: 'model.decode_head.sampler' });
+  const ce = (cfg: Record<string, unknown> = {}) => kernel.build('losses', { type: 'CrossEntropyLoss', ...cfg });
   // 2×2 image, 2 classes. Ground-truth probabilities (row-major): 0.9, 0.7, 0.2, 0.6
   let logits: tf.Tensor4D;
   let labels: tf.Tensor3D;
@@ -102,7 +102,7 @@ describe('sampler-ohem: OHEMPixelSampler', () => {
     });
 
     it('rejects a loss whose reduction none is not per pixel, naming it', () => {
-      const dice = kernel.build<Loss>('losses', { type: 'DiceLoss' });
+      const dice = kernel.build('losses', { type: 'DiceLoss' });
       const before = tf.memory().numTensors;
       expect(() => build({ min_kept: 2 }).sample(logits, labels, { ignoreIndex: 255, lossDecode: [ce(), dice] })).to.throw(
         "model.decode_head.sampler (OHEMPixelSampler): loss mode ranks pixels by loss, but 'loss_dice' (DiceLoss) returns shape [] with reduction 'none' instead of per-pixel [1,2,2]",

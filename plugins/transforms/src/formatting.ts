@@ -1,4 +1,4 @@
-import { SegkitError, buildPipeline, z, type ComponentDefinition, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
+import { SegkitError, buildPipeline, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
 import { scalePair } from './geometric';
 
 function asFloat32(array: NdArray): NdArray<Float32Array> {
@@ -7,7 +7,7 @@ function asFloat32(array: NdArray): NdArray<Float32Array> {
 }
 
 /** DefaultFormatBundle: image → float32 [H,W,C] (segkit stays NHWC), gt_semantic_seg → int32 [H,W]. */
-export const DefaultFormatBundle: ComponentDefinition<Record<string, never>, Transform> = {
+export const DefaultFormatBundle: ComponentOf<'transforms', Record<string, never>, Transform> = {
   type: 'DefaultFormatBundle',
   schema: z.object({}),
   description: 'image to float32 HWC, labels to int32',
@@ -27,7 +27,7 @@ export const DefaultFormatBundle: ComponentDefinition<Record<string, never>, Tra
 const imageToTensorSchema = z.object({ keys: z.array(z.string()).min(1, { error: 'expected at least one key' }) });
 
 /** ImageToTensor(keys): each key → float32 [H,W,C] (a channel axis added to [H,W]). */
-export const ImageToTensor: ComponentDefinition<z.infer<typeof imageToTensorSchema>, Transform> = {
+export const ImageToTensor: ComponentOf<'transforms', z.infer<typeof imageToTensorSchema>, Transform> = {
   type: 'ImageToTensor',
   schema: imageToTensorSchema,
   description: 'listed images to float32 HWC',
@@ -54,7 +54,7 @@ const collectSchema = z.object({
 });
 
 /** Collect(keys, meta_keys): keeps `keys` and gathers the meta keys present into `img_metas`. */
-export const Collect: ComponentDefinition<z.infer<typeof collectSchema>, Transform> = {
+export const Collect: ComponentOf<'transforms', z.infer<typeof collectSchema>, Transform> = {
   type: 'Collect',
   schema: collectSchema,
   description: 'keep the listed keys plus img_metas',
@@ -94,7 +94,7 @@ const multiScaleSchema = z
  * (the usual `flip: false`, one scale) the result is that run's results; with several, the first run's
  * results carry all of them in `aug` (MMSegmentation returns lists per key).
  */
-export const MultiScaleFlipAug: ComponentDefinition<z.infer<typeof multiScaleSchema>, Transform> = {
+export const MultiScaleFlipAug: ComponentOf<'transforms', z.infer<typeof multiScaleSchema>, Transform> = {
   type: 'MultiScaleFlipAug',
   schema: multiScaleSchema,
   description: 'test-time scales and flips around inner transforms',

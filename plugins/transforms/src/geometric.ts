@@ -1,4 +1,4 @@
-import { SegkitError, randint, uniform, z, type ComponentDefinition, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
+import { SegkitError, randint, uniform, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
 import { cropArray, flipArray, padArray, requireImage, resizeBilinear, resizeNearest, segFields, type PixelArray } from './ndarray';
 
 const positiveInt = z.number().int().positive({ error: 'expected a positive integer' });
@@ -68,7 +68,7 @@ function resizeResults(results: PipelineResults, scale: Scale, keepRatio: boolea
 }
 
 /** Resize: image bilinear, label maps nearest; scale from img_scale / ratio_range / multiscale_mode, or a test-time `scale`. */
-export const Resize: ComponentDefinition<ResizeOptions, Transform> = {
+export const Resize: ComponentOf<'transforms', ResizeOptions, Transform> = {
   type: 'Resize',
   schema: resizeSchema,
   description: 'resize image (bilinear) and labels (nearest) to a fixed, random-ratio or multi-scale size',
@@ -127,7 +127,7 @@ export function cropIsBalanced(seg: NdArray, box: [number, number, number, numbe
 }
 
 /** RandomCrop with crop_size (h, w); with cat_max_ratio < 1, up to 10 redraws of unbalanced crops. */
-export const RandomCrop: ComponentDefinition<z.infer<typeof randomCropSchema>, Transform> = {
+export const RandomCrop: ComponentOf<'transforms', z.infer<typeof randomCropSchema>, Transform> = {
   type: 'RandomCrop',
   schema: randomCropSchema,
   description: 'random crop of crop_size (h, w), rejecting crops dominated by one class (cat_max_ratio)',
@@ -161,7 +161,7 @@ const randomFlipSchema = z.object({
 });
 
 /** RandomFlip(prob, direction): flips image and label maps together; honours a `flip` set by MultiScaleFlipAug. */
-export const RandomFlip: ComponentDefinition<z.infer<typeof randomFlipSchema>, Transform> = {
+export const RandomFlip: ComponentOf<'transforms', z.infer<typeof randomFlipSchema>, Transform> = {
   type: 'RandomFlip',
   schema: randomFlipSchema,
   description: 'flip image and labels with probability prob',
@@ -192,7 +192,7 @@ const padSchema = z
   .refine((o) => (o.size === null) !== (o.size_divisor === null), { error: 'set exactly one of size (h, w) and size_divisor' });
 
 /** Pad at the bottom/right: image with pad_val to `size` (h, w) or a multiple of size_divisor; label maps with seg_pad_val. */
-export const Pad: ComponentDefinition<z.infer<typeof padSchema>, Transform> = {
+export const Pad: ComponentOf<'transforms', z.infer<typeof padSchema>, Transform> = {
   type: 'Pad',
   schema: padSchema,
   description: 'pad bottom/right to a fixed size or a multiple of size_divisor',

@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { SegkitError, z, type ComponentDefinition, type NdArray, type PipelineResults, type Transform } from '@segkit/core';
+import { SegkitError, z, type ComponentOf, type NdArray, type PipelineResults, type Transform } from '@segkit/core';
 import { readImageBgr, readLabelMap } from './image-io';
 
 /** Pixel value a `label_map` sends classes that are not kept. */
@@ -22,7 +22,7 @@ const loadImageSchema = z.object({
 });
 
 /** LoadImageFromFile: `img` as [H,W,3] uint8 BGR, plus filename, shapes and a neutral img_norm_cfg. */
-export const LoadImageFromFile: ComponentDefinition<z.infer<typeof loadImageSchema>, Transform> = {
+export const LoadImageFromFile: ComponentOf<'transforms', z.infer<typeof loadImageSchema>, Transform> = {
   type: 'LoadImageFromFile',
   schema: loadImageSchema,
   description: 'decode the image (BGR, uint8) with sharp',
@@ -78,7 +78,7 @@ const loadAnnotationsSchema = z.object({
 });
 
 /** LoadAnnotations: `gt_semantic_seg` [H,W] uint8 (palette PNGs as indices), reduce_zero_label, label_map. */
-export const LoadAnnotations: ComponentDefinition<z.infer<typeof loadAnnotationsSchema>, Transform> = {
+export const LoadAnnotations: ComponentOf<'transforms', z.infer<typeof loadAnnotationsSchema>, Transform> = {
   type: 'LoadAnnotations',
   schema: loadAnnotationsSchema,
   description: 'read the label PNG (raw values or palette indices) with fast-png',

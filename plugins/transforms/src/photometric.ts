@@ -1,4 +1,4 @@
-import { SegkitError, randint, uniform, z, type ComponentDefinition, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
+import { SegkitError, randint, uniform, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
 import { bgrToHsv, hsvToBgr } from './hsv';
 import { requireImage } from './ndarray';
 
@@ -46,7 +46,7 @@ export function photoMetricDistortion(pixels: Uint8Array, options: PhotoOptions,
 }
 
 /** PhotoMetricDistortion: brightness, contrast (before or after), saturation and hue, each with probability 0.5. */
-export const PhotoMetricDistortion: ComponentDefinition<PhotoOptions, Transform> = {
+export const PhotoMetricDistortion: ComponentOf<'transforms', PhotoOptions, Transform> = {
   type: 'PhotoMetricDistortion',
   schema: photoSchema,
   description: 'random brightness, contrast, saturation and hue (uint8 BGR)',
@@ -73,7 +73,7 @@ const normalizeSchema = z.object({
 });
 
 /** Normalize: float32 (x − mean)/std per channel, after BGR→RGB when to_rgb. */
-export const Normalize: ComponentDefinition<z.infer<typeof normalizeSchema>, Transform> = {
+export const Normalize: ComponentOf<'transforms', z.infer<typeof normalizeSchema>, Transform> = {
   type: 'Normalize',
   schema: normalizeSchema,
   description: '(x − mean) / std per channel, optionally BGR→RGB first',

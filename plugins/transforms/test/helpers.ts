@@ -13,7 +13,7 @@ export async function transformsKernel(): Promise<Kernel> {
 }
 
 export async function build(cfg: Record<string, unknown>): Promise<Transform> {
-  return (await transformsKernel()).build<Transform>('transforms', cfg, { path: 'pipeline.0' });
+  return (await transformsKernel()).build('transforms', cfg, { path: 'pipeline.0' });
 }
 
 /** A random source that returns the given values in order and counts how many were taken. */
