@@ -11,6 +11,7 @@ import type {} from '@segkit/head-fcn';
 import type {} from '@segkit/head-psp';
 import type {} from '@segkit/hook-checkpoint';
 import type {} from '@segkit/hook-eval';
+import type {} from '@segkit/hook-tensorboard';
 import type {} from '@segkit/hooks-logging';
 import type {} from '@segkit/loss-cross-entropy';
 import type {} from '@segkit/loss-dice';

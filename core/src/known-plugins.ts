@@ -28,6 +28,7 @@ export const KNOWN_PROVIDERS: { readonly [K in RegistryName]?: Readonly<Record<s
     ProgressBarHook: '@segkit/hooks-logging',
     CheckpointHook: '@segkit/hook-checkpoint',
     EvalHook: '@segkit/hook-eval',
+    TensorboardLoggerHook: '@segkit/hook-tensorboard',
   },
   backends: { native: '@segkit/backend-cpu-native', tensorflow: '@segkit/backend-node', 'tensorflow-gpu': '@segkit/backend-node-gpu' },
 };

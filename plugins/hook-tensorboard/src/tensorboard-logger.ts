@@ -1,5 +1,6 @@
 import * as path from 'path';
-import { iterationBasedOnly, z, type ComponentDefinition, type EventBus, type EventOf, type Hook, type RunnerView } from '@segkit/core';
+import type { Subscription } from 'rxjs';
+import { Hook, Priority, iterationBasedOnly, z, type ComponentOf, type EventBus, type EventOf, type RunnerView } from '@segkit/core';
 import { IntervalWindow } from '@segkit/hooks-logging';
 import { EventFileWriter } from './event-file';
 import { evalScalars, trainScalars } from './scalars';
@@ -19,17 +20,17 @@ export const tensorboardLoggerSchema = z.object({
    */
   reset_flag: z.boolean().default(false),
 });
-export type TensorboardLoggerOptions = z.infer<typeof tensorboardLoggerSchema>;
+export type TensorboardLoggerOptions = z.output<typeof tensorboardLoggerSchema>;
 
 /**
  * MMCV's TensorboardLoggerHook (by_epoch false) without TensorFlow: every `interval` iterations the
  * window means of every loss term, the lr of every distinct param group, data/iteration time and memory
  * (`train/...`), and every evaluation metric (`val/...`), as scalars in a TensorBoard event file under
- * `log_dir`. Each handler is a small method so the hook ports to lifecycle methods unchanged.
+ * `log_dir`.
  */
-export class TensorboardLoggerHook implements Hook {
+export class TensorboardLoggerHook extends Hook {
   readonly name = 'TensorboardLoggerHook';
-  readonly priority = 90;
+  override readonly priority = Priority.VERY_LOW;
   private readonly window = new IntervalWindow();
   private writer: EventFileWriter | undefined;
 
@@ -38,18 +39,21 @@ export class TensorboardLoggerHook implements Hook {
     private readonly interval: number,
     /** Wall clock in seconds (tests pass a fixed one). */
     private readonly now?: () => number,
-  ) {}
+  ) {
+    super();
+  }
 
-  /** The event file being written (after `attach`). */
+  /** The event file being written (after `observe`). */
   get eventFile(): string | undefined {
     return this.writer?.file;
   }
 
-  attach(bus: EventBus, runner: RunnerView): void {
+  override observe(bus: EventBus, runner: RunnerView): Subscription {
     this.open(runner.workDir);
-    bus.subscribe(this.name, 'iter:end', (event) => this.onIterEnd(event));
-    bus.subscribe(this.name, 'eval:end', (event) => this.onEvalEnd(event));
-    bus.subscribe(this.name, 'run:end', () => this.close());
+    return bus.subscribeHandlers(this.name, {
+      'iter:end': (event) => this.onIterEnd(event),
+      'eval:end': (event) => this.onEvalEnd(event),
+    });
   }
 
   /** Creates `log_dir` and the event file (MMCV's before_run). */
@@ -70,19 +74,19 @@ export class TensorboardLoggerHook implements Hook {
     this.openWriter().addScalars(event.iter, evalScalars(event));
   }
 
-  close(): void {
+  override afterRun(): void {
     this.writer?.close();
   }
 
   private openWriter(): EventFileWriter {
-    if (!this.writer) throw new Error('TensorboardLoggerHook: no event file open (attach() was not called)');
+    if (!this.writer) throw new Error('TensorboardLoggerHook: no event file open (observe() was not called)');
     return this.writer;
   }
 }
 
-export const tensorboardLoggerDefinition: ComponentDefinition<TensorboardLoggerOptions, TensorboardLoggerHook> = {
+export const tensorboardLoggerDefinition: ComponentOf<'hooks', TensorboardLoggerOptions, TensorboardLoggerHook> = {
   type: 'TensorboardLoggerHook',
   schema: tensorboardLoggerSchema,
-  create: (options, ctx) => new TensorboardLoggerHook(options, options.interval ?? (ctx.extra.interval as number | undefined) ?? 50),
+  create: (options, ctx) => new TensorboardLoggerHook(options, options.interval ?? ctx.parent.logInterval ?? 50),
   description: 'TensorBoard event files (work_dir/tf_logs): losses, lr, time, memory and evaluation metrics as scalars',
 };

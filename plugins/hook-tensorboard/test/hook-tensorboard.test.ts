@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { expect } from 'chai';
 import * as protobuf from 'protobufjs';
-import { createKernel, EventBus, SegkitError, type EventOf, type Hook, type Kernel, type RunnerView } from '@segkit/core';
+import { createKernel, EventBus, SegkitError, type EventOf, type Kernel, type RunnerView } from '@segkit/core';
 import { EventFileWriter, PROTO_DIR, TensorboardLoggerHook, crc32c, type TensorboardLoggerOptions, frameRecord, maskCrc, maskedCrc32c, plugin } from '../src';
 import { encodeScalarEvent } from '../src/event-schema';
 
@@ -192,7 +192,7 @@ describe('@segkit/hook-tensorboard', () => {
     function runHook(options: TensorboardLoggerOptions, interval: number): TensorboardLoggerHook {
       const hook = new TensorboardLoggerHook(options, interval, clock);
       const bus = new EventBus();
-      hook.attach(bus, fakeRunner(dir));
+      hook.observe(bus, fakeRunner(dir));
       const losses = [1.0, 0.5, 0.75, 0.25, 0.125];
       const stepTimes = [0.5, 0.25, 0.375, 0.125, 1.0];
       for (let iter = 1; iter <= 5; iter++) {
@@ -222,7 +222,7 @@ describe('@segkit/hook-tensorboard', () => {
         ]),
       );
       expect(trainRows(2, [1, 2], [1.0, 0.5], [0.5, 0.25]).slice(2, 7).map((row) => row[2])).to.deep.equal([0.75, 91.5, 1.5, 0.375, 0.375]);
-      hook.close(); // closed on run:end already; closing again is harmless
+      hook.afterRun();
     });
 
     it('logs the last partial window at the last iteration with ignore_last: false', () => {
@@ -252,16 +252,16 @@ describe('@segkit/hook-tensorboard', () => {
     before(async () => {
       kernel = await createKernel({ plugins: [plugin], backend: 'cpu', logger: { info: () => undefined, warn: () => undefined } });
     });
-    const build = (cfg: Record<string, unknown>) => kernel.build<Hook>('hooks', cfg, { path: 'log_config.hooks.1', extra: { interval: 2 } });
+    const build = (cfg: Record<string, unknown>) => kernel.build('hooks', cfg, { path: 'log_config.hooks.1', parent: { logInterval: 2 } });
 
     it('registers TensorboardLoggerHook with log_config.interval as the default interval', () => {
       const hook = build({ type: 'TensorboardLoggerHook' }) as TensorboardLoggerHook;
       expect(hook).to.be.instanceOf(TensorboardLoggerHook);
       const bus = new EventBus();
       const started = Date.now() / 1000;
-      hook.attach!(bus, fakeRunner(dir));
+      hook.observe(bus, fakeRunner(dir));
       for (let iter = 1; iter <= 4; iter++) bus.emit(iterEnd(iter, 40000, 1, 0.5));
-      hook.close();
+      hook.afterRun();
       const [first, ...scalarEvents] = readEvents(hook.eventFile!);
       expect(first!.file_version).to.equal('brain.Event:2');
       expect(path.basename(hook.eventFile!)).to.match(new RegExp(`^events\\.out\\.tfevents\\.${Math.floor(started)}\\.`));
@@ -286,7 +286,7 @@ describe('@segkit/hook-tensorboard', () => {
       const blocker = path.join(dir, 'a-file');
       fs.writeFileSync(blocker, '');
       const hook = build({ type: 'TensorboardLoggerHook', log_dir: path.join(blocker, 'tf_logs') }) as TensorboardLoggerHook;
-      expect(() => hook.attach!(new EventBus(), fakeRunner(dir))).to.throw(SegkitError, new RegExp(`cannot create the TensorBoard log_dir ${blocker}/tf_logs`));
+      expect(() => hook.observe(new EventBus(), fakeRunner(dir))).to.throw(SegkitError, new RegExp(`cannot create the TensorBoard log_dir ${blocker}/tf_logs`));
     });
   });
 });
