@@ -1,6 +1,7 @@
 export * from './errors';
 export * from './registries';
 export * from './plugin';
+export type { Command as CliCommand } from 'commander';
 export * from './backend';
 export * from './bus';
 export * from './config';
@@ -19,4 +20,4 @@ export { computeDecodeLosses, checkDecodeLossConfig, type DecodeLossOptions } fr
 export * from './models';
 export * from './model-info';
 export * from './engine';
-export { loadConfigAndKernel } from './cli/main';
+export { loadConfigAndKernel, initSegmentor, inferenceSegmentor, testSegmentor, modelFromCheckpoint, configSection as requireConfigSection, testDatasetConfig, type SegmentorHandle, type InitOptions, type ImageInput, type InferenceResult, type TestOptions, type ConfigSource } from './apis/segmentor';

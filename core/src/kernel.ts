@@ -269,20 +269,36 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   return kernel;
 }
 
-/** Names of the `@segkit/*` plugin packages installed in node_modules folders above `fromDir`. */
-export function discoverInstalledPlugins(fromDir: string): string[] {
-  const names = new Set<string>();
+/** What an installed `@segkit/*` package declares about itself in package.json's `segkit` field. */
+export interface PluginManifest {
+  readonly name: string;
+  readonly version: string;
+  /** Top-level `segkit` commands it contributes. */
+  readonly commands: readonly string[];
+}
+
+/** The `@segkit/*` plugin packages installed (and built) in node_modules folders above `fromDir`, nearest first. */
+export function installedPluginManifests(fromDir: string): PluginManifest[] {
+  const manifests = new Map<string, PluginManifest>();
   for (let dir = path.resolve(fromDir); ; dir = path.dirname(dir)) {
     const scope = path.join(dir, 'node_modules', '@segkit');
     if (fs.existsSync(scope)) {
       for (const entry of fs.readdirSync(scope)) {
-        const manifest = path.join(scope, entry, 'package.json');
-        if (entry !== 'core' && fs.existsSync(manifest) && fs.existsSync(path.join(scope, entry, JSON.parse(fs.readFileSync(manifest, 'utf8')).main ?? 'index.js'))) {
-          names.add(`@segkit/${entry}`);
-        }
+        const name = `@segkit/${entry}`;
+        const manifestFile = path.join(scope, entry, 'package.json');
+        if (entry === 'core' || manifests.has(name) || !fs.existsSync(manifestFile)) continue;
+        const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { version?: string; main?: string; segkit?: { commands?: unknown } };
+        if (!fs.existsSync(path.join(scope, entry, manifest.main ?? 'index.js'))) continue;
+        const commands = Array.isArray(manifest.segkit?.commands) ? manifest.segkit.commands.filter((c): c is string => typeof c === 'string') : [];
+        manifests.set(name, { name, version: manifest.version ?? '0.0.0', commands });
       }
     }
     if (path.dirname(dir) === dir) break;
   }
-  return [...names].sort();
+  return [...manifests.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Names of the `@segkit/*` plugin packages installed in node_modules folders above `fromDir`. */
+export function discoverInstalledPlugins(fromDir: string): string[] {
+  return installedPluginManifests(fromDir).map((manifest) => manifest.name);
 }

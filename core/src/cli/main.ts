@@ -1,42 +1,28 @@
-import * as path from 'path';
 import { Command, CommanderError } from 'commander';
-import { SegkitError, isSegkitError } from '../errors';
-import { loadConfig, type LoadedConfig } from '../config';
-import { createKernel, discoverInstalledPlugins, type Kernel } from '../kernel';
+import { isSegkitError } from '../errors';
+import { loadConfig } from '../config';
+import { createKernel, discoverInstalledPlugins, installedPluginManifests, type Kernel } from '../kernel';
 import { REGISTRY_NAMES } from '../registries';
-import type { Logger } from '../registries';
+import { TOKENS, type CliServices } from '../plugin';
+import { loadConfigAndKernel } from '../apis/segmentor';
+import { collect, quietLogger } from './options';
+import { installTrainingCommands } from './training-commands';
 
-/** Collects repeated option values (`--cfg-options a=1 b=2` or repeated flags). */
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-const quietLogger: Logger = { info: () => undefined, warn: (m) => console.warn(`warning: ${m}`) };
-
-/** Loads a config file and the kernel with the plugins it lists (resolved from the config's folder). */
-export async function loadConfigAndKernel(
-  file: string,
-  options: { cfgOptions?: string[]; backend?: string; logger?: Logger } = {},
-): Promise<{ config: LoadedConfig; kernel: Kernel }> {
-  const config = await loadConfig(file, options.cfgOptions ?? []);
-  const plugins = config.plugins ?? [];
-  if (!Array.isArray(plugins) || plugins.some((p) => typeof p !== 'string')) {
-    throw new SegkitError(`plugins: expected a list of package names or file paths, got ${JSON.stringify(plugins)}`);
-  }
-  const kernel = await createKernel({
-    plugins: plugins as string[],
-    backend: options.backend ?? (config.backend as string | undefined) ?? 'auto',
-    configDir: path.dirname(path.resolve(file)),
-    logger: options.logger,
-  });
-  return { config, kernel };
-}
-
-/** Extra commands contributed by other modules of core (train, test, info, ...), registered at start-up. */
-export type CommandInstaller = (program: Command) => void;
-const installers: CommandInstaller[] = [];
-export function addCommands(installer: CommandInstaller): void {
-  installers.push(installer);
+/**
+ * Commands that installed plugins contribute: a plugin declares their names in its package.json
+ * (`"segkit": { "commands": [...] }`) and binds a CliContribution; it is loaded only when one of its
+ * commands is run (or for help).
+ */
+async function installPluginCommands(program: Command, requested: string | undefined): Promise<void> {
+  const builtIn = new Set(program.commands.map((command) => command.name()));
+  const wantsHelp = requested === undefined || requested === 'help' || requested.startsWith('-');
+  const providers = installedPluginManifests(process.cwd()).filter(
+    (manifest) => manifest.commands.length > 0 && (wantsHelp || (requested !== undefined && !builtIn.has(requested) && manifest.commands.includes(requested))),
+  );
+  if (providers.length === 0) return;
+  const kernel = await createKernel({ plugins: providers.map((p) => p.name), backend: 'cpu', logger: quietLogger });
+  const services: CliServices = { loadConfigAndKernel };
+  for (const contribution of kernel.contributions(TOKENS.cliCommands)) contribution.install(program, services);
 }
 
 function buildProgram(): Command {
@@ -66,7 +52,7 @@ function buildProgram(): Command {
       console.log(JSON.stringify(config, null, 2));
     });
 
-  for (const install of installers) install(program);
+  installTrainingCommands(program);
   return program;
 }
 
@@ -84,9 +70,9 @@ export function formatRegistryListing(kernel: Kernel): string {
 
 /** Runs the CLI; returns the exit code. User errors print one line, never a stack trace. */
 export async function main(argv: string[]): Promise<number> {
-  await import('./commands');
   const program = buildProgram();
   try {
+    await installPluginCommands(program, argv[2]);
     await program.parseAsync(argv);
     return 0;
   } catch (error) {

@@ -1,6 +1,7 @@
 import { definePlugin, type DatasetConfig, type TransformConfig } from '@segkit/core';
 import { CustomDatasetDefinition } from './custom';
 import { CityscapesDatasetDefinition, DRIVEDatasetDefinition, RepeatDatasetDefinition } from './builtin';
+import { datasetCommands } from './cli';
 
 const { version } = require('../../package.json') as { version: string };
 
@@ -12,6 +13,7 @@ export { synthDrive, synthCityscapes, renderRetina, streetScene, type SynthOptio
 export { fillPolygon } from './raster';
 export { readZip } from './zip';
 export { scanFiles, resolveDataPath } from './paths';
+export { datasetCommands } from './cli';
 
 type Rgb = [number, number, number];
 
@@ -47,4 +49,5 @@ export const plugin = definePlugin({
   components: {
     datasets: [CustomDatasetDefinition, CityscapesDatasetDefinition, DRIVEDatasetDefinition, RepeatDatasetDefinition],
   },
+  cli: [datasetCommands],
 });

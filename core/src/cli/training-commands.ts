@@ -1,60 +1,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
-import { addCommands, loadConfigAndKernel } from './main';
 import { SegkitError } from '../errors';
 import { train } from '../engine/runner';
-import { evaluateSegmentor } from '../engine/evaluate';
-import { readCheckpoint } from '../engine/checkpoint';
-import { predictSample } from '../engine/evaluate';
 import { seedEverything } from '../engine/seed';
-import { SeededRandom } from '../data/random';
-import { Compose } from '../data/compose';
+import { buildOptimizerConstructor } from '../engine/build';
 import { plotLogCurves } from '../visualization/plot';
 import { configCropSize, describeModel, formatModelInfo } from '../model-info';
-import { buildOptimizerConstructor } from '../engine/build';
 import { renderOverlay, writePng } from '../visualization/overlay';
-import type { InferenceOptions, NdArray, PipelineResults, Segmentor } from '../components';
-import type { Kernel } from '../kernel';
-import type { LoadedConfig } from '../config';
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-interface CommonOptions {
-  cfgOptions: string[];
-  backend?: string;
-}
-
-function withCommon(command: Command): Command {
-  return command
-    .option('--cfg-options <key=value...>', 'override config values (dotted paths, JSON values)', collect, [])
-    .option('--backend <name>', "tfjs backend: 'auto' or a backend name (overrides the config's backend)");
-}
-
-function section(config: LoadedConfig, key: string): Record<string, unknown> {
-  const value = config[key];
-  if (!value || typeof value !== 'object') throw new SegkitError(`${key}: missing from the config`, key);
-  return value as Record<string, unknown>;
-}
-
-/** Builds the model in eval mode with a checkpoint's weights (strict: every key must match). */
-function modelFromCheckpoint(kernel: Kernel, config: LoadedConfig, checkpointFile: string): Segmentor {
-  seedEverything(0);
-  const model = kernel.build('segmentors', section(config, 'model'), { path: 'model' });
-  const checkpoint = readCheckpoint(checkpointFile);
-  try {
-    model.loadStateDict(checkpoint.weights, { source: checkpointFile });
-  } finally {
-    checkpoint.dispose();
-  }
-  return model.eval();
-}
-
-function testCfgOf(config: LoadedConfig): InferenceOptions {
-  return (section(config, 'model').test_cfg ?? {}) as InferenceOptions;
-}
+import { configSection, inferenceSegmentor, initSegmentor, loadConfigAndKernel, testDatasetConfig as testDatasetConfigOf, testSegmentor } from '../apis/segmentor';
+import type { NdArray } from '../components';
+import { withCommon, type CommonOptions } from './options';
 
 /** The dataset's image as RGB uint8 for overlays (pipelines load BGR like OpenCV). */
 async function originalRgb(file: string): Promise<NdArray<Uint8Array>> {
@@ -74,7 +30,8 @@ async function writePrediction(outDir: string, file: string, prediction: NdArray
   return [overlayFile, labelFile];
 }
 
-addCommands((program) => {
+/** `train`, `test`, `infer`, `info` and `plot`: thin wrappers over the apis layer. */
+export function installTrainingCommands(program: Command): void {
   withCommon(program.command('train <config>').description('train a model from a config (MMSegmentation tools/train.py)'))
     .option('--work-dir <dir>', 'where logs and checkpoints go (default: work_dirs/<config name>)')
     .option('--resume-from <checkpoint>', 'continue a run: weights, optimizer, iteration, LR schedule and data order')
@@ -94,21 +51,20 @@ addCommands((program) => {
     .option('--show-dir <dir>', 'write an overlay and the raw label PNG per image')
     .option('--opacity <x>', 'overlay opacity', Number.parseFloat, 0.5)
     .action(async (file: string, checkpointFile: string, options: CommonOptions & { eval: string[]; showDir?: string; opacity: number }) => {
-      const { config, kernel } = await loadConfigAndKernel(file, options);
-      const model = modelFromCheckpoint(kernel, config, checkpointFile);
-      const data = section(config, 'data');
-      const dataset = kernel.build('datasets', data.test ?? data.val, { path: data.test ? 'data.test' : 'data.val' });
-      const result = await evaluateSegmentor(model, dataset, {
-        testCfg: testCfgOf(config),
-        metrics: options.eval,
-        onPrediction: options.showDir
-          ? async (_index, prediction, sample) => {
-              await writePrediction(options.showDir!, String(sample.filename), prediction, dataset.palette, options.opacity);
-            }
-          : undefined,
-      });
-      console.log(result.text);
-      model.dispose();
+      const handle = await initSegmentor(file, checkpointFile, options);
+      try {
+        const result = await testSegmentor(handle, {
+          metrics: options.eval,
+          onPrediction: options.showDir
+            ? async (_index, prediction, sample, dataset) => {
+                await writePrediction(options.showDir!, String(sample.filename), prediction, dataset.palette, options.opacity);
+              }
+            : undefined,
+        });
+        console.log(result.text);
+      } finally {
+        handle.dispose();
+      }
     });
 
   withCommon(program.command('infer <config> <checkpoint> <images...>').description('predict label maps for images and write palette overlays'))
@@ -116,21 +72,18 @@ addCommands((program) => {
     .option('--opacity <x>', 'overlay opacity (0..1)', Number.parseFloat, 0.5)
     .action(async (file: string, checkpointFile: string, images: string[], options: CommonOptions & { out: string; opacity: number }) => {
       if (!(options.opacity >= 0 && options.opacity <= 1)) throw new SegkitError(`--opacity: expected a number in [0, 1], got ${options.opacity}`);
-      const { config, kernel } = await loadConfigAndKernel(file, options);
-      const model = modelFromCheckpoint(kernel, config, checkpointFile);
-      const data = section(config, 'data');
-      const testCfg = (data.test ?? data.val) as { pipeline?: unknown[] } | undefined;
-      if (!testCfg?.pipeline) throw new SegkitError('data.test.pipeline: infer runs the test pipeline; the config has none');
-      const pipeline = new Compose(testCfg.pipeline.map((cfg, index) => kernel.build('transforms', cfg, { path: `data.test.pipeline.${index}` })));
-      const dataset = kernel.build('datasets', data.test ?? data.val, { path: 'data.test' });
-      for (const image of images) {
-        if (!fs.existsSync(image)) throw new SegkitError(`infer: image not found: ${image}`);
-        const sample: PipelineResults = await pipeline.apply({ img_info: { filename: path.resolve(image) }, img_prefix: null, seg_fields: [] }, SeededRandom.fromSeed(0));
-        const prediction = await predictSample(model, sample, testCfgOf(config));
-        const written = await writePrediction(options.out, image, prediction, dataset.palette, options.opacity);
-        console.log(`${image} -> ${written.join(', ')}`);
+      const handle = await initSegmentor(file, checkpointFile, options);
+      try {
+        const { cfg, path: configPath } = testDatasetConfigOf(handle.config);
+        const dataset = handle.kernel.build('datasets', cfg, { path: configPath });
+        for (const image of images) {
+          const { labels } = await inferenceSegmentor(handle, image);
+          const written = await writePrediction(options.out, image, labels, dataset.palette, options.opacity);
+          console.log(`${image} -> ${written.join(', ')}`);
+        }
+      } finally {
+        handle.dispose();
       }
-      model.dispose();
     });
 
   withCommon(program.command('info <config>').description('parameter counts, tensors, per-module breakdown and forward FLOPs (MMSegmentation get_flops.py)'))
@@ -147,10 +100,10 @@ addCommands((program) => {
         shape = [parsed[0]!, parsed[1]!];
       }
       seedEverything(0);
-      const model = kernel.build('segmentors', section(config, 'model'), { path: 'model' });
+      const model = kernel.build('segmentors', configSection(config, 'model'), { path: 'model' });
       console.log(formatModelInfo(describeModel(model, shape)));
       if (options.paramGroups) {
-        const constructor = buildOptimizerConstructor(kernel, section(config, 'optimizer'));
+        const constructor = buildOptimizerConstructor(kernel, configSection(config, 'optimizer'));
         const optimizer = constructor.build(model);
         console.log(`\n${constructor.describeParameters?.(optimizer) ?? 'this optimizer constructor cannot list its parameter settings'}`);
         optimizer.dispose();
@@ -168,4 +121,4 @@ addCommands((program) => {
       const written = await plotLogCurves(log, { keys: options.keys, out: options.out, title: options.title });
       console.log(`wrote ${written}`);
     });
-});
+}

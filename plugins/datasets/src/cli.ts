@@ -1,0 +1,55 @@
+import * as path from 'path';
+import { SegkitError, type CliContribution } from '@segkit/core';
+import { synthCityscapes, synthDrive } from './synth';
+import { convertCityscapes, convertDrive } from './convert';
+
+function integer(name: string) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed)) throw new SegkitError(`${name}: expected an integer, got '${value}'`);
+    return parsed;
+  };
+}
+
+/** `segkit synth drive|cityscapes` and `segkit convert drive|cityscapes` (declared in package.json's `segkit.commands`). */
+export const datasetCommands: CliContribution = {
+  commands: ['synth', 'convert'],
+  install(program) {
+    const synth = program.command('synth').description('generate a synthetic dataset (no download needed)');
+    for (const [kind, generate, defaultOut] of [
+      ['drive', synthDrive, 'data/synthetic_drive'],
+      ['cityscapes', synthCityscapes, 'data/synthetic_cityscapes'],
+    ] as const) {
+      synth
+        .command(kind)
+        .description(`write a ${kind === 'drive' ? 'DRIVE' : 'Cityscapes'}-layout dataset of generated images with exact labels`)
+        .option('--out <dir>', 'output folder', defaultOut)
+        .option('--count <n>', 'training images (validation: half as many)', integer('--count'))
+        .option('--size <hw...>', 'image height and width')
+        .option('--seed <n>', 'random seed', integer('--seed'))
+        .action(async (options: { out: string; count?: number; size?: string[]; seed?: number }) => {
+          const size = options.size?.map(integer('--size')) as [number, number] | undefined;
+          const summary = await generate({ out: path.resolve(options.out), count: options.count, size, seed: options.seed });
+          console.log(`wrote ${summary.train} training and ${summary.val} validation images of ${summary.size.join('x')} to ${summary.out}`);
+        });
+    }
+
+    const convert = program.command('convert').description("convert an official dataset release into MMSegmentation's layout");
+    convert
+      .command('drive <trainingZip> <testZip>')
+      .description('DRIVE training.zip + test.zip → images/{training,validation}, annotations/{training,validation}')
+      .option('--out <dir>', 'output folder', 'data/DRIVE')
+      .action(async (trainingZip: string, testZip: string, options: { out: string }) => {
+        const summary = await convertDrive(trainingZip, testZip, options.out);
+        console.log(JSON.stringify(summary.written));
+      });
+    convert
+      .command('cityscapes <root>')
+      .description('render *_gtFine_polygons.json to *_gtFine_labelTrainIds.png and write train.txt / val.txt')
+      .option('--out <dir>', 'output folder (default: the dataset root)')
+      .action(async (root: string, options: { out?: string }) => {
+        const summary = await convertCityscapes(root, options.out ?? root);
+        console.log(JSON.stringify(summary.written));
+      });
+  },
+};
