@@ -38,11 +38,13 @@ export interface ConvertResult {
 export async function convertMmsegConfig(pyFile: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const { root, files, notices } = await loadMmsegTree(pyFile, options);
   const config = toSegkitConfig(root, withOverrides(options.types), notices);
+  for (const notice of notices) options.onNotice?.(notice);
   const targets = targetPaths(files.map((f) => f.file), root.file, options.out);
+  const common = commonFolder(files.map((f) => f.file));
   const converted = files.map((file) => {
     const target = targets.get(file.file)!;
     const baseSpecs = file.bases.map((base) => baseSpecPath(target, base.py ? targets.get(base.file)! : base.file));
-    const sourceName = path.relative(path.dirname(root.file), file.file).split(path.sep).join('/') || path.basename(file.file);
+    const sourceName = path.relative(common, file.file).split(path.sep).join('/');
     return { source: file.file, target, typescript: emitTypescript(file, { baseSpecs, plugins: file.ownPlugins, sourceName }) };
   });
   return { config, typescript: converted[0]!.typescript, files: converted, notices };
@@ -71,10 +73,16 @@ function targetPaths(files: readonly string[], root: string, out: string | undef
     targets.set(root, resolvedOut);
     return targets;
   }
+  const common = commonFolder(files);
+  for (const file of files) targets.set(file, path.join(resolvedOut, path.relative(common, nextToSource(file))));
+  return targets;
+}
+
+/** The deepest folder holding every file. */
+function commonFolder(files: readonly string[]): string {
   let common = path.dirname(files[0]!);
   for (const file of files) {
     while (path.relative(common, file).startsWith('..')) common = path.dirname(common);
   }
-  for (const file of files) targets.set(file, path.join(resolvedOut, path.relative(common, nextToSource(file))));
-  return targets;
+  return common;
 }

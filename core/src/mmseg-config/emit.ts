@@ -2,9 +2,20 @@ import * as path from 'path';
 import type { Comment } from './tokenizer';
 import type { Assignment, DictEntry, Expression } from './parser';
 import type { MmsegFile } from './loader';
+import type { SegkitConfig } from '../config-types';
 import { PyDict, PyFloat, PyList, type PyValue } from './values';
 
 const MAX_WIDTH = 120;
+
+/** The top-level keys of SegkitConfig (config-types.ts); the check below fails to compile when one is missing. */
+const SEGKIT_CONFIG_KEYS = [
+  '_base_', 'plugins', 'backend', 'model', 'data', 'optimizer', 'optimizer_config', 'lr_config', 'runner', 'checkpoint_config', 'evaluation',
+  'log_config', 'custom_hooks', 'work_dir', 'load_from', 'resume_from', 'seed', 'deterministic', 'workflow', 'log_level', 'dist_params',
+  'cudnn_benchmark',
+] as const satisfies readonly (keyof SegkitConfig)[];
+type MissingSegkitConfigKeys = Exclude<keyof SegkitConfig, (typeof SEGKIT_CONFIG_KEYS)[number]>;
+const segkitConfigKeysComplete: [MissingSegkitConfigKeys] extends [never] ? true : MissingSegkitConfigKeys = true;
+void segkitConfigKeysComplete;
 const INDENT = '  ';
 
 // Words a Python name may be but a TypeScript `const` may not.
@@ -83,24 +94,49 @@ export function emitTypescript(file: MmsegFile, options: EmitOptions): string {
     exportEntries.push(`${INDENT}// custom_imports of the .py${modules}`);
   }
   if (options.plugins.length) exportEntries.push(`${INDENT}plugins: ${fitList(options.plugins.map(tsString), INDENT, 'plugins: '.length)},`);
+  // Names that are not sections of a segkit config (norm_cfg, crop_size, train_pipeline, ...) go in
+  // object spreads: MMCV keeps them as config keys, and a spread keeps defineConfig's key check quiet.
+  let extras: { inline?: string; lines: string[] }[] = [];
+  let explained = false;
+  const flushExtras = () => {
+    if (!extras.length) return;
+    if (!explained) exportEntries.push(`${INDENT}// module-level names of the .py that are not segkit config sections (MMCV keeps them as config keys)`);
+    explained = true;
+    const inline = extras.every((e) => e.inline !== undefined) ? `${INDENT}...{ ${extras.map((e) => e.inline).join(', ')} },` : undefined;
+    if (inline && inline.length <= MAX_WIDTH) exportEntries.push(inline);
+    else exportEntries.push(`${INDENT}...{\n${extras.map((e) => e.lines.join('\n')).join('\n')}\n${INDENT}},`);
+    extras = [];
+  };
   for (const name of namespace.keys()) {
     if (skipped.has(name) || name.startsWith('__')) continue;
     const key = propertyKey(name);
+    const section = (SEGKIT_CONFIG_KEYS as readonly string[]).includes(name);
+    const indent = section ? INDENT : INDENT + INDENT;
+    let entry: string;
+    let inline: string | undefined;
     if (isDeclared(name)) {
       const id = identifierOf(name);
-      exportEntries.push(`${INDENT}${key === id ? id : `${key}: ${id}`},`);
+      inline = key === id ? id : `${key}: ${id}`;
+      entry = `${indent}${inline},`;
     } else {
       const statement = firstStatement.get(name)!;
       const head = `${key}: `;
-      exportEntries.push(`${printer.comments(statement.comments, INDENT)}${INDENT}${head}${printer.expression(statement.value, INDENT, INDENT.length + head.length)},`);
+      const value = printer.expression(statement.value, indent, indent.length + head.length);
+      if (!statement.comments.length && !value.includes('\n')) inline = `${head}${value}`;
+      entry = `${printer.comments(statement.comments, indent)}${indent}${head}${value},`;
     }
+    if (section) {
+      flushExtras();
+      exportEntries.push(entry);
+    } else extras.push({ inline, lines: [entry] });
   }
+  flushExtras();
   if (module.trailingComments.length) exportEntries.push(printer.comments(module.trailingComments, INDENT).trimEnd());
 
-  const header = [`// Converted by \`segkit convert config\` from ${options.sourceName} (an MMSegmentation 0.x config).`];
+  const header = [`// MMSegmentation 0.x ${options.sourceName}, converted by \`segkit convert config\`.`];
   if (mappedSyncBN) header.push('// SyncBN is written as BN: segkit trains on one device, where SyncBN is BatchNorm over the local batch.');
   if (file.resolved.size) header.push('// {{_base_.x}} references are written out as the base values they stand for.');
-  const parts = [`${header.join('\n')}\nimport { defineConfig } from '@segkit/core';`];
+  const parts = [`import { defineConfig } from '@segkit/core';\n\n${header.join('\n')}`];
   if (declarations.length) parts.push(declarations.join('\n'));
   parts.push(`export default defineConfig({\n${exportEntries.join('\n')}\n});`);
   return `${parts.join('\n\n')}\n`;
@@ -184,7 +220,8 @@ class Printer {
       return `${comments}${inner}...${this.expression(entry.value, inner, inner.length + 3)},`;
     }
     const key = propertyKey(this.valueOf.get(entry.key) as string);
-    return `${comments}${inner}${key}: ${this.entryValue(entry, inner, inner.length + key.length + 2)},`;
+    const value = this.entryValue(entry, inner, inner.length + key.length + 2);
+    return `${comments}${inner}${value === key ? key : `${key}: ${value}`},`;
   }
 
   private entryValue(entry: Extract<DictEntry, { kind: 'pair' }>, indent: string, used: number): string {
@@ -235,7 +272,8 @@ class Printer {
             const value =
               this.valueOf.get(entry.key) === 'type' && this.valueOf.get(entry.value) === 'SyncBN' ? (this.onSyncBN(), "'BN'") : this.inline(entry.value);
             if (value === undefined) return undefined;
-            parts.push(`${propertyKey(this.valueOf.get(entry.key) as string)}: ${value}`);
+            const key = propertyKey(this.valueOf.get(entry.key) as string);
+            parts.push(value === key ? key : `${key}: ${value}`);
           }
         }
         return `{ ${parts.join(', ')} }`;
@@ -257,9 +295,13 @@ class Printer {
       return `${node.operator}${node.operand.kind === 'binary' || node.operand.kind === 'unary' ? `(${operand})` : operand}`;
     }
     if (node.kind === 'binary') {
+      const own = precedence(node);
       const wrap = (child: Expression, left: boolean) => {
         const text = this.arithmetic(child);
-        const needs = child.kind === 'binary' || (child.kind === 'unary' && node.operator === '**' && left);
+        const inner = precedence(child);
+        // `**` is right-associative and takes no unary operand on its left in TypeScript; for the other
+        // operators an equal-precedence right operand keeps its parentheses (float addition is not associative).
+        const needs = node.operator === '**' ? (left ? inner <= own : inner < own) : left ? inner < own : inner <= own;
         return needs ? `(${text})` : text;
       };
       return `${wrap(node.left, true)} ${node.operator} ${wrap(node.right, false)}`;
@@ -304,6 +346,13 @@ class Printer {
     if (value instanceof PyList) return `[\n${value.items.map((item) => `${inner}${this.value(item, inner, inner.length)},\n`).join('')}${indent}]`;
     return inline;
   }
+}
+
+/** Binding strength of an arithmetic node as written in TypeScript (atoms bind tightest). */
+function precedence(node: Expression): number {
+  if (node.kind === 'binary') return node.operator === '**' ? 4 : node.operator === '+' || node.operator === '-' ? 1 : 2;
+  if (node.kind === 'unary') return 3;
+  return 5;
 }
 
 function isPlainArithmetic(node: Expression, valueOf: ReadonlyMap<Expression, PyValue>): boolean {

@@ -181,7 +181,7 @@ async function loadFile(file: string, chain: readonly string[], context: LoadCon
     resolved.set(reference, value);
   }
   const own = substitute(new PyDict(namespace), resolved) as PyDict;
-  const merged = specs.length ? mergeInto(own, baseMerged, file, '') : own;
+  const merged = specs.length ? mergeInto(own, baseMerged, '', (key, message) => at(statementOf(key), message)) : own;
   if (chain.length === 0) {
     const reserved = RESERVED_KEYS.filter((key) => merged.has(key));
     if (reserved.length) throw new SegkitError(`config: ${file}: ${reserved.join(', ')} is reserved by MMCV's Config and cannot be a config key`);
@@ -245,8 +245,8 @@ function substitute(value: PyValue, resolved: ReadonlyMap<BaseReference, PyValue
   return value;
 }
 
-/** MMCV's `Config._merge_a_into_b(child, base)`. */
-function mergeInto(child: PyDict, base: PyDict, file: string, at: string): PyDict {
+/** MMCV's `Config._merge_a_into_b(child, base)`; `fail` reports at the statement of a top-level key. */
+function mergeInto(child: PyDict, base: PyDict, at: string, fail: (topKey: string, message: string) => Error): PyDict {
   const out = new PyDict(new Map(base.entries));
   for (const [key, value] of child.entries) {
     const keyPath = at ? `${at}.${key}` : key;
@@ -260,11 +260,13 @@ function mergeInto(child: PyDict, base: PyDict, file: string, at: string): PyDic
       }
       const inherited = out.get(key)!;
       if (!(inherited instanceof PyDict)) {
-        throw new SegkitError(
-          `config: ${file}: ${keyPath} is a dict here but a ${pyTypeName(inherited)} in the base, so it cannot be merged into it; set _delete_=True to replace it`,
+        const type = pyTypeName(inherited);
+        throw fail(
+          keyPath.split('.')[0]!,
+          `${keyPath} is a dict here but ${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type} in the base, so it cannot be merged into it; set _delete_=True to replace it`,
         );
       }
-      out.entries.set(key, mergeInto(rest, inherited, file, keyPath));
+      out.entries.set(key, mergeInto(rest, inherited, keyPath, fail));
     } else {
       out.entries.set(key, value);
     }

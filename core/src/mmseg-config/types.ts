@@ -128,13 +128,22 @@ export function collectTypes(config: PyDict): TypedNode[] {
       visit(value, undefined, key);
     } else if (key === 'optimizer' && value instanceof PyDict) {
       visit(value, 'optimizers', key);
-      record(value, 'constructor', 'optimizerConstructors', 'optimizer');
+      // MMCV builds every optimizer through a constructor, DefaultOptimizerConstructor unless named.
+      if (value.has('constructor')) record(value, 'constructor', 'optimizerConstructors', 'optimizer');
+      else if (value.has('type')) found.push({ path: 'optimizer', category: 'optimizerConstructors', type: 'DefaultOptimizerConstructor', key: 'constructor' });
+    } else if (IMPLIED_HOOKS[key] && value instanceof PyDict) {
+      // The runner adds these hooks itself when the section is present (engine/hooks.ts).
+      found.push({ path: key, category: 'hooks', type: IMPLIED_HOOKS[key]!, key: 'type' });
+      visit(value, undefined, key);
     } else {
       visit(value, TOP_LEVEL_CATEGORIES[key] ?? (key.endsWith('pipeline') ? 'transforms' : undefined), key);
     }
   }
   return found;
 }
+
+/** Top-level sections the runner turns into a hook of this type. */
+const IMPLIED_HOOKS: Readonly<Record<string, string>> = { checkpoint_config: 'CheckpointHook', evaluation: 'EvalHook' };
 
 const CATEGORY_NOUNS: Readonly<Record<TypeCategory, string>> = {
   backbones: 'backbone', necks: 'neck', heads: 'decode head', segmentors: 'segmentor', losses: 'loss', samplers: 'pixel sampler',
