@@ -3,10 +3,11 @@ import * as path from 'path';
 import { SegkitError } from './errors';
 import { loadModule } from './module-loader';
 import type { SegkitConfig } from './config-types';
+import { loadMmsegConfig } from './mmseg-config';
 
 export type ConfigDict = Record<string, unknown>;
 
-const CONFIG_EXTENSIONS = ['.ts', '.js', '.cjs', '.mjs', '.json'];
+const CONFIG_EXTENSIONS = ['.ts', '.js', '.cjs', '.mjs', '.json', '.py'];
 
 function isDict(value: unknown): value is ConfigDict {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -41,12 +42,14 @@ function stripDeleteMarkers(value: unknown): any {
   return out;
 }
 
-async function readConfigFile(file: string): Promise<ConfigDict> {
+async function readConfigFile(file: string, seen: readonly string[] = []): Promise<ConfigDict> {
   if (!fs.existsSync(file)) throw new SegkitError(`config: file not found: ${file}`);
   const extension = path.extname(file);
   if (!CONFIG_EXTENSIONS.includes(extension)) {
     throw new SegkitError(`config: ${file}: unsupported config file type '${extension}' (expected ${CONFIG_EXTENSIONS.join(', ')})`);
   }
+  // An MMSegmentation .py config comes back with its own _base_ chain merged (MMCV's rules).
+  if (extension === '.py') return loadMmsegConfig(file, { chain: seen, readOtherConfig: (base, chain) => readConfigTree(base, chain) });
   let loaded: unknown;
   try {
     if (extension === '.json') loaded = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -65,7 +68,7 @@ async function readConfigFile(file: string): Promise<ConfigDict> {
 export async function readConfigTree(file: string, seen: readonly string[] = []): Promise<ConfigDict> {
   const absolute = path.resolve(file);
   if (seen.includes(absolute)) throw new SegkitError(`config: _base_ cycle: ${[...seen, absolute].join(' -> ')}`);
-  const own = await readConfigFile(absolute);
+  const own = await readConfigFile(absolute, seen);
   const bases = own._base_ === undefined ? [] : Array.isArray(own._base_) ? own._base_ : [own._base_];
   delete own._base_;
   let merged: ConfigDict = {};
