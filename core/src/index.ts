@@ -21,3 +21,5 @@ export * from './models';
 export * from './model-info';
 export * from './engine';
 export { loadConfigAndKernel, initSegmentor, inferenceSegmentor, testSegmentor, modelFromCheckpoint, configSection as requireConfigSection, testDatasetConfig, type SegmentorHandle, type InitOptions, type ImageInput, type InferenceResult, type TestOptions, type ConfigSource } from './apis/segmentor';
+export { loadMmsegConfig, readMmsegConfig, convertMmsegConfig, writeMmsegConversion, defaultTypeCatalog } from './mmseg-config';
+export type { MmsegConfigOptions, ConvertOptions, ConvertResult, TypeCatalog, TypeCategory } from './mmseg-config';

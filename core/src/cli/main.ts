@@ -6,7 +6,7 @@ import { REGISTRY_NAMES } from '../registries';
 import { TOKENS, type CliServices } from '../plugin';
 import { loadConfigAndKernel } from '../apis/segmentor';
 import { collect, quietLogger } from './options';
-import { installTrainingCommands } from './training-commands';
+import { installConvertConfigCommand, installTrainingCommands } from './training-commands';
 
 /**
  * Commands that installed plugins contribute: a plugin declares their names in its package.json
@@ -14,10 +14,9 @@ import { installTrainingCommands } from './training-commands';
  * commands is run (or for help).
  */
 async function installPluginCommands(program: Command, requested: string | undefined): Promise<void> {
-  const builtIn = new Set(program.commands.map((command) => command.name()));
   const wantsHelp = requested === undefined || requested === 'help' || requested.startsWith('-');
   const providers = installedPluginManifests(process.cwd()).filter(
-    (manifest) => manifest.commands.length > 0 && (wantsHelp || (requested !== undefined && !builtIn.has(requested) && manifest.commands.includes(requested))),
+    (manifest) => manifest.commands.length > 0 && (wantsHelp || (requested !== undefined && manifest.commands.includes(requested))),
   );
   if (providers.length === 0) return;
   const kernel = await createKernel({ plugins: providers.map((p) => p.name), backend: 'cpu', logger: quietLogger });
@@ -53,6 +52,7 @@ function buildProgram(): Command {
     });
 
   installTrainingCommands(program);
+  installConvertConfigCommand(program);
   return program;
 }
 

@@ -11,6 +11,7 @@ import { renderOverlay, writePng } from '../visualization/overlay';
 import { configSection, inferenceSegmentor, initSegmentor, loadConfigAndKernel, testDatasetConfig as testDatasetConfigOf, testSegmentor } from '../apis/segmentor';
 import type { NdArray } from '../components';
 import { withCommon, type CommonOptions } from './options';
+import { writeMmsegConversion } from '../mmseg-config';
 
 /** The dataset's image as RGB uint8 for overlays (pipelines load BGR like OpenCV). */
 async function originalRgb(file: string): Promise<NdArray<Uint8Array>> {
@@ -28,6 +29,21 @@ async function writePrediction(outDir: string, file: string, prediction: NdArray
   writePng(overlayFile, renderOverlay(rgb, prediction.data, palette.map((c) => [...c]), opacity));
   writePng(labelFile, prediction);
   return [overlayFile, labelFile];
+}
+
+/** `segkit convert config`: MMSegmentation .py configs to segkit .ts (plugins add other `convert` sub-commands). */
+export function installConvertConfigCommand(program: Command): void {
+  program
+    .command('convert')
+    .description("convert an MMSegmentation config or an official dataset release into segkit's / MMSegmentation's layout")
+    .command('config <src>')
+    .description('convert an MMSegmentation 0.x .py config (and its .py bases) to segkit .ts configs')
+    .option('--out <dst>', 'a .ts file for the converted config, or a folder to mirror the .py tree into (default: next to each .py)')
+    .option('--force', 'overwrite existing .ts files')
+    .action(async (src: string, options: { out?: string; force?: boolean }) => {
+      const result = await writeMmsegConversion(src, { out: options.out, overwrite: options.force, onNotice: (m) => console.warn(`warning: ${m}`) });
+      for (const file of result.files) console.log(`wrote ${path.relative(process.cwd(), file.target)}`);
+    });
 }
 
 /** `train`, `test`, `infer`, `info` and `plot`: thin wrappers over the apis layer. */

@@ -34,7 +34,8 @@ export const datasetCommands: CliContribution = {
         });
     }
 
-    const convert = program.command('convert').description("convert an official dataset release into MMSegmentation's layout");
+    // Core has a `convert` group already (`convert config`): add the dataset converters to it.
+    const convert = program.commands.find((command) => command.name() === 'convert') ?? program.command('convert').description("convert an official dataset release into MMSegmentation's layout");
     convert
       .command('drive <trainingZip> <testZip>')
       .description('DRIVE training.zip + test.zip → images/{training,validation}, annotations/{training,validation}')
