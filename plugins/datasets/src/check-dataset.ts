@@ -1,6 +1,6 @@
 import { SegkitError, prettyTable, type Dataset, type NdArray } from '@segkit/core';
-import { RepeatDataset } from './builtin';
-import { CustomDataset } from './custom';
+import type { RepeatDataset } from './builtin';
+import type { CustomDataset } from './custom';
 import { badLabelValues, labelValueCounts } from './label-check';
 
 /** The kinds of problem `checkDataset` reports, in the order of its summary table. */
@@ -60,11 +60,28 @@ export interface DatasetCheckSummary {
   ok: boolean;
 }
 
-/** The file-based dataset under any RepeatDatasets (its files are what there is to check). */
-function fileDataset(dataset: Dataset): CustomDataset {
+/**
+ * What `checkDataset` needs of a dataset: its files, their loaders, and the label checks. `CustomDataset`
+ * (and so every dataset type of this plugin) has it; another plugin's dataset may implement it too.
+ */
+export type CheckableDataset = Pick<
+  CustomDataset,
+  'length' | 'classes' | 'ignoreIndex' | 'labelRange' | 'labelsReduceZero' | 'sampleFiles' | 'loadImage' | 'loadLabel' | 'describeSizeMismatch' | 'describeBadLabel'
+>;
+
+function isCheckable(dataset: Dataset): dataset is Dataset & CheckableDataset {
+  const candidate = dataset as Partial<Record<keyof CheckableDataset, unknown>>;
+  return ['sampleFiles', 'loadImage', 'loadLabel', 'describeSizeMismatch', 'describeBadLabel'].every((method) => typeof candidate[method as keyof CheckableDataset] === 'function');
+}
+
+/**
+ * The file-based dataset under any RepeatDatasets (its files are what there is to check). Duck-typed rather
+ * than `instanceof`, so that it works when the CLI and the kernel load this package from different folders.
+ */
+function fileDataset(dataset: Dataset): CheckableDataset {
   let inner: Dataset = dataset;
-  while (inner instanceof RepeatDataset) inner = inner.dataset;
-  if (!(inner instanceof CustomDataset)) {
+  while (!isCheckable(inner) && inner instanceof Object && 'dataset' in inner && 'times' in inner) inner = (inner as RepeatDataset).dataset;
+  if (!isCheckable(inner)) {
     throw new SegkitError(`checkDataset: expected a CustomDataset-based dataset (images and label maps in folders), got ${inner.constructor?.name ?? typeof inner}`);
   }
   return inner;

@@ -10,6 +10,7 @@ export {
   checkDataset,
   formatDatasetCheck,
   DATASET_PROBLEM_KINDS,
+  type CheckableDataset,
   type CheckDatasetOptions,
   type DatasetCheckSummary,
   type DatasetProblem,
