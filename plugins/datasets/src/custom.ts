@@ -213,7 +213,7 @@ export class CustomDataset implements Dataset {
 
   /**
    * The pipeline's results for sample i. Right after the step that loads the label map (before any crop),
-   * the label's size is checked against its image's and its values against the classes (see `checkLabel`).
+   * its values are checked against the classes and its size against its image's (`checkLabelValues`, `checkLabelSize`).
    */
   async get(index: number, random: RandomSource = SeededRandom.fromSeed(index)): Promise<PipelineResults> {
     let results = this.initialResults(index);
