@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { ComponentDefinition, ComponentOf, Logger, RegistryName } from './registries';
 import type { BackendProvider } from './backend';
 import type { EventBus } from './bus';
+import type { Kernel } from './kernel';
 
 /** What a plugin package exports as `plugin`. */
 export interface SegkitPlugin {
@@ -23,7 +24,7 @@ export interface ComponentRecord {
 /** What a command-line contribution gets besides commander's program: the one way to build a kernel from a config. */
 export interface CliServices {
   /** Loads a config file (with `--cfg-options`) and a kernel with the plugins it lists. */
-  loadConfigAndKernel(file: string, options?: { cfgOptions?: string[]; backend?: string; logger?: Logger }): Promise<{ config: Record<string, unknown>; kernel: unknown }>;
+  loadConfigAndKernel(file: string, options?: { cfgOptions?: string[]; backend?: string; logger?: Logger }): Promise<{ config: Record<string, unknown>; kernel: Kernel }>;
 }
 
 /** A plugin's `segkit` sub-commands (e.g. @segkit/datasets's `synth` and `convert`). */

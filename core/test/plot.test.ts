@@ -71,6 +71,41 @@ describe('loss/metric curves', () => {
     await expectSegkitError(plotLogCurves(headerOnly, { keys: ['loss'], out: 'x.svg' }), 'no training or evaluation lines');
     await expectSegkitError(plotLogCurves(log, { keys: ['loss'], out: 'x.jpg' }), 'x.jpg: expected an output file ending in .svg or .png');
   });
+
+  it('skips a last line cut off by a kill with one warning, and plots the lines before it', async () => {
+    const log = writeLog();
+    const complete = fs.readFileSync(log, 'utf8');
+    const cut = '{"mode": "train", "iter": 1050, "lr": 0.0001, "decode.lo';
+    fs.writeFileSync(log, complete + cut);
+    const warnings: string[] = [];
+    const [ce] = readLogCurves(log, ['decode.loss_ce'], (message) => warnings.push(message));
+    expect(ce!.points).to.have.length(20);
+    expect(ce!.points[19]).to.deep.equal({ iter: 1000, value: 1 / Math.sqrt(20) });
+    // header + 20 training + 4 evaluation lines, then the cut one
+    expect(warnings).to.deep.equal([`${log}:26: skipped the last line, which is cut off (the run was probably stopped while writing it): ${JSON.stringify(cut)}`]);
+    const out = path.join(path.dirname(log), 'cut.svg');
+    const plotWarnings: string[] = [];
+    await plotLogCurves(log, { keys: ['loss', 'mIoU'], out, warn: (message) => plotWarnings.push(message) });
+    expect(polylinePoints(fs.readFileSync(out, 'utf8'))).to.deep.equal(new Map([['loss', 20], ['mIoU', 4]]));
+    expect(plotWarnings).to.have.length(1);
+    // a cut line followed only by blank lines is still the last line
+    fs.writeFileSync(log, `${complete}{"mode": "val", "iter"\n\n`);
+    const blankAfter: string[] = [];
+    expect(readLogCurves(log, ['mIoU'], (message) => blankAfter.push(message))[0]!.points).to.have.length(4);
+    expect(blankAfter).to.have.length(1);
+    expect(blankAfter[0]).to.match(/log\.json:26: skipped the last line/);
+  });
+
+  it('a cut line in the middle of the log is still an error naming file:line', async () => {
+    const log = writeLog();
+    const lines = fs.readFileSync(log, 'utf8').split('\n');
+    lines[3] = lines[3]!.slice(0, 30);
+    fs.writeFileSync(log, lines.join('\n'));
+    const warnings: string[] = [];
+    expect(() => readLogCurves(log, ['loss'], (message) => warnings.push(message))).to.throw(SegkitError, `${log}:4: expected one JSON object per line, got ${JSON.stringify(lines[3])}`);
+    await expectSegkitError(plotLogCurves(log, { keys: ['loss'], out: path.join(path.dirname(log), 'x.svg'), warn: (m) => warnings.push(m) }), `${log}:4: expected one JSON object per line`);
+    expect(warnings).to.deep.equal([]);
+  });
 });
 
 async function expectSegkitError(promise: Promise<unknown>, message: string): Promise<void> {

@@ -17,7 +17,11 @@ export interface PlotOptions {
   /** Image size in pixels. */
   width?: number;
   height?: number;
+  /** Where to report a skipped truncated last line (default: stderr, as the CLI's warnings). */
+  warn?: (message: string) => void;
 }
+
+const warnOnStderr = (message: string): void => console.warn(`warning: ${message}`);
 
 /** Keys of a log line that are not values to plot. */
 const NON_VALUE_KEYS = new Set(['mode', 'iter', 'epoch']);
@@ -30,23 +34,30 @@ const MARKER_MAX_POINTS = 30;
 
 /**
  * Reads a JSON-lines training log and extracts one series per key. Lines without `mode` (the env/config
- * header) are skipped; a key is taken from every data line where it is a finite number.
+ * header) are skipped; a key is taken from every data line where it is a finite number. A last line that is
+ * not valid JSON (a run killed while writing it) is skipped with one warning; any other bad line is an error.
  */
-export function readLogCurves(logFile: string, keys: readonly string[]): CurveSeries[] {
+export function readLogCurves(logFile: string, keys: readonly string[], warn: (message: string) => void = warnOnStderr): CurveSeries[] {
   if (!fs.existsSync(logFile)) throw new SegkitError(`${logFile}: no such log file`);
   const dataLines: Record<string, unknown>[] = [];
-  fs.readFileSync(logFile, 'utf8')
-    .split('\n')
-    .forEach((text, index) => {
-      if (text.trim() === '') return;
-      let line: unknown;
-      try {
-        line = JSON.parse(text);
-      } catch {
-        throw new SegkitError(`${logFile}:${index + 1}: expected one JSON object per line, got ${JSON.stringify(text.slice(0, 60))}`);
+  const texts = fs.readFileSync(logFile, 'utf8').split('\n');
+  let lastLineIndex = texts.length - 1;
+  while (lastLineIndex >= 0 && texts[lastLineIndex]!.trim() === '') lastLineIndex--;
+  texts.forEach((text, index) => {
+    if (text.trim() === '') return;
+    let line: unknown;
+    try {
+      line = JSON.parse(text);
+    } catch {
+      const excerpt = JSON.stringify(text.slice(0, 60));
+      if (index === lastLineIndex) {
+        warn(`${logFile}:${index + 1}: skipped the last line, which is cut off (the run was probably stopped while writing it): ${excerpt}`);
+        return;
       }
-      if (line && typeof line === 'object' && !Array.isArray(line) && 'mode' in line) dataLines.push(line as Record<string, unknown>);
-    });
+      throw new SegkitError(`${logFile}:${index + 1}: expected one JSON object per line, got ${excerpt}`);
+    }
+    if (line && typeof line === 'object' && !Array.isArray(line) && 'mode' in line) dataLines.push(line as Record<string, unknown>);
+  });
   if (dataLines.length === 0) throw new SegkitError(`${logFile}: no training or evaluation lines (JSON objects with a "mode") in the log`);
 
   const available = new Set<string>();
@@ -74,7 +85,7 @@ export function readLogCurves(logFile: string, keys: readonly string[]): CurveSe
 export async function plotLogCurves(logFile: string, options: PlotOptions): Promise<string> {
   const format = path.extname(options.out).toLowerCase();
   if (format !== '.svg' && format !== '.png') throw new SegkitError(`${options.out}: expected an output file ending in .svg or .png`);
-  const series = readLogCurves(logFile, options.keys);
+  const series = readLogCurves(logFile, options.keys, options.warn);
   const svg = renderCurvesSvg(series, { title: options.title, width: options.width, height: options.height });
   fs.mkdirSync(path.dirname(path.resolve(options.out)), { recursive: true });
   if (format === '.svg') fs.writeFileSync(options.out, svg);

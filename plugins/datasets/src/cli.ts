@@ -2,6 +2,7 @@ import * as path from 'path';
 import { SegkitError, type CliContribution } from '@segkit/core';
 import { synthCityscapes, synthDrive } from './synth';
 import { convertCityscapes, convertDrive } from './convert';
+import { checkDataset, formatDatasetCheck } from './check-dataset';
 
 function integer(name: string) {
   return (value: string): number => {
@@ -11,10 +12,31 @@ function integer(name: string) {
   };
 }
 
-/** `segkit synth drive|cityscapes` and `segkit convert drive|cityscapes` (declared in package.json's `segkit.commands`). */
+/**
+ * `segkit synth drive|cityscapes`, `segkit convert drive|cityscapes` and `segkit check-dataset` (declared in
+ * package.json's `segkit.commands`).
+ */
 export const datasetCommands: CliContribution = {
-  commands: ['synth', 'convert'],
-  install(program) {
+  commands: ['synth', 'convert', 'check-dataset'],
+  install(program, services) {
+    program
+      .command('check-dataset <config>')
+      .description('scan a dataset before training: decodability, image/label sizes, label values, pixels per class')
+      .option('--split <name>', 'data.<split> to check', 'train')
+      .option('--max-problems <n>', 'problems listed with file names', integer('--max-problems'), 20)
+      .action(async (file: string, options: { split: string; maxProblems: number }) => {
+        const { config, kernel } = await services.loadConfigAndKernel(file, { backend: 'cpu' });
+        const cfg = (config.data as Record<string, unknown> | undefined)?.[options.split];
+        if (!cfg) throw new SegkitError(`data.${options.split}: not in the config`, `data.${options.split}`);
+        const dataset = kernel.build('datasets', cfg, { path: `data.${options.split}` });
+        const summary = await checkDataset(dataset, {
+          maxProblems: options.maxProblems,
+          onProgress: (done, total) => process.stderr.write(`\rchecking ${done}/${total}${done === total ? '\n' : ''}`),
+        });
+        console.log(formatDatasetCheck(summary));
+        if (!summary.ok) throw new SegkitError(`check-dataset: ${summary.totalProblems} problem(s) in data.${options.split}`);
+      });
+
     const synth = program.command('synth').description('generate a synthetic dataset (no download needed)');
     for (const [kind, generate, defaultOut] of [
       ['drive', synthDrive, 'data/synthetic_drive'],

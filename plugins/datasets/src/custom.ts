@@ -16,6 +16,7 @@ import {
   type Transform,
 } from '@segkit/core';
 import { resolveDataPath, scanFiles } from './paths';
+import { badLabelValues, describeBadValues, labelValueCounts, type BadLabelValue, type LabelRange } from './label-check';
 
 type Rgb = readonly [number, number, number];
 
@@ -85,7 +86,14 @@ export class CustomDataset implements Dataset {
   /** old id → new id (255 = removed) when `classes` selects a subset of the dataset's classes. */
   readonly labelMap: Readonly<Record<string, number>> | null;
   readonly pipeline: Compose;
+  /**
+   * `reduce_zero_label` of the pipeline's LoadAnnotations step (what training labels go through), or null
+   * when the pipeline loads no labels (test pipelines).
+   */
+  readonly pipelineReduceZeroLabel: boolean | null;
   private gtLoader: Transform | undefined;
+  private imageLoader: Transform | undefined;
+  private labelLoader: Transform | undefined;
 
   constructor(
     readonly options: CustomDatasetOptions,
@@ -105,6 +113,14 @@ export class CustomDataset implements Dataset {
     this.imgInfos = this.loadAnnotations(options.split === null ? null : under(options.split), at);
     ({ classes: this.classes, palette: this.palette, labelMap: this.labelMap } = this.classesAndPalette(meta, at));
     this.pipeline = buildPipeline(ctx, options.pipeline, 'pipeline');
+    const loadAnnotations = this.pipelineStep('LoadAnnotations');
+    this.pipelineReduceZeroLabel = loadAnnotations ? loadAnnotations.cfg.reduce_zero_label === true : null;
+  }
+
+  /** The first step of the pipeline config with this transform type, and its index. */
+  private pipelineStep(type: string): { cfg: Record<string, unknown>; index: number } | null {
+    const index = this.options.pipeline.findIndex((cfg) => cfg.type === type);
+    return index < 0 ? null : { cfg: this.options.pipeline[index]!, index };
   }
 
   private loadAnnotations(splitFile: string | null, at: (key: string) => string): ImageInfo[] {
@@ -195,8 +211,107 @@ export class CustomDataset implements Dataset {
     };
   }
 
+  /**
+   * The pipeline's results for sample i. Right after the step that loads the label map (before any crop),
+   * its values are checked against the classes and its size against its image's (`checkLabelValues`, `checkLabelSize`).
+   */
   async get(index: number, random: RandomSource = SeededRandom.fromSeed(index)): Promise<PipelineResults> {
-    return this.pipeline.apply(this.initialResults(index), random);
+    let results = this.initialResults(index);
+    let valuesChecked = false;
+    let sizeChecked = false;
+    for (const transform of this.pipeline.transforms) {
+      results = await transform.apply(results, random);
+      const label = results.gt_semantic_seg;
+      if (!label) continue;
+      if (!valuesChecked) {
+        this.checkLabelValues(index, label);
+        valuesChecked = true;
+      }
+      if (!sizeChecked && results.img) {
+        // ori_shape: the decoded image's size, even if a step between the two loaders resized the image.
+        this.checkLabelSize(index, label, (results.ori_shape as number[] | undefined) ?? results.img.shape);
+        sizeChecked = true;
+      }
+    }
+    return results;
+  }
+
+  /** Image and label-map files of sample i (label null without ann_dir). */
+  sampleFiles(index: number): { image: string; label: string | null } {
+    const info = this.imgInfos[index];
+    if (!info) throw new RangeError(`${this.ctx.path}: index ${index} out of range (dataset of ${this.length})`);
+    return { image: path.join(this.imgDir, info.filename), label: info.ann && this.annDir !== null ? path.join(this.annDir, info.ann.seg_map) : null };
+  }
+
+  /** The values a label map may hold, or null when the dataset has no class names to count (CustomDataset without `classes`). */
+  get labelRange(): LabelRange | null {
+    return this.classes.length > 0 ? { numClasses: this.classes.length, ignoreIndex: this.ignoreIndex } : null;
+  }
+
+  /** Whether the labels training sees went through reduce_zero_label (the pipeline's step, else the dataset's option). */
+  get labelsReduceZero(): boolean {
+    return this.pipelineReduceZeroLabel ?? this.reduceZeroLabel;
+  }
+
+  /** Throws a SegkitError naming both files when sample i's label map is not the size of its image (`imageShape`, [H, W, ...]). */
+  checkLabelSize(index: number, label: NdArray, imageShape: readonly number[]): void {
+    const mismatch = this.describeSizeMismatch(index, label.shape, imageShape);
+    if (mismatch) throw new SegkitError(`${this.ctx.path}: ${mismatch}`, this.ctx.path);
+  }
+
+  /** "label map X is h×w (h×w) but its image Y is H×W; …", or null when the sizes agree. */
+  describeSizeMismatch(index: number, labelShape: readonly number[], imageShape: readonly number[]): string | null {
+    const [labelHeight, labelWidth] = labelShape;
+    const [imageHeight, imageWidth] = imageShape;
+    if (labelHeight === imageHeight && labelWidth === imageWidth) return null;
+    const files = this.sampleFiles(index);
+    return `label map ${files.label ?? '(unnamed)'} is ${labelHeight}×${labelWidth} (h×w) but its image ${files.image} is ${imageHeight}×${imageWidth}; a label map must have its image's size`;
+  }
+
+  /**
+   * Throws a SegkitError naming the label file and the bad values (with pixel counts) when sample i's label
+   * map, as loaded (after reduce_zero_label and label_map), holds a value that is neither a class index nor
+   * the ignore index. One pass over the pixels; nothing to check without class names.
+   */
+  checkLabelValues(index: number, label: NdArray): void {
+    const range = this.labelRange;
+    if (!range) return;
+    const bad = badLabelValues(labelValueCounts(label.data), range);
+    if (bad.length > 0) throw new SegkitError(`${this.ctx.path}: ${this.describeBadLabel(this.sampleFiles(index).label ?? '(unnamed)', bad, range)}`, this.ctx.path);
+  }
+
+  /** "label map X has values outside [0, C) that are not the ignore index I: …", saying what reduce_zero_label did. */
+  describeBadLabel(labelFile: string, bad: readonly BadLabelValue[], range: LabelRange): string {
+    const reduced = this.labelsReduceZero ? ' (after reduce_zero_label: 0 → 255, k → k − 1)' : '';
+    const mismatch =
+      this.pipelineReduceZeroLabel !== null && this.pipelineReduceZeroLabel !== this.reduceZeroLabel
+        ? `; note that the dataset has reduce_zero_label: ${this.reduceZeroLabel} but the pipeline's LoadAnnotations has reduce_zero_label: ${this.pipelineReduceZeroLabel}`
+        : '';
+    return `label map ${labelFile} has values outside [0, ${range.numClasses}) that are not the ignore index ${range.ignoreIndex}${reduced}: ${describeBadValues(bad)}${mismatch}`;
+  }
+
+  /** Sample i's image as the pipeline's LoadImageFromFile step decodes it (that step's options, else the defaults). */
+  async loadImage(index: number): Promise<NdArray> {
+    if (!this.imageLoader) {
+      const step = this.pipelineStep('LoadImageFromFile');
+      this.imageLoader = this.ctx.build('transforms', step ? step.cfg : { type: 'LoadImageFromFile' }, step ? `pipeline.${step.index}` : 'pipeline');
+    }
+    return (await this.imageLoader.apply(this.initialResults(index), SeededRandom.fromSeed(index))).img!;
+  }
+
+  /**
+   * Sample i's label map as training sees it: decoded by the pipeline's LoadAnnotations step (its
+   * reduce_zero_label) with the dataset's label_map; a pipeline without that step (a test pipeline) gets the
+   * ground truth as evaluation loads it.
+   */
+  async loadLabel(index: number): Promise<NdArray> {
+    const step = this.pipelineStep('LoadAnnotations');
+    if (!step) return this.getGroundTruth(index);
+    const info = this.imgInfos[index];
+    if (!info?.ann) throw new SegkitError(`${this.ctx.path}: no label map for sample ${index}: ann_dir is not set`);
+    this.labelLoader ??= this.ctx.build('transforms', step.cfg, `pipeline.${step.index}`);
+    const results = await this.labelLoader.apply({ ...this.initialResults(index), ann_info: { ...info.ann } }, SeededRandom.fromSeed(index));
+    return results.gt_semantic_seg!;
   }
 
   async getGroundTruth(index: number): Promise<NdArray> {

@@ -7,6 +7,17 @@ const { version } = require('../../package.json') as { version: string };
 
 export { CustomDataset, customDatasetSchema, datasetDefinition, type CustomDatasetOptions, type ImageInfo } from './custom';
 export { RepeatDataset } from './builtin';
+export {
+  checkDataset,
+  formatDatasetCheck,
+  DATASET_PROBLEM_KINDS,
+  type CheckableDataset,
+  type CheckDatasetOptions,
+  type DatasetCheckSummary,
+  type DatasetProblem,
+  type DatasetProblemKind,
+} from './check-dataset';
+export { labelValueCounts, badLabelValues, describeBadValues, type LabelRange, type BadLabelValue } from './label-check';
 export { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_LABELS, DRIVE_CLASSES, DRIVE_PALETTE } from './classes';
 export { convertDrive, convertCityscapes, renderCityscapesPolygons, type ConvertSummary } from './convert';
 export { synthDrive, synthCityscapes, renderRetina, streetScene, type SynthOptions, type SynthSummary } from './synth';

@@ -123,6 +123,9 @@ describe('loss-cross-entropy: CrossEntropyLoss', () => {
     expect(value(() => build({ use_sigmoid: true, avg_non_ignore: true }).forward(logits, labels, { ignoreIndex: 255 }))).to.be.closeTo((LN2 + softplus2) / (2 + EPS), 1e-5);
     const none = values(() => build({ use_sigmoid: true }).forward(logits, labels, { ignoreIndex: 255, reductionOverride: 'none' }));
     expect(none.shape).to.deep.equal([1, 1, 3]);
+    expect(none.data[0]).to.be.closeTo(LN2, 1e-6);
+    expect(none.data[1]).to.be.closeTo(softplus2, 1e-5);
+    expect(none.data[2]).to.equal(0); // ignored
     const three = tf.tensor3d([[[1, 2, 0]]], [1, 1, 3], 'int32');
     expect(() => build({ use_sigmoid: true }).forward(logits, three, { ignoreIndex: 255 })).to.throw('at most 2 classes');
     tf.dispose([logits, labels, three]);
@@ -137,8 +140,23 @@ describe('loss-cross-entropy: CrossEntropyLoss', () => {
     expect(value(() => build({ use_sigmoid: true, class_weight: [1, 3], avg_non_ignore: true }).forward(logits, labels, { ignoreIndex: 255 }))).to.be.closeTo((4 * LN2) / (2 + EPS), 1e-6);
     const weight = tf.tensor3d([[[0.5, 1]]]);
     expect(value(() => loss.forward(logits, labels, { ignoreIndex: 255, weight }))).to.be.closeTo((2 * LN2) / 4, 1e-6);
-    expect(values(() => loss.forward(logits, labels, { ignoreIndex: 255, reductionOverride: 'none' })).shape).to.deep.equal([1, 1, 2, 2]);
+    const none = values(() => loss.forward(logits, labels, { ignoreIndex: 255, reductionOverride: 'none' }));
+    expect(none.shape).to.deep.equal([1, 1, 2, 2]);
+    // [pixel 0: class 0 (t = 0) ln 2, class 1 (t = 1) 3 ln 2; pixel 1 ignored: 0, 0]
+    [LN2, 3 * LN2, 0, 0].forEach((expected, i) => expect(none.data[i], `element ${i}`).to.be.closeTo(expected, 1e-6));
     tf.dispose([logits, labels, weight]);
+  });
+
+  it('sigmoid: class_weight weighs only the positive term (label 0, class_weight [1, 3] → ln 2, not 2 ln 2)', () => {
+    // one pixel, logits 0: class 0 is the target (t = 1, pos weight 1) → ln 2; class 1 (t = 0) → ln 2, its weight 3
+    // does not apply to a negative element. Weighting every element would give (ln 2 + 3 ln 2) / 2 = 1.386294.
+    const logits = tf.zeros([1, 1, 1, 2]);
+    const labels = tf.tensor3d([[[0]]], [1, 1, 1], 'int32');
+    const loss = build({ use_sigmoid: true, class_weight: [1, 3] }, { numClasses: 2 });
+    expect(value(() => loss.forward(logits, labels, { ignoreIndex: 255 }))).to.be.closeTo(0.693147, 1e-6);
+    const none = values(() => loss.forward(logits, labels, { ignoreIndex: 255, reductionOverride: 'none' }));
+    [LN2, LN2].forEach((expected, i) => expect(none.data[i], `element ${i}`).to.be.closeTo(expected, 1e-6));
+    tf.dispose([logits, labels]);
   });
 
   it('reads class_weight from a .json or .npy file relative to the config folder, with clear errors', async () => {

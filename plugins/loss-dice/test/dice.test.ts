@@ -45,6 +45,13 @@ describe('loss-dice: DiceLoss (0.x)', () => {
     labels.dispose();
   });
 
+  it('raises p and t to an exponent other than 1 and 2 (exponent 3: 0.111111, not the 0.2 of squaring)', () => {
+    const labels = tf.tensor3d([[[0, 1]]], [1, 1, 2], 'int32');
+    // per class: num = 2·0.5 + 1 = 2, den = (0.5³ + 1) + 0.5³ + 1 = 2.25 → 1 − 2/2.25 = 1/9
+    expect(value(() => build({ exponent: 3 }).forward(equalLogits, labels))).to.be.closeTo(0.111111, 1e-6);
+    labels.dispose();
+  });
+
   it('leaves the denominator unmasked: an ignored 255 counts as class C−1 there (labels [0,255] → (0.2 + 0.6)/2)', () => {
     const labels = tf.tensor3d([[[0, 255]]], [1, 1, 2], 'int32');
     // class 1: num = 0 + 1 (pixel 1 masked), den = 0.25 + (0.25 + 1) + 1 = 2.5 → 1 − 0.4

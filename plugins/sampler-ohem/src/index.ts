@@ -4,7 +4,12 @@ import { SegkitError, definePlugin, z, type ComponentOf, type PixelSampler, type
 const { version } = require('../../package.json') as { version: string };
 
 export const ohemSchema = z.object({
-  thresh: z.number({ error: 'expected a probability in (0, 1) or null' }).nullable().default(null),
+  thresh: z
+    .number({ error: 'expected a probability in (0, 1) or null' })
+    .gt(0, { error: 'expected a probability in (0, 1) or null' })
+    .lt(1, { error: 'expected a probability in (0, 1) or null' })
+    .nullable()
+    .default(null),
   min_kept: z.number().int({ error: 'expected an integer > 1' }).gt(1, { error: 'expected an integer > 1' }).default(100000),
 });
 export type OhemOptions = z.infer<typeof ohemSchema>;

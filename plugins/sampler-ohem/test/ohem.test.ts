@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { createKernel, type Kernel, type Loss, type PixelSampler } from '@segkit/core';
-import { plugin } from '../src/index';
+import { OHEMPixelSampler, plugin } from '../src/index';
 import { plugin as crossEntropyPlugin } from '@segkit/loss-cross-entropy';
 import { plugin as dicePlugin } from '@segkit/loss-dice';
 
@@ -55,6 +55,14 @@ describe('sampler-ohem: OHEMPixelSampler', () => {
       // valid probabilities 0.9, 0.7, 0.6 → sorted [0.6, 0.7, 0.9]; k = min(2, 2) → 0.9
       expect(sampled(build({ thresh: 0.5, min_kept: 2 }), logits, withIgnored, 255)).to.deep.equal([0, 1, 0, 1]);
       withIgnored.dispose();
+    });
+
+    it("uses the head's ignore index, not 255 (ignore −1: the −1 pixel is left out, a 255 pixel would be a class)", () => {
+      const minusOneIgnored = tf.tensor3d([[[0, 1], [-1, 0]]], [1, 2, 2], 'int32');
+      // valid probabilities 0.9, 0.7, 0.6 → sorted [0.6, 0.7, 0.9]; k = min(2, 2) → 0.9; pixel 2 never kept.
+      // A sampler that compared with 255 would rank pixel 2 (class-0 probability 0.2) and keep [0, 0, 1, 1].
+      expect(sampled(build({ thresh: 0.5, min_kept: 2 }), logits, minusOneIgnored, -1)).to.deep.equal([0, 1, 0, 1]);
+      minusOneIgnored.dispose();
     });
 
     it('keeps nothing when no pixel is valid', () => {
@@ -114,5 +122,15 @@ describe('sampler-ohem: OHEMPixelSampler', () => {
   it('validates its options', () => {
     expect(() => build({ min_kept: 1 })).to.throw('model.decode_head.sampler.min_kept: expected an integer > 1, got 1');
     expect(() => build({ minkept: 5 })).to.throw("did you mean 'min_kept'?");
+  });
+
+  it('accepts thresh only in (0, 1) or null, naming the config path', () => {
+    for (const bad of [-1, 0, 1, 1.5]) {
+      expect(() => build({ thresh: bad }), `thresh ${bad}`).to.throw(`model.decode_head.sampler.thresh: expected a probability in (0, 1) or null, got ${bad}`);
+    }
+    expect(() => build({ thresh: '0.7' })).to.throw('model.decode_head.sampler.thresh: expected a probability in (0, 1) or null');
+    expect((build({ thresh: 0.7 }) as OHEMPixelSampler).options.thresh).to.equal(0.7);
+    expect((build({ thresh: null }) as OHEMPixelSampler).options.thresh).to.equal(null);
+    expect((build({}) as OHEMPixelSampler).options.thresh).to.equal(null);
   });
 });

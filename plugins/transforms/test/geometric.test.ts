@@ -99,8 +99,15 @@ describe('RandomCrop', () => {
 
   it('an image smaller than the crop is kept whole (Pad grows it later)', async () => {
     const crop = await build({ type: 'RandomCrop', crop_size: [4, 4] });
-    const results = await crop.apply(withSeg(image(3, 2, () => 1), labels([[1, 2], [3, 4], [5, 6]])), scripted([0.3, 0.3]));
+    const results = await crop.apply(withSeg(image(3, 2, (y, x, c) => y * 20 + x * 10 + c), labels([[1, 2], [3, 4], [5, 6]])), scripted([0.3, 0.3]));
     expect(results.img!.shape).to.deep.equal([3, 2, 3]);
+    expect(Array.from(results.img!.data)).to.deep.equal([0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51, 52]);
+    expect(rowsOf(results.gt_semantic_seg!)).to.deep.equal([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
+    expect(results.img_shape).to.deep.equal([3, 2, 3]);
   });
 
   // 8×8 labels: the top-left 4×4 block is half class 0, half class 1 (with some 255); the rest is class 0.
@@ -130,6 +137,24 @@ describe('RandomCrop', () => {
     const random = scripted(Array(22).fill(0));
     await crop.apply(withSeg(image(8, 8, () => 0), mixed), random);
     expect(random.taken).to.equal(22);
+  });
+});
+
+describe('RandomCrop at the cat_max_ratio limit', () => {
+  it('a crop whose largest class share equals cat_max_ratio is re-drawn (MMSegmentation accepts only share < ratio)', async () => {
+    const crop = await build({ type: 'RandomCrop', crop_size: [2, 2], cat_max_ratio: 0.75 });
+    // columns 0-1 hold class 1 three times of 4 (share exactly 0.75); columns 2-3 hold 0, 1, 1, 0 (share 0.5)
+    const seg = labels([
+      [1, 1, 0, 1],
+      [1, 0, 1, 0],
+    ]);
+    const random = scripted([0, 0, 0, 0.99]);
+    const results = await crop.apply(withSeg(image(2, 4, () => 0), seg), random);
+    expect(random.taken).to.equal(4); // first box (0, 0) rejected, second box (0, 2) accepted
+    expect(rowsOf(results.gt_semantic_seg!)).to.deep.equal([
+      [0, 1],
+      [1, 0],
+    ]);
   });
 });
 
@@ -173,6 +198,16 @@ describe('Pad', () => {
     expect(pixel(1, 3)).to.deep.equal([0, 0, 0]);
     expect(pixel(2, 0)).to.deep.equal([0, 0, 0]);
     expect(results.pad_shape).to.deep.equal([3, 4, 3]);
+  });
+
+  it('pads label maps with 255 when seg_pad_val is not given (and the image with 0)', async () => {
+    const pad = await build({ type: 'Pad', size: [2, 3] });
+    const results = await pad.apply(withSeg(image(1, 2, () => 9), labels([[1, 2]])), noRandom);
+    expect(rowsOf(results.gt_semantic_seg!)).to.deep.equal([
+      [1, 2, 255],
+      [255, 255, 255],
+    ]);
+    expect(Array.from(results.img!.data)).to.deep.equal([9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
   it('size_divisor pads to the next multiple; a pad value is used as given', async () => {
