@@ -14,6 +14,7 @@ import {
   expectedHashPrefix,
   fetchCheckpoint,
   loadCheckpoint,
+  loadPretrainedWeights,
   mapImageNetBackbone,
   pretrainedFromInitCfg,
   resolveCheckpointUrl,
@@ -240,6 +241,22 @@ describe('checkpoint: MMCV / torchvision key mapping', () => {
     const selected = new Backbone();
     const fromFull = await loadCheckpoint(selected, full, { prefix: 'backbone.', strict: true });
     expect(fromFull.loadedKeys).to.have.length(7);
+    // From the model config: `pretrained` goes to the backbone, a head's init_cfg with its prefix to the head.
+    const configured = new Segmentor();
+    const reports = await loadPretrainedWeights(configured, {
+      pretrained: file,
+      backbone: { type: 'ResNetV1c' },
+      decode_head: { type: 'FCNHead', init_cfg: { type: 'Pretrained', checkpoint: full, prefix: 'decode_head.' } },
+    });
+    expect(reports.map((r) => [r.file, r.loadedKeys.length, r.missingKeys, r.unexpectedKeys])).to.deep.equal([
+      [file, 7, [], []],
+      [full, 2, [], []],
+    ]);
+    expect(Array.from(configured.stateDict().get('decode_head.bias')!.dataSync())).to.deep.equal(Array.from(model.stateDict().get('decode_head.bias')!.dataSync()));
+    expect(await errorMessage(() => loadPretrainedWeights(configured, { pretrained: file, backbone: { init_cfg: { type: 'Pretrained', checkpoint: file } } }))).to.contain(
+      'model: pretrained and backbone.init_cfg cannot be specified at the same time',
+    );
+    configured.dispose();
     model.dispose();
     backbone.dispose();
     selected.dispose();

@@ -40,4 +40,4 @@ export {
   fetchCheckpoint,
   type FetchCheckpointOptions,
 } from './model-zoo';
-export { loadCheckpoint, pretrainedFromInitCfg, type LoadCheckpointOptions, type LoadCheckpointReport, type PretrainedInit } from './pretrained';
+export { loadCheckpoint, loadPretrainedWeights, pretrainedFromInitCfg, type LoadCheckpointOptions, type LoadCheckpointReport, type PretrainedInit } from './pretrained';

@@ -56,6 +56,58 @@ export async function loadCheckpoint(module: Module, spec: string, options: Load
   return { ...report, file, meta: contents.meta, notes };
 }
 
+/** The children of a segmentor whose config may carry an `init_cfg` (MMSegmentation's names). */
+const COMPONENTS = ['backbone', 'neck', 'decode_head', 'auxiliary_head'] as const;
+
+/**
+ * MMSegmentation's weight initialisation from checkpoints, for a built segmentor and its `model` config:
+ * `model.pretrained` loads into the backbone (MMSegmentation turns it into the backbone's
+ * `init_cfg: {type: 'Pretrained', checkpoint}`), each component's `init_cfg: {type: 'Pretrained', checkpoint,
+ * prefix}` into that component, and the model's own `init_cfg` into the whole model — all non-strict, as
+ * MMCV's PretrainedInit loads. Returns one report per checkpoint loaded.
+ */
+export async function loadPretrainedWeights(
+  model: Module,
+  modelCfg: Record<string, unknown>,
+  options: Omit<LoadCheckpointOptions, 'prefix' | 'strict'> & { configPath?: string } = {},
+): Promise<LoadCheckpointReport[]> {
+  const configPath = options.configPath ?? 'model';
+  const children = new Map(model.namedChildren());
+  const targets: { module: Module; init: PretrainedInit }[] = [];
+  const pretrained = modelCfg.pretrained;
+  if (pretrained !== undefined && pretrained !== null) {
+    if (typeof pretrained !== 'string' || pretrained === '') throw new SegkitError(`${configPath}.pretrained: expected a checkpoint path or URL, got ${JSON.stringify(pretrained)}`, `${configPath}.pretrained`);
+    const backboneCfg = modelCfg.backbone as { init_cfg?: unknown } | undefined;
+    if (backboneCfg?.init_cfg) {
+      throw new SegkitError(`${configPath}: pretrained and backbone.init_cfg cannot be specified at the same time (as in MMSegmentation)`, `${configPath}.pretrained`);
+    }
+    const backbone = children.get('backbone');
+    if (!backbone) throw new SegkitError(`${configPath}.pretrained: the model has no backbone to load '${pretrained}' into`, `${configPath}.pretrained`);
+    targets.push({ module: backbone, init: { checkpoint: pretrained } });
+  }
+  for (const name of COMPONENTS) {
+    const componentCfg = modelCfg[name];
+    const configs = Array.isArray(componentCfg) ? componentCfg : [componentCfg];
+    configs.forEach((cfg, index) => {
+      if (typeof cfg !== 'object' || cfg === null) return;
+      const where = Array.isArray(componentCfg) ? `${configPath}.${name}.${index}` : `${configPath}.${name}`;
+      const init = pretrainedFromInitCfg((cfg as { init_cfg?: unknown }).init_cfg, `${where}.init_cfg`);
+      if (!init) return;
+      let module = children.get(name);
+      if (module && Array.isArray(componentCfg)) module = module.namedChildren().find(([child]) => child === String(index))?.[1];
+      if (!module) throw new SegkitError(`${where}.init_cfg: the model has no ${name} to load '${init.checkpoint}' into`, `${where}.init_cfg`);
+      targets.push({ module, init });
+    });
+  }
+  const own = pretrainedFromInitCfg(modelCfg.init_cfg, `${configPath}.init_cfg`);
+  if (own) targets.push({ module: model, init: own });
+  const reports: LoadCheckpointReport[] = [];
+  for (const { module, init } of targets) {
+    reports.push(await loadCheckpoint(module, init.checkpoint, { ...options, prefix: init.prefix, strict: false }));
+  }
+  return reports;
+}
+
 /** MMCV's `init_cfg` entry that loads weights. */
 export interface PretrainedInit {
   checkpoint: string;
