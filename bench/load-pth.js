@@ -33,7 +33,7 @@ async function segkitChild(file) {
 const TORCH_CHILD = `
 import json, resource, sys, time
 import torch
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+baseline = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() / 2 ** 20
 started = time.perf_counter()
 checkpoint = torch.load(sys.argv[1], map_location='cpu')
 seconds = time.perf_counter() - started
