@@ -23,3 +23,25 @@ export * from './engine';
 export { loadConfigAndKernel, initSegmentor, inferenceSegmentor, testSegmentor, modelFromCheckpoint, configSection as requireConfigSection, testDatasetConfig, type SegmentorHandle, type InitOptions, type ImageInput, type InferenceResult, type TestOptions, type ConfigSource } from './apis/segmentor';
 export { loadMmsegConfig, readMmsegConfig, convertMmsegConfig, writeMmsegConversion, defaultTypeCatalog } from './mmseg-config';
 export type { MmsegConfigOptions, ConvertOptions, ConvertResult, TypeCatalog, TypeCategory } from './mmseg-config';
+export {
+  readTorchCheckpoint,
+  writeTorchCheckpoint,
+  saveTorchCheckpoint,
+  writeTorchLayoutSafetensors,
+  readCheckpointFile,
+  convertCheckpoint,
+  loadCheckpoint,
+  loadPretrainedWeights,
+  loadStateDictIntoModule,
+  formatLoadReport,
+  fetchCheckpoint,
+  checkpointCacheDir,
+  resolveCheckpointUrl,
+  oihwToHwio,
+  hwioToOihw,
+  type TorchCheckpoint,
+  type CheckpointContents,
+  type LoadCheckpointOptions,
+  type LoadCheckpointReport,
+  type FetchCheckpointOptions,
+} from './checkpoint';

@@ -6,7 +6,7 @@ import { REGISTRY_NAMES } from '../registries';
 import { TOKENS, type CliServices } from '../plugin';
 import { loadConfigAndKernel } from '../apis/segmentor';
 import { collect, quietLogger } from './options';
-import { installConvertConfigCommand, installTrainingCommands } from './training-commands';
+import { installConvertCommands, installTrainingCommands } from './training-commands';
 
 /**
  * Commands that installed plugins contribute: a plugin declares their names in its package.json
@@ -52,7 +52,7 @@ function buildProgram(): Command {
     });
 
   installTrainingCommands(program);
-  installConvertConfigCommand(program);
+  installConvertCommands(program);
   return program;
 }
 

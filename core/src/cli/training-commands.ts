@@ -12,6 +12,7 @@ import { configSection, inferenceSegmentor, initSegmentor, loadConfigAndKernel, 
 import type { NdArray } from '../components';
 import { withCommon, type CommonOptions } from './options';
 import { writeMmsegConversion } from '../mmseg-config';
+import { convertCheckpoint } from '../checkpoint';
 
 /** The dataset's image as RGB uint8 for overlays (pipelines load BGR like OpenCV). */
 async function originalRgb(file: string): Promise<NdArray<Uint8Array>> {
@@ -31,11 +32,20 @@ async function writePrediction(outDir: string, file: string, prediction: NdArray
   return [overlayFile, labelFile];
 }
 
-/** `segkit convert config`: MMSegmentation .py configs to segkit .ts (plugins add other `convert` sub-commands). */
-export function installConvertConfigCommand(program: Command): void {
-  program
-    .command('convert')
-    .description("convert an MMSegmentation config or an official dataset release into segkit's / MMSegmentation's layout")
+/** `segkit convert checkpoint` and `convert config` (plugins add other `convert` sub-commands). */
+export function installConvertCommands(program: Command): void {
+  const convert = program.command('convert').description('convert MMSegmentation configs and checkpoints, or an official dataset release');
+  convert
+    .command('checkpoint <src> <dst>')
+    .description('convert between PyTorch .pth and .safetensors, both directions (by the file extensions)')
+    .option('--layout <layout>', "safetensors layout: 'segkit' (HWIO convolutions) or 'torch' (OIHW, for Python's safetensors)", 'segkit')
+    .action(async (src: string, dst: string, options: { layout: string }) => {
+      if (options.layout !== 'segkit' && options.layout !== 'torch') throw new SegkitError(`--layout: expected 'segkit' or 'torch', got '${options.layout}'`);
+      const result = await convertCheckpoint(src, dst, { layout: options.layout });
+      for (const note of result.notes) console.warn(`note: ${note}`);
+      console.log(`wrote ${dst} (${result.tensors} tensors)`);
+    });
+  convert
     .command('config <src>')
     .description('convert an MMSegmentation 0.x .py config (and its .py bases) to segkit .ts configs')
     .option('--out <dst>', 'a .ts file for the converted config, or a folder to mirror the .py tree into (default: next to each .py)')

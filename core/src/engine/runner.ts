@@ -10,6 +10,7 @@ import { SegkitError } from '../errors';
 import { DataLoader, batchToTensors, type Batch } from '../data';
 import { parseLossTensors, readLossValues } from '../losses';
 import { saveCheckpoint, readCheckpoint, type CheckpointMeta } from './checkpoint';
+import { loadCheckpoint, loadPretrainedWeights } from '../checkpoint';
 import { evaluateSegmentor } from './evaluate';
 import { Hook, type HookPoint } from './hook';
 import { buildHooks } from './hooks';
@@ -167,17 +168,12 @@ export class IterBasedRunner implements RunnerView {
     this.kernel.logger.info(`resumed from ${file} at iteration ${this.iter}`);
   }
 
-  /** Loads weights only (`--load-from` / `load_from`), non-strict like MMCV's load_checkpoint. */
-  private loadWeights(file: string): void {
-    const checkpoint = readCheckpoint(file);
-    try {
-      const { missingKeys, unexpectedKeys } = this.model.loadStateDict(checkpoint.weights, { strict: false, source: file });
-      if (missingKeys.length) this.kernel.warnOnce(`${file}: missing keys in the checkpoint: ${missingKeys.slice(0, 5).join(', ')}${missingKeys.length > 5 ? ', ...' : ''}`);
-      if (unexpectedKeys.length) this.kernel.warnOnce(`${file}: unexpected keys in the checkpoint: ${unexpectedKeys.slice(0, 5).join(', ')}${unexpectedKeys.length > 5 ? ', ...' : ''}`);
-    } finally {
-      checkpoint.dispose();
-    }
-    this.kernel.logger.info(`loaded weights from ${file}`);
+  /**
+   * Loads weights only (`--load-from` / `load_from`), non-strict like MMCV's load_checkpoint: a segkit
+   * `.safetensors`, a PyTorch / MMSegmentation `.pth`, or a model-zoo name or URL (from the local cache).
+   */
+  private async loadWeights(spec: string): Promise<void> {
+    await loadCheckpoint(this.model, spec, { strict: false, logger: this.kernel.logger });
   }
 
   /**
@@ -239,8 +235,15 @@ export class IterBasedRunner implements RunnerView {
       const loader = this.startTrainLoader();
       const resumeFrom = this.options.resumeFrom ?? (this.config.resume_from as string | null | undefined) ?? undefined;
       const loadFrom = this.options.loadFrom ?? (this.config.load_from as string | null | undefined) ?? undefined;
-      if (resumeFrom) await this.resume(resumeFrom, loader);
-      else if (loadFrom) this.loadWeights(loadFrom);
+      // MMSegmentation's order: pretrained weights at model init, then load_from over them; a resume replaces both.
+      if (resumeFrom && !resumeFrom.endsWith('.safetensors')) {
+        this.kernel.logger.warn(`${resumeFrom}: only segkit's .safetensors checkpoints carry the optimizer, iteration and data order; loading its weights and starting at iteration 0`);
+        await this.loadWeights(resumeFrom);
+      } else if (resumeFrom) await this.resume(resumeFrom, loader);
+      else {
+        await loadPretrainedWeights(this.model, section<Record<string, unknown>>(this.config, 'model', true)!, { logger: this.kernel.logger });
+        if (loadFrom) await this.loadWeights(loadFrom);
+      }
       for (const hook of this.hooks) {
         const subscription = hook.observe(this.bus, this);
         if (subscription) observers.add(subscription);

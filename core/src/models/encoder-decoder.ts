@@ -42,9 +42,6 @@ export class EncoderDecoder extends Module implements Segmentor {
 
   constructor(options: EncoderDecoderOptions, ctx: BuildContext) {
     super();
-    if (options.pretrained) {
-      ctx.warn(`${ctx.path}.pretrained: '${options.pretrained}' is not loaded (segkit never downloads weights); convert the checkpoint and set load_from instead`);
-    }
     this.backbone = this.registerModule('backbone', ctx.build('backbones', options.backbone, 'backbone'));
     this.neck = options.neck ? this.registerModule('neck', ctx.build('necks', options.neck, 'neck')) : null;
     this.decodeHead = this.registerModule('decode_head', ctx.build('heads', options.decode_head, 'decode_head'));
