@@ -20,7 +20,7 @@ describe('segkit CLI', function () {
     expect(code).to.equal(0);
     expect(stdout).to.match(/^backends \(\d+\)$/m);
     expect(stdout).to.match(/^ {2}cpu +@segkit\/core@\d+\.\d+\.\d+/m);
-    expect(stdout).to.match(/^ {2}MyLoss +@segkit\/example-custom-loss@0\.1\.0/m);
+    expect(stdout).to.match(/^ {2}MyLoss +@segkit\/example-custom-loss@0\.2\.0/m);
   });
 
   it('segkit print-config merges bases and applies --cfg-options', () => {

@@ -153,7 +153,7 @@ async function testPipelineResults(handle: SegmentorHandle, image: ImageInput): 
 
 /** MMSegmentation's `inference_segmentor`: the label map of one image at its original size. */
 export async function inferenceSegmentor(handle: SegmentorHandle, image: ImageInput): Promise<InferenceResult> {
-  if (typeof image === 'string' && !require('fs').existsSync(image)) throw new SegkitError(`inference: image not found: ${image}`);
+  if (typeof image === 'string' && !require('fs').existsSync(image)) throw new SegkitError(`infer: image not found: ${image}`);
   const sample = await testPipelineResults(handle, image);
   return { labels: await predictSample(handle.model, sample, handle.testCfg) };
 }
