@@ -19,7 +19,7 @@ const option = (name, fallback) => {
 
 // Child mode: read the checkpoint once and report time and memory as JSON.
 async function segkitChild(file) {
-  const { readTorchCheckpoint } = require('../core/dist/src/checkpoint');
+  const { readTorchCheckpoint } = require('@segkit/core');
   const baseline = process.memoryUsage().rss;
   const started = process.hrtime.bigint();
   const checkpoint = await readTorchCheckpoint(file);
@@ -63,7 +63,7 @@ function run(command, args) {
 /** Names, dtypes and PyTorch-layout shapes of segkit's PSPNet R50-D8 state dict. */
 async function pspnetSpec() {
   const { loadConfigAndKernel } = require('@segkit/core');
-  const { shapeInLayout } = require('../core/dist/src/checkpoint');
+  const { shapeInLayout } = require('@segkit/core');
   const quiet = { info() {}, warn() {} };
   const config = path.resolve(__dirname, '../configs/_base_/models/pspnet_r50-d8.ts');
   const { kernel, config: cfg } = await loadConfigAndKernel(config, { backend: 'cpu', cfgOptions: ['model.pretrained=null'], logger: quiet });

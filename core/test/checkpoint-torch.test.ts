@@ -4,7 +4,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { nn, SegkitError } from '../src';
-import { readCheckpoint } from '../src/engine/checkpoint';
+import { readCheckpoint } from '../src/checkpoint/segkit-checkpoint';
 import {
   ALLOWED_TORCH_GLOBALS,
   convertCheckpoint,

@@ -1,6 +1,6 @@
 // A dataset plugin for the data-loader tests; loaded by path, so worker threads can load it too.
 import { z } from 'zod';
-import { definePlugin } from '../src/plugin';
+import { definePlugin } from '../src/plugin-system/plugin';
 import { SegkitError } from '../src/errors';
 import type { Dataset, PipelineResults, RandomSource } from '../src/components';
 

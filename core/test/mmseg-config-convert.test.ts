@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { expect } from 'chai';
 import { loadConfig } from '../src';
-import { convertMmsegConfig, writeMmsegConversion } from '../src/mmseg-config';
+import { convertMmsegConfig, writeMmsegConversion } from '../src/config/mmseg';
 import { errorMessage, tempTree } from './helpers';
 
 const FIXTURES = path.join(__dirname, '../../test/fixtures/mmseg-configs');

@@ -5,8 +5,8 @@ import { expect } from 'chai';
 import { loadConfig } from '../src';
 import { buildActivation, type ActivationConfig } from '../src/nn/activation';
 import { buildNormLayer } from '../src/nn/norm';
-import { KNOWN_PROVIDERS } from '../src/known-plugins';
-import { CORE_TYPES, MMSEG_MODULE_PLUGINS, PLUGIN_LAYER_TYPES, defaultTypeCatalog, loadMmsegConfig, readMmsegConfig } from '../src/mmseg-config';
+import { KNOWN_PROVIDERS } from '../src/plugin-system/known-plugins';
+import { CORE_TYPES, MMSEG_MODULE_PLUGINS, PLUGIN_LAYER_TYPES, defaultTypeCatalog, loadMmsegConfig, readMmsegConfig } from '../src/config/mmseg';
 import { errorMessage, tempTree } from './helpers';
 
 // Fixtures: MMSegmentation 0.x configs and hand-written ones; expected/*.json were written by

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
-import { plotLogCurves, readLogCurves } from '../src/visualization';
+import { plotLogCurves, readLogCurves } from '../src/tools';
 import { SegkitError } from '../src/errors';
 import { tempTree } from './helpers';
 

@@ -1,13 +1,13 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
-import { loadConfig, type LoadedConfig } from '../config';
-import { createKernel, type Kernel } from '../kernel';
-import type { Logger } from '../registries';
+import { loadConfig, type LoadedConfig } from '../config/loader';
+import { createKernel, type Kernel } from '../plugin-system/kernel';
+import type { Logger } from '../plugin-system/registries';
 import type { Dataset, EvaluationResult, InferenceOptions, Metric, NdArray, PipelineResults, Segmentor } from '../components';
-import { readCheckpoint } from '../engine/checkpoint';
-import { evaluateSegmentor, predictSample } from '../engine/evaluate';
-import { seedEverything } from '../engine/seed';
+import { readCheckpoint } from '../checkpoint/segkit-checkpoint';
+import { evaluateSegmentor, predictSample } from '../evaluation/evaluate';
+import { seedEverything } from '../training/seed';
 import { Compose } from '../data/compose';
 import { SeededRandom } from '../data/random';
 

@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { SegkitError } from '../errors';
 import type { Module } from '../nn/module';
-import { readSafetensors, writeSafetensors } from '../engine/safetensors';
+import { readSafetensors, writeSafetensors } from './safetensors';
 import { convertLayout, type WeightLayout } from './mapping';
 import { readTorchCheckpoint, writeTorchCheckpoint } from './torch-format';
 import type { TensorData } from './torch-tensors';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
 import type { Module } from '../nn/module';
-import type { Logger } from '../registries';
+import type { Logger } from '../plugin-system/registries';
 import { oihwToHwio, shapeInLayout, type WeightLayout } from './mapping';
 import type { TensorData } from './torch-tensors';
 

@@ -1,6 +1,6 @@
 import { SegkitError } from '../errors';
 import type { Module } from '../nn/module';
-import type { Logger } from '../registries';
+import type { Logger } from '../plugin-system/registries';
 import { readCheckpointFile } from './checkpoint-file';
 import { loadStateDictIntoModule, type LoadStateDictReport } from './load';
 import { detectStateDictKind, mapImageNetBackbone, reviseKeys, selectPrefix } from './mapping';

@@ -1,5 +1,5 @@
 import { SegkitError } from '../errors';
-import type { StoredTensor } from '../engine/safetensors';
+import type { StoredTensor } from './safetensors';
 
 /** A tensor's values on the host: float32 or int32, row-major (the safetensors writer's type). */
 export type TensorData = StoredTensor;

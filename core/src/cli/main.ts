@@ -1,9 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { isSegkitError } from '../errors';
-import { loadConfig } from '../config';
-import { createKernel, discoverInstalledPlugins, installedPluginManifests, type Kernel } from '../kernel';
-import { REGISTRY_NAMES } from '../registries';
-import { TOKENS, type CliServices } from '../plugin';
+import { loadConfig } from '../config/loader';
+import { createKernel, discoverInstalledPlugins, installedPluginManifests, type Kernel } from '../plugin-system/kernel';
+import { REGISTRY_NAMES } from '../plugin-system/registries';
+import { TOKENS, type CliServices } from '../plugin-system/plugin';
 import { loadConfigAndKernel } from '../apis/segmentor';
 import { collect, quietLogger } from './options';
 import { installConvertCommands, installTrainingCommands } from './training-commands';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { SegkitError } from '../errors';
-import type { Logger } from '../registries';
+import type { Logger } from '../plugin-system/registries';
 
 /** Collects repeated option values (`--cfg-options a=1 b=2` or repeated flags). */
 export function collect(value: string, previous: string[] = []): string[] {

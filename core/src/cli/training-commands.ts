@@ -2,16 +2,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
 import { SegkitError } from '../errors';
-import { train } from '../engine/runner';
-import { seedEverything } from '../engine/seed';
-import { buildOptimizerConstructor } from '../engine/build';
-import { plotLogCurves } from '../visualization/plot';
-import { configCropSize, describeModel, formatModelInfo } from '../model-info';
-import { renderOverlay, writePng } from '../visualization/overlay';
+import { train } from '../training/runner';
+import { seedEverything } from '../training/seed';
+import { buildOptimizerConstructor } from '../training/build';
+import { plotLogCurves } from '../tools/plot';
+import { configCropSize, describeModel, formatModelInfo } from '../tools/model-info';
+import { renderOverlay, writePng } from '../tools/overlay';
 import { configSection, inferenceSegmentor, initSegmentor, loadConfigAndKernel, testDatasetConfig as testDatasetConfigOf, testSegmentor } from '../apis/segmentor';
 import type { NdArray } from '../components';
 import { withCommon, type CommonOptions } from './options';
-import { writeMmsegConversion } from '../mmseg-config';
+import { writeMmsegConversion } from '../config/mmseg';
 import { convertCheckpoint } from '../checkpoint';
 
 /** The dataset's image as RGB uint8 for overlays (pipelines load BGR like OpenCV). */

@@ -1,5 +1,5 @@
 import { SegkitError, joinPath } from '../errors';
-import type { BuildContext } from '../registries';
+import type { BuildContext } from '../plugin-system/registries';
 import type { PipelineResults, RandomSource, Transform } from '../components';
 
 /** MMSegmentation's `Compose`: runs the pipeline's transforms in order on one results dict. */

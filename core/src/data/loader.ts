@@ -3,7 +3,7 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { SegkitError } from '../errors';
 import type { Dataset, PipelineResults } from '../components';
-import type { Kernel } from '../kernel';
+import type { Kernel } from '../plugin-system/kernel';
 import { collate, type Batch } from './collate';
 import { SeededRandom, type RandomState } from './random';
 import type { SampleRequest, SerializedError, WorkerDatasetSource, WorkerMessage } from './worker-protocol';

@@ -17,7 +17,7 @@ function post(message: WorkerMessage): void {
 }
 
 const ready: Promise<Dataset> = (async () => {
-  const { createKernel } = await import('../kernel');
+  const { createKernel } = await import('../plugin-system/kernel');
   const kernel = await createKernel({ plugins: source.plugins, configDir: source.configDir, backend: 'cpu', logger: silent });
   return kernel.build('datasets', source.dataset, { path: source.path ?? 'data' });
 })();

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SegkitError } from '../errors';
 import type { Metric } from '../components';
-import type { ComponentOf } from '../registries';
+import type { ComponentOf } from '../plugin-system/registries';
 
 /** The summary metrics MMSegmentation 0.x's `dataset.evaluate` accepts. */
 export const EVAL_METRICS = ['mIoU', 'mDice', 'mFscore'] as const;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
 import type { Loss, LossCallOptions, Reduction } from '../components';
-import type { BuildContext, LossParent } from '../registries';
+import type { BuildContext, LossParent } from '../plugin-system/registries';
 import { loadClassWeight } from './class-weight';
 import { checkLogitsMatchLabels } from './labels';
 import { weightReduceLoss } from './reduce';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Conv2d, Dropout2d, Module, normalInit, constantInit, resize, type ActivationConfig, type NormConfig } from '../nn';
 import { SegkitError } from '../errors';
-import type { BuildContext } from '../registries';
+import type { BuildContext } from '../plugin-system/registries';
 import type { DecodeHead, Loss, PixelSampler } from '../components';
 import { checkDecodeLossConfig, computeDecodeLosses } from './decode-losses';
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Module, ModuleList, resize } from '../nn';
 import { SegkitError } from '../errors';
-import type { BuildContext, ComponentOf } from '../registries';
+import type { BuildContext, ComponentOf } from '../plugin-system/registries';
 import type { DecodeHead, FeatureExtractor, InferenceOptions, Segmentor } from '../components';
 import { componentConfigSchema } from './decode-head';
 import { slideInference } from './inference';

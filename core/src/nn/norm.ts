@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
 import { isShapesOnly, reportFlops } from './flops';
 import { SegkitError } from '../errors';
-import { backendHasKernel } from '../backend';
+import { backendHasKernel } from '../plugin-system/backend';
 
 /**
  * Marker base of every normalisation layer (BatchNorm, GroupNorm, a future LayerNorm): the optimizer

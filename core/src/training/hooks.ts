@@ -1,6 +1,6 @@
 import { sortByPriority, type Hook } from './hook';
-import type { LoadedConfig } from '../config';
-import type { Kernel } from '../kernel';
+import type { LoadedConfig } from '../config/loader';
+import type { Kernel } from '../plugin-system/kernel';
 import { SegkitError } from '../errors';
 
 /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset, EvaluationResult, InferenceOptions, Metric, NdArray, PipelineResults, Segmentor } from '../components';
-import { MetricAccumulator, classTableRows, formatMetricTables } from '../evaluation/metrics';
+import { MetricAccumulator, classTableRows, formatMetricTables } from './metrics';
 import { SegkitError } from '../errors';
 import { resize } from '../nn/resize';
 

@@ -1,4 +1,4 @@
-import { SegkitError } from '../errors';
+import { SegkitError } from '../../errors';
 
 /** A place in a `.py` config file, 1-based as editors and Python's tracebacks show it. */
 export interface SourcePosition {

@@ -1,9 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { SegkitError } from './errors';
-import { loadModule } from './module-loader';
-import type { SegkitConfig } from './config-types';
-import { loadMmsegConfig } from './mmseg-config';
+import { SegkitError } from '../errors';
+import { loadModule } from '../plugin-system/module-loader';
+import type { SegkitConfig } from './types';
+import { loadMmsegConfig } from './mmseg';
 
 export type ConfigDict = Record<string, unknown>;
 

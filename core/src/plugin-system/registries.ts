@@ -17,8 +17,8 @@ import type {
   PixelSampler,
   Segmentor,
   Transform,
-} from './components';
-import type { Hook } from './engine/hook';
+} from '../components';
+import type { Hook } from '../training/hook';
 import type { BackendProvider } from './backend';
 
 /** Nothing is handed down: the component is built from its config alone. */

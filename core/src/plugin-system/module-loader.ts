@@ -15,7 +15,7 @@ export async function loadModule(file: string): Promise<unknown> {
       jitiInstance = createJiti(path.join(process.cwd(), 'noop.js'), {
         moduleCache: true,
         interopDefault: false,
-        alias: { '@segkit/core': path.resolve(__dirname, 'index.js') },
+        alias: { '@segkit/core': path.resolve(__dirname, '..', 'index.js') },
       });
     }
     return jitiInstance.import(file);

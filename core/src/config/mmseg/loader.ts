@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { SegkitError } from '../errors';
+import { SegkitError } from '../../errors';
 import { evaluateModule, type EvaluatedModule } from './evaluator';
 import { parseModule, type Assignment } from './parser';
 import { syntaxError } from './tokenizer';

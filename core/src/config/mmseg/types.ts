@@ -1,5 +1,5 @@
-import { KNOWN_PROVIDERS } from '../known-plugins';
-import { REGISTRY_NAMES, type RegistryName } from '../registries';
+import { KNOWN_PROVIDERS } from '../../plugin-system/known-plugins';
+import { REGISTRY_NAMES, type RegistryName } from '../../plugin-system/registries';
 import { PyDict, PyList, type PyValue } from './values';
 
 /** Where a `type` in an MMSegmentation config is looked up: a segkit registry, or one of core's nn builders. */

@@ -1,9 +1,9 @@
-import type { Kernel } from '../kernel';
-import type { LoadedConfig } from '../config';
+import type { Kernel } from '../plugin-system/kernel';
+import type { LoadedConfig } from '../config/loader';
 import type { LrScheduler, Optimizer, OptimizerConstructor } from '../components';
 import type { Module } from '../nn/module';
 import { SegkitError } from '../errors';
-import { describeValue } from '../validation';
+import { describeValue } from '../config/validation';
 
 /** A top-level dict of the config; a clear error when it is required and absent. */
 export function configSection<T = Record<string, unknown>>(config: LoadedConfig, key: string, required: boolean): T | undefined {

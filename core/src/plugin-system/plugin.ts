@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import type { ComponentDefinition, ComponentOf, Logger, RegistryName } from './registries';
 import type { BackendProvider } from './backend';
-import type { EventBus } from './bus';
+import type { EventBus } from '../bus';
 import type { Kernel } from './kernel';
 
 /** What a plugin package exports as `plugin`. */

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { SegkitError } from '../errors';
+import { SegkitError } from '../../errors';
 import { baseSpecPath, emitTypescript } from './emit';
 import { loadMmsegTree, toSegkitConfig, type ConfigObject, type MmsegConfigOptions } from './loader';
 import { withOverrides } from './types';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Module, countFlops } from './nn';
+import { Module, countFlops } from '../nn';
 
 /** One top-level child of the model (backbone, decode_head, ...). */
 export interface ModuleInfo {

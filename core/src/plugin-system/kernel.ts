@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Container, type ServiceIdentifier } from 'inversify';
 import { z } from 'zod';
-import { SegkitError, joinPath, nearestName } from './errors';
+import { SegkitError, joinPath, nearestName } from '../errors';
 import {
   REGISTRY_NAMES,
   type BuildContext,
@@ -16,9 +16,9 @@ import {
   type RegistryName,
 } from './registries';
 import { TOKENS, isSegkitPlugin, type ComponentRecord, type SegkitPlugin } from './plugin';
-import { validateOptions } from './validation';
+import { validateOptions } from '../config/validation';
 import { selectBackend, type BackendProvider } from './backend';
-import { EventBus } from './bus';
+import { EventBus } from '../bus';
 import { loadModule } from './module-loader';
 import { KNOWN_PROVIDERS } from './known-plugins';
 

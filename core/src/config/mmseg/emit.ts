@@ -2,7 +2,7 @@ import * as path from 'path';
 import type { Comment } from './tokenizer';
 import type { Assignment, DictEntry, Expression } from './parser';
 import type { MmsegFile } from './loader';
-import type { SegkitConfig } from '../config-types';
+import type { SegkitConfig } from '../types';
 import { PyDict, PyFloat, PyList, type PyValue } from './values';
 
 const MAX_WIDTH = 120;

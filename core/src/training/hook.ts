@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import type { EventBus } from '../bus';
 import type { EvaluationResult, RunnerView } from '../components';
-import type { CheckpointMeta } from './checkpoint';
+import type { CheckpointMeta } from '../checkpoint/segkit-checkpoint';
 
 /**
  * MMEngine's hook priorities: the runner calls hooks in ascending order at every lifecycle point

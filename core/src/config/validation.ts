@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SegkitError, joinPath, nearestName } from './errors';
+import { SegkitError, joinPath, nearestName } from '../errors';
 
 /** A short, user-facing description of a config value: `-5`, `"abc"`, `a list of 3`, `an object`. */
 export function describeValue(value: unknown): string {
