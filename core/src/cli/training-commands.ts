@@ -65,10 +65,11 @@ export function installTrainingCommands(program: Command): void {
     .option('--seed <n>', 'random seed (parameter init, data order, augmentation)', (v) => Number.parseInt(v, 10))
     .option('--deterministic', 'accepted for MMSegmentation parity: segkit runs are deterministic for a given seed and backend')
     .option('--no-validate', 'do not evaluate during training')
-    .action(async (file: string, options: CommonOptions & { workDir?: string; resumeFrom?: string; loadFrom?: string; seed?: number; validate: boolean }) => {
+    .option('--strict', 'unknown top-level config keys are errors (default: warnings)')
+    .action(async (file: string, options: CommonOptions & { workDir?: string; resumeFrom?: string; loadFrom?: string; seed?: number; validate: boolean; strict?: boolean }) => {
       if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new SegkitError('--seed: expected an integer');
       const { config, kernel } = await loadConfigAndKernel(file, options);
-      const result = await train({ kernel, config, workDir: options.workDir, resumeFrom: options.resumeFrom, loadFrom: options.loadFrom, seed: options.seed, noValidate: !options.validate });
+      const result = await train({ kernel, config, workDir: options.workDir, resumeFrom: options.resumeFrom, loadFrom: options.loadFrom, seed: options.seed, noValidate: !options.validate, strict: options.strict });
       console.log(`finished ${result.iter} iterations; work_dir: ${result.workDir}`);
     });
 
