@@ -102,14 +102,14 @@ export async function readImage(source: ImageSource, options: ReadImageOptions):
   const src = decoded.data;
   const out = new Uint8Array(width * height * 3);
   // Output channel k takes source channel first[k]: RGB keeps the order, BGR swaps red and blue.
-  const [first, second, third] = options.order === 'rgb' ? [0, 1, 2] : [2, 1, 0];
+  const [first, second, third]: readonly [number, number, number] = options.order === 'rgb' ? [0, 1, 2] : [2, 1, 0];
   for (let p = 0, q = 0; p < width * height; p++, q += channels) {
     if (channels < 3) {
       out[p * 3] = out[p * 3 + 1] = out[p * 3 + 2] = src[q]!;
     } else {
-      out[p * 3] = src[q + first!]!;
-      out[p * 3 + 1] = src[q + second!]!;
-      out[p * 3 + 2] = src[q + third!]!;
+      out[p * 3] = src[q + first]!;
+      out[p * 3 + 1] = src[q + second]!;
+      out[p * 3 + 2] = src[q + third]!;
     }
   }
   return { data: out, shape: [height, width, 3] };
