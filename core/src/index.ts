@@ -15,6 +15,7 @@ export * as nn from './nn';
 export * from './data';
 export * from './evaluation';
 export * from './tools';
+export { readImage, readLabelMap, writePng, encodePng, svgToPng, type ImageSource, type ReadImageOptions } from './io/image';
 export * from './losses';
 export { computeDecodeLosses, checkDecodeLossConfig, type DecodeLossOptions } from './models/decode-losses';
 export * from './models';

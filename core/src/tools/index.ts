@@ -1,2 +1,2 @@
 export { plotLogCurves, readLogCurves, renderCurvesSvg, type CurveSeries, type PlotOptions, type SvgOptions } from './plot';
-export { renderOverlay, writePng } from './overlay';
+export { renderOverlay } from './overlay';
