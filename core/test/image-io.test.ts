@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { encodePng, readImage, readLabelMap, svgToPng, writePng } from '../src/io/image';
 import { inferenceSegmentor, type SegmentorHandle } from '../src/apis/segmentor';
 import { createKernel, definePlugin, SegkitError, z, type LoadedConfig, type NdArray, type Segmentor } from '../src';
-import { errorMessage, tempTree } from './helpers';
+import { errorMessage, tempTree } from '../src/testing';
 
 /** Node's module loader, whose `_load` the missing-codec test replaces for the two codec names. */
 const Module = require('module') as { _load(request: string, ...rest: unknown[]): unknown };

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { EncoderDecoder, SegkitError, nn, slideInference, slideWindows, type Kernel } from '../src';
-import { TOY_MODEL, ToyHead, toyKernel } from './models-helpers';
+import { TOY_MODEL, ToyHead, toyKernel } from '../src/testing';
 import { expectClose, expectNoLeak } from './nn-helpers';
 
 describe('EncoderDecoder and the decode-head base', () => {
