@@ -7,6 +7,7 @@ import { TOKENS, type CliServices } from '../plugin-system/plugin';
 import { loadConfigAndKernel } from '../apis/segmentor';
 import { collect, quietLogger } from './options';
 import { installConvertCommands, installTrainingCommands } from './training-commands';
+import { installAnalysisCommands } from './analysis-commands';
 
 /**
  * Commands that installed plugins contribute: a plugin declares their names in its package.json
@@ -52,6 +53,7 @@ function buildProgram(): Command {
     });
 
   installTrainingCommands(program);
+  installAnalysisCommands(program);
   installConvertCommands(program);
   return program;
 }

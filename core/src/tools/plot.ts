@@ -28,7 +28,7 @@ const warnOnStderr = (message: string): void => console.warn(`warning: ${message
 const NON_VALUE_KEYS = new Set(['mode', 'iter', 'epoch']);
 
 /** matplotlib's tab10 colours, so curves look like MMSegmentation's analyze_logs plots. */
-const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+export const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
 /** Series with at most this many points get a marker at every point (eval metrics are sparse). */
 const MARKER_MAX_POINTS = 30;
@@ -179,7 +179,7 @@ export function renderCurvesSvg(series: readonly CurveSeries[], options: SvgOpti
 }
 
 /** Axis range extended to "nice" round ticks (1, 2, 2.5, 5 × 10^k), about 6 of them. */
-function niceAxis(min: number, max: number): { min: number; max: number; step: number; ticks: number[] } {
+export function niceAxis(min: number, max: number): { min: number; max: number; step: number; ticks: number[] } {
   if (min === max) {
     const pad = min === 0 ? 1 : Math.abs(min) * 0.1;
     min -= pad;
@@ -195,7 +195,7 @@ function niceAxis(min: number, max: number): { min: number; max: number; step: n
   return { min: lo, max: hi, step, ticks };
 }
 
-function formatTick(value: number, step: number): string {
+export function formatTick(value: number, step: number): string {
   const exponent = Math.floor(Math.log10(step) + 1e-9);
   const mantissa = step / 10 ** exponent;
   // A 2.5 step needs one more decimal than its power of ten (0.25, 0.5, 0.75).
@@ -203,6 +203,6 @@ function formatTick(value: number, step: number): string {
   return (Math.abs(value) < step * 1e-6 ? 0 : value).toFixed(decimals);
 }
 
-function escapeXml(text: string): string {
+export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
