@@ -14,7 +14,7 @@ import { SeededRandom } from '../src/data/random';
 import { tempTree } from '../src/testing';
 import { ConfusionMatrix, confusionMatrixCsv, confusionMatrixOfTestSplit, renderConfusionMatrixSvg, winterColour } from '../src/tools/confusion-matrix';
 import { calTrainTime, formatTrainTime, movingAverage, readRuns, renderRunsSvg } from '../src/tools/analyze-logs';
-import { browseDataset, denormalizeImage, zoomImage } from '../src/tools/browse-dataset';
+import { browseDataset, browseSample, denormalizeImage, zoomImage } from '../src/tools/browse-dataset';
 import { median } from '../src/tools/benchmark';
 
 /** Width and height from a PNG's IHDR chunk. */
@@ -246,6 +246,28 @@ describe('browse-dataset', () => {
     expect(pixel(6 + 18, 15)).to.deep.equal([128, 64, 128]);
     expect(pixel(6 + 18, 35)).to.deep.equal([70, 130, 180]);
     fs.rmSync(outDir, { recursive: true, force: true });
+  });
+});
+
+describe('browse-dataset on a test pipeline (no LoadAnnotations)', () => {
+  it('takes the ground truth at original size, resized (nearest) onto the image and 255 over the padding', async () => {
+    const dataset: Dataset = {
+      length: 1,
+      classes: ['a', 'b'],
+      palette: [[0, 0, 0], [255, 255, 255]],
+      ignoreIndex: 255,
+      async get(): Promise<PipelineResults> {
+        // A 1×2 original resized to 2×4, then padded to 4×4.
+        return { img: { data: new Float32Array(48), shape: [4, 4, 3] }, img_metas: { img_shape: [2, 4, 3], filename: 'x.png' } };
+      },
+      async getGroundTruth(): Promise<NdArray> {
+        return { data: Uint8Array.from([0, 1]), shape: [1, 2] };
+      },
+    };
+    const { labels, filename } = await browseSample(dataset, 0, undefined);
+    expect(filename).to.equal('x.png');
+    expect(labels.shape).to.deep.equal([4, 4]);
+    expect(Array.from(labels.data)).to.deep.equal([0, 0, 1, 1, 0, 0, 1, 1, 255, 255, 255, 255, 255, 255, 255, 255]);
   });
 });
 
