@@ -150,6 +150,8 @@ describe('analyze-logs (several runs, second axis, smoothing, cal_train_time)', 
     const series = readRuns([a, b], { keys: ['loss', 'lr'], legend: ['A loss', 'A lr', 'B loss', 'B lr'], smooth: 2 });
     expect(series.map((s) => s.label)).to.deep.equal(['A loss', 'A lr', 'B loss', 'B lr']);
     expect(series[2]!.points.map((p) => p.value)).to.deep.equal([8, 7, 5, 3]);
+    // Learning rates are not smoothed.
+    expect(series[3]!.points.map((p) => p.value)).to.deep.equal([0.01, 0.005, 0.01 / 3, 0.0025]);
     const svg = renderRunsSvg(series);
     const lines = [...svg.matchAll(/<polyline data-key="([^"]+)" data-label="([^"]+)" data-axis="(\w+)" points="([^"]*)"/g)];
     expect(lines.map((m) => [m[1], m[3], m[4]!.split(' ').length])).to.deep.equal([

@@ -95,7 +95,7 @@ export function installAnalysisCommands(program: Command): void {
     .description('curves of several JSON logs on one figure, or their iteration times (MMSegmentation tools/analyze_logs.py)')
     .option('--keys <keys...>', 'log keys to plot (lr and lr.<group> go on a second y-axis next to other keys)', ['loss'])
     .option('--legend <names...>', 'one legend entry per log and key, logs outer (default: <log name> <key>)')
-    .option('--smooth <n>', 'moving average over this many logged points', atLeast('--smooth', 1), 1)
+    .option('--smooth <n>', 'moving average over this many logged points (not applied to lr)', atLeast('--smooth', 1), 1)
     .option('--log-scale', 'logarithmic y-axes')
     .option('--title <title>', 'figure title')
     .option('--out <file>', 'output .svg or .png', 'curves.png')

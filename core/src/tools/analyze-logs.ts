@@ -21,6 +21,8 @@ export interface LabelledSeries extends CurveSeries {
  */
 export function movingAverage(values: readonly number[], window: number): number[] {
   if (!Number.isInteger(window) || window < 1) throw new SegkitError(`--smooth: expected a window of at least 1 point, got ${window}`);
+  // Window 1 returns the values exactly (the running sum below would add rounding).
+  if (window === 1) return [...values];
   const out: number[] = [];
   let sum = 0;
   values.forEach((value, i) => {
@@ -35,7 +37,7 @@ export interface AnalyzeLogsOptions {
   keys: readonly string[];
   /** One legend entry per (log, key) pair, logs outer (default: the key, prefixed by the log's name when there are several logs). */
   legend?: readonly string[];
-  /** Moving-average window in logged points (default 1: no smoothing). */
+  /** Moving-average window in logged points for every key but learning rates (default 1: no smoothing). */
   smooth?: number;
   logScale?: boolean;
   title?: string;
@@ -56,7 +58,8 @@ export function readRuns(logs: readonly string[], options: AnalyzeLogsOptions): 
   const series: LabelledSeries[] = [];
   logs.forEach((log) => {
     for (const curve of readLogCurves(log, options.keys, options.warn)) {
-      const smoothed = movingAverage(curve.points.map((p) => p.value), window);
+      // A learning rate is a schedule, not a noisy measurement: smoothing would only shift it.
+      const smoothed = movingAverage(curve.points.map((p) => p.value), isLrKey(curve.key) ? 1 : window);
       const defaultLabel = logs.length > 1 ? `${path.basename(log).replace(/\.log\.json$|\.json$/, '')} ${curve.key}` : curve.key;
       series.push({ key: curve.key, label: options.legend?.[series.length] ?? defaultLabel, points: curve.points.map((p, i) => ({ iter: p.iter, value: smoothed[i]! })) });
     }
