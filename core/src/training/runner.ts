@@ -9,7 +9,7 @@ import type { EventBus, EventOf, GroupLr } from '../bus';
 import { SegkitError } from '../errors';
 import { DataLoader, batchToTensors, type Batch } from '../data';
 import { parseLossTensors, readLossValues } from '../losses';
-import { saveCheckpoint, readCheckpoint, type CheckpointMeta } from '../checkpoint/segkit-checkpoint';
+import { saveCheckpoint, readCheckpointForResume, type CheckpointMeta } from '../checkpoint/segkit-checkpoint';
 import { loadCheckpoint, loadPretrainedWeights } from '../checkpoint';
 import { evaluateSegmentor } from '../evaluation/evaluate';
 import { Hook, sortByPriority, type HookPoint } from './hook';
@@ -151,7 +151,7 @@ export class IterBasedRunner implements RunnerView {
 
   /** Restores weights, optimizer state, iteration, LR position, data order and hook state (`--resume-from`). */
   private async resume(file: string, loader: DataLoader): Promise<void> {
-    const checkpoint = readCheckpoint(file);
+    const checkpoint = readCheckpointForResume(file);
     try {
       this.model.loadStateDict(checkpoint.weights, { source: file });
       if (!checkpoint.optimizerState) throw new SegkitError(`${file}: has no optimizer state; use --load-from to start from its weights`);
