@@ -1,7 +1,7 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import type { NdArray } from '../components';
 import { SegkitError } from '../errors';
+import { makeDirectory, writeFileOrExplain } from '../os-errors';
 
 /**
  * Blends a colour per class over an RGB image like MMSegmentation's `show_result`:
@@ -72,6 +72,6 @@ export function writePng(file: string, array: NdArray<Uint8Array | Int32Array>):
     data = Uint8Array.from(array.data);
   }
   const png = loadFastPng().encode({ width: width!, height: height!, data, channels, depth: 8 });
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, png);
+  makeDirectory(path.dirname(path.resolve(file)));
+  writeFileOrExplain(file, png);
 }

@@ -12,7 +12,7 @@ export function configSection<T = Record<string, unknown>>(config: LoadedConfig,
     if (required) throw new SegkitError(`${key}: missing from the config (did the config's _base_ list include it?)`, key);
     return undefined;
   }
-  if (typeof value !== 'object' || Array.isArray(value)) throw new SegkitError(`${key}: expected a dict, got ${JSON.stringify(value)}`, key);
+  if (typeof value !== 'object' || Array.isArray(value)) throw new SegkitError(`${key}: expected a dict, got ${describeValue(value)}`, key);
   return value as T;
 }
 
@@ -47,7 +47,7 @@ export function buildLrScheduler(kernel: Kernel, config: LoadedConfig, maxIters:
   const lrConfig = configSection<Record<string, unknown>>(config, 'lr_config', false);
   if (!lrConfig) return undefined;
   const { policy, ...rest } = lrConfig;
-  if (typeof policy !== 'string') throw new SegkitError(`lr_config.policy: expected the name of an LR policy (e.g. 'poly'), got ${JSON.stringify(policy)}`, 'lr_config.policy');
+  if (typeof policy !== 'string') throw new SegkitError(`lr_config.policy: expected the name of an LR policy (e.g. 'poly'), got ${describeValue(policy)}`, 'lr_config.policy');
   return kernel.build('lrSchedulers', { type: policy, ...rest }, { path: 'lr_config', parent: { maxIters } });
 }
 

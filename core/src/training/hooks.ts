@@ -2,6 +2,7 @@ import { sortByPriority, type Hook } from './hook';
 import type { LoadedConfig } from '../config/loader';
 import type { Kernel } from '../plugin-system/kernel';
 import { SegkitError } from '../errors';
+import { describeValue } from '../config/validation';
 
 /**
  * The hooks of a run, as MMCV's runner registers them: the loggers of `log_config.hooks` (with
@@ -12,7 +13,7 @@ export function buildHooks(kernel: Kernel, config: LoadedConfig, options: { noVa
   const hooks: Hook[] = [];
   const logConfig = (config.log_config ?? {}) as { interval?: number; hooks?: unknown };
   const interval = logConfig.interval ?? 50;
-  if (!Number.isInteger(interval) || interval < 1) throw new SegkitError(`log_config.interval: expected a positive integer, got ${JSON.stringify(interval)}`, 'log_config.interval');
+  if (!Number.isInteger(interval) || interval < 1) throw new SegkitError(`log_config.interval: expected a positive integer, got ${describeValue(interval)}`, 'log_config.interval');
   const loggers = logConfig.hooks ?? [];
   if (!Array.isArray(loggers)) throw new SegkitError('log_config.hooks: expected a list of hook configs', 'log_config.hooks');
   loggers.forEach((cfg, index) => hooks.push(kernel.build('hooks', cfg, { path: `log_config.hooks.${index}`, parent: { logInterval: interval } })));

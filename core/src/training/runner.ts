@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Subscription } from 'rxjs';
@@ -16,6 +15,8 @@ import { Hook, type HookPoint } from './hook';
 import { buildHooks } from './hooks';
 import { seedEverything, seedIteration } from './seed';
 import { buildOptimizer, buildLrScheduler, configSection as section } from './build';
+import { describeValue } from '../config/validation';
+import { makeDirectory, writeFileOrExplain } from '../os-errors';
 
 export interface TrainOptions {
   kernel: Kernel;
@@ -39,12 +40,19 @@ function timestampNow(): string {
 function maxItersOf(config: LoadedConfig): number {
   const runner = section<{ type?: string; max_iters?: unknown }>(config, 'runner', true)!;
   if (runner.type !== undefined && runner.type !== 'IterBasedRunner') {
-    throw new SegkitError(`runner.type: segkit trains by iterations; expected 'IterBasedRunner', got ${JSON.stringify(runner.type)}`, 'runner.type');
+    throw new SegkitError(`runner.type: segkit trains by iterations; expected 'IterBasedRunner', got ${describeValue(runner.type)}`, 'runner.type');
   }
   if (!Number.isInteger(runner.max_iters) || (runner.max_iters as number) < 1) {
-    throw new SegkitError(`runner.max_iters: expected a positive integer, got ${JSON.stringify(runner.max_iters)}`, 'runner.max_iters');
+    throw new SegkitError(`runner.max_iters: expected a positive integer, got ${describeValue(runner.max_iters)}`, 'runner.max_iters');
   }
   return runner.max_iters as number;
+}
+
+/** `seed` (MMSegmentation's `--seed`); absent or null: 0, so that runs repeat. */
+function seedOf(config: LoadedConfig): number {
+  if (config.seed === undefined || config.seed === null) return 0;
+  if (!Number.isSafeInteger(config.seed)) throw new SegkitError(`seed: expected an integer, got ${describeValue(config.seed)}`, 'seed');
+  return config.seed as number;
 }
 
 /** Param-group lrs for the log: every group, labelled by the custom key that set it. */
@@ -87,7 +95,7 @@ export class IterBasedRunner implements RunnerView {
     this.maxIters = maxItersOf(config);
     const configName = config.filename ? path.basename(config.filename).replace(/\.(ts|js|json|cjs|mjs|py)$/, '') : 'run';
     this.workDir = path.resolve(options.workDir ?? (config.work_dir as string | undefined) ?? path.join('work_dirs', configName));
-    this.seed = options.seed ?? (typeof config.seed === 'number' ? config.seed : 0);
+    this.seed = options.seed ?? seedOf(config);
     seedEverything(this.seed);
     this.model = kernel.build('segmentors', section(config, 'model', true), { path: 'model' });
     this.model.train();
@@ -231,7 +239,7 @@ export class IterBasedRunner implements RunnerView {
     const observers = this.routeToLogger();
     let batches: AsyncIterator<Batch> | undefined;
     try {
-      fs.mkdirSync(this.workDir, { recursive: true });
+      makeDirectory(this.workDir, 'work_dir');
       const loader = this.startTrainLoader();
       const resumeFrom = this.options.resumeFrom ?? (this.config.resume_from as string | null | undefined) ?? undefined;
       const loadFrom = this.options.loadFrom ?? (this.config.load_from as string | null | undefined) ?? undefined;
@@ -249,7 +257,7 @@ export class IterBasedRunner implements RunnerView {
         if (subscription) observers.add(subscription);
       }
       const configDump = { ...this.config };
-      fs.writeFileSync(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2));
+      writeFileOrExplain(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2), 'work_dir');
       this.bus.emit({ type: 'run:start', maxIters: this.maxIters, startIter: this.iter, workDir: this.workDir, config: configDump, backend: this.kernel.backend });
       batches = loader[Symbol.asyncIterator]();
       await this.callHooks('beforeRun');
