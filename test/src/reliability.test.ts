@@ -316,7 +316,7 @@ export const plugin = definePlugin({
     });
   });
 
-  it('each error before the training loop, with 2 loader workers, exits non-zero with one line, within a second of printing it', async () => {
+  it('each error before the training loop, with 2 loader workers (and bad test/infer output folders), exits non-zero with one line, within a second of printing it', async () => {
     const withWorkers = (c: any) => (c.data.workers_per_gpu = 2);
     const config = writeConfig('preloop', {}, withWorkers);
     const hookConfig = writeConfig('preloop-hook', { plugins: ['@segkit/backend-cpu-native', './hooks.ts'], custom_hooks: [{ type: 'ExplodingHook' }] }, withWorkers);
@@ -338,11 +338,16 @@ export const plugin = definePlugin({
       { what: '--work-dir below a file', args: [config, '--work-dir', path.join(aFile, 'run')], message: `segkit: work_dir: cannot create ${path.join(aFile, 'run')}: ${aFile} is a file, not a folder (ENOTDIR)` },
       { what: 'max_iters=1e9999', args: [config, '--work-dir', work, '--cfg-options', 'runner.max_iters=1e9999'], message: 'segkit: runner.max_iters: expected a positive integer, got Infinity' },
       { what: 'seed=1e9999', args: [config, '--work-dir', work, '--cfg-options', 'seed=1e9999'], message: 'segkit: seed: expected an integer, got Infinity' },
-    ];
+    ].map((c) => ({ ...c, args: ['train', ...c.args] }));
+    // Output folders of test / infer are created before the model loads (the checkpoint need not exist).
+    cases.push(
+      { what: 'test --show-dir below a file', args: ['test', config, damaged, '--show-dir', path.join(aFile, 'shown')], message: `segkit: --show-dir: cannot create ${path.join(aFile, 'shown')}: ${aFile} is a file, not a folder (ENOTDIR)` },
+      { what: 'infer --out that is a file', args: ['infer', config, damaged, path.join(data(), 'images', 'training', 'x.png'), '--out', aFile], message: `segkit: --out: cannot create ${aFile}: ${aFile} is a file, not a folder (EEXIST)` },
+    );
     // Three at a time: the machine's two cores are shared.
     const outcomes: Outcome[] = [];
     for (let i = 0; i < cases.length; i += 3) {
-      outcomes.push(...(await Promise.all(cases.slice(i, i + 3).map(({ args }) => startSegkit(['train', ...args], { timeoutMs: 60000 }).done))));
+      outcomes.push(...(await Promise.all(cases.slice(i, i + 3).map(({ args }) => startSegkit(args, { timeoutMs: 60000 }).done))));
     }
     for (const [index, { what, message }] of cases.entries()) {
       const outcome = outcomes[index]!;
