@@ -48,7 +48,8 @@ function buildProgram(): Command {
     .option('--cfg-options <key=value...>', 'override config values (dotted paths, JSON values)', collect, [])
     .action(async (file: string, options: { cfgOptions: string[] }) => {
       const config = await loadConfig(file, options.cfgOptions);
-      console.log(JSON.stringify(config, null, 2));
+      // JSON has no Infinity or NaN: print them as written rather than as null.
+      console.log(JSON.stringify(config, (_key, value) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value), 2));
     });
 
   installTrainingCommands(program);

@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Subscription } from 'rxjs';
@@ -17,6 +16,7 @@ import { seedEverything, seedIteration } from './seed';
 import { parseRunSpec, type RunSpec } from '../config/run-spec';
 import { buildOptimizer } from './build';
 import { lockWorkDir, uniqueTimestamp } from './work-dir-lock';
+import { makeDirectory, writeFileOrExplain } from '../os-errors';
 
 export interface TrainOptions {
   kernel: Kernel;
@@ -81,7 +81,7 @@ export class IterBasedRunner implements RunnerView {
     readonly config: LoadedConfig,
     private readonly options: TrainOptions,
   ) {
-    this.spec = parseRunSpec(config, { strict: options.strict, noValidate: options.noValidate, logger: { warn: (m) => kernel.warnOnce(m) } });
+    this.spec = parseRunSpec(config, { strict: options.strict, noValidate: options.noValidate, logger: { warn: (m) => kernel.warnOnce(m), info: (m) => kernel.logger.info(m) } });
     this.maxIters = this.spec.maxIters;
     const configName = config.filename ? path.basename(config.filename).replace(/\.(ts|js|json|cjs|mjs|py)$/, '') : 'run';
     this.workDir = path.resolve(options.workDir ?? this.spec.workDir ?? path.join('work_dirs', configName));
@@ -247,11 +247,7 @@ export class IterBasedRunner implements RunnerView {
     let batches: AsyncIterator<Batch> | undefined;
     let unlock: (() => void) | undefined;
     try {
-      try {
-        fs.mkdirSync(this.workDir, { recursive: true });
-      } catch (error) {
-        throw new SegkitError(`work_dir: cannot create ${this.workDir}: ${(error as Error).message}`, 'work_dir');
-      }
+      makeDirectory(this.workDir, 'work_dir');
       unlock = lockWorkDir(this.workDir, (message) => this.kernel.logger.warn(message));
       this.timestamp = uniqueTimestamp(this.workDir, this.timestamp);
       const loader = this.startTrainLoader();
@@ -271,7 +267,7 @@ export class IterBasedRunner implements RunnerView {
         if (subscription) observers.add(subscription);
       }
       const configDump = { ...this.config };
-      fs.writeFileSync(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2));
+      writeFileOrExplain(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2), 'work_dir');
       this.bus.emit({ type: 'run:start', maxIters: this.maxIters, startIter: this.iter, workDir: this.workDir, config: configDump, backend: this.kernel.backend });
       batches = loader[Symbol.asyncIterator]();
       await this.callHooks('beforeRun');
