@@ -338,7 +338,9 @@ export const plugin = definePlugin({
       { what: '--work-dir below a file', args: [config, '--work-dir', path.join(aFile, 'run')], message: `segkit: work_dir: cannot create ${path.join(aFile, 'run')}: ${aFile} is a file, not a folder (ENOTDIR)` },
       { what: 'max_iters=1e9999', args: [config, '--work-dir', work, '--cfg-options', 'runner.max_iters=1e9999'], message: 'segkit: runner.max_iters: expected a positive integer, got Infinity' },
       { what: 'seed=1e9999', args: [config, '--work-dir', work, '--cfg-options', 'seed=1e9999'], message: 'segkit: seed: expected an integer, got Infinity' },
-    ].map((c) => ({ ...c, args: ['train', ...c.args] }));
+    ]
+      // Cases run three at a time: each its own work dir (a work dir has one writer at a time).
+      .map((c, i) => ({ ...c, args: ['train', ...c.args.map((arg) => (arg === work ? `${work}-${i}` : arg))] }));
     // Output folders of test / infer are created before the model loads (the checkpoint need not exist).
     cases.push(
       { what: 'test --show-dir below a file', args: ['test', config, damaged, '--show-dir', path.join(aFile, 'shown')], message: `segkit: --show-dir: cannot create ${path.join(aFile, 'shown')}: ${aFile} is a file, not a folder (ENOTDIR)` },
