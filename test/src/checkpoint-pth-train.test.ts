@@ -86,7 +86,9 @@ describe("training with checkpoint_config.format 'pth'", function () {
   it('--resume-from iter_2.pth restores optimizer, iteration and data order: iteration 4 equals the uninterrupted run bit for bit', async () => {
     const { config, kernel, lines, workDir } = await setUp('resumed', { checkpoint_config: { interval: 2, format: 'pth', save_best: 'mDice' } });
     const straight = path.join(dir, 'work', 'straight');
+    const before = tf.memory().numTensors;
     await train({ kernel, config, workDir, resumeFrom: path.join(straight, 'iter_2.pth') });
+    expect(tf.memory().numTensors, 'tensors left behind').to.equal(before);
     expect(lines).to.include(`resumed from ${path.join(straight, 'iter_2.pth')} at iteration 2`);
     expect(checkpointFiles(workDir)).to.deep.equal(['best_mDice_iter_4.pth', 'iter_4.pth', 'latest.pth']);
     const options = { sections: ['segkit_optimizer'] };
@@ -102,7 +104,9 @@ describe("training with checkpoint_config.format 'pth'", function () {
     await train({ kernel: first.kernel, config: first.config, workDir: first.workDir });
     expect(checkpointFiles(first.workDir)).to.deep.equal(['iter_2.pth', 'iter_3.pth', 'latest.pth']);
     const second = await setUp('rotation-resumed', { runner: { max_iters: 4 }, evaluation: { interval: 100, metric: 'mDice' }, checkpoint_config: { interval: 1, format: 'pth', max_keep_ckpts: 2 } });
+    const before = tf.memory().numTensors;
     await train({ kernel: second.kernel, config: second.config, workDir: first.workDir, resumeFrom: path.join(first.workDir, 'iter_3.pth') });
+    expect(tf.memory().numTensors, 'tensors left behind').to.equal(before);
     // iter_2.pth came from before the resume: still counted, so it is the one rotated out.
     expect(checkpointFiles(first.workDir)).to.deep.equal(['iter_3.pth', 'iter_4.pth', 'latest.pth']);
   });
@@ -112,7 +116,9 @@ describe("training with checkpoint_config.format 'pth'", function () {
     const straight = await readCheckpointFile(path.join(dir, 'work', 'straight', 'iter_2.pth'));
     const plain = path.join(dir, 'plain.pth');
     writeTorchCheckpoint(plain, straight.tensors, { meta: { CLASSES: ['background', 'vessel'] } });
+    const before = tf.memory().numTensors;
     await train({ kernel, config, workDir, resumeFrom: plain });
+    expect(tf.memory().numTensors, 'tensors left behind').to.equal(before);
     expect(lines).to.include(
       `warning: ${plain}: only checkpoints segkit's runner saved (.safetensors, or .pth with checkpoint_config.format 'pth') carry the optimizer, iteration and data order; loading its weights and starting at iteration 0`,
     );

@@ -214,7 +214,9 @@ describe("model.pretrained: 'open-mmlab://resnet18_v1c' from a local model zoo, 
     // (b) The server is gone: the second run finds the file in the cache.
     BackboneSnapshotHook.snapshot = new Map();
     const { kernel, config, lines } = await kernelAndConfig();
+    const before = tf.memory().numTensors;
     await train({ kernel, config, workDir: path.join(dir, 'work-cached'), noValidate: true });
+    expect(tf.memory().numTensors, 'tensors left behind').to.equal(before);
     expect(server.requests).to.have.length(1);
     expect(lines).to.include(`load checkpoint from open-mmlab://resnet18_v1c: ${cached}`);
     expectBackboneFromZoo();
