@@ -1,28 +1,60 @@
-export * from './errors';
-export * from './plugin-system/registries';
-export * from './plugin-system/plugin';
-export type { Command as CliCommand } from 'commander';
-export * from './plugin-system/backend';
-export * from './bus';
-export * from './config/loader';
-export * from './config/types';
-export * from './config/validation';
-export { Kernel, Registry, createKernel, resolvePlugin, discoverInstalledPlugins, type KernelOptions, type PluginSpec, type Registries, type RegisteredComponent } from './plugin-system/kernel';
-export { loadModule } from './plugin-system/module-loader';
-export { z } from 'zod';
-export * from './components';
-export * as nn from './nn';
-export * from './data';
-export * from './evaluation';
-export * from './tools';
-export * from './losses';
-export { computeDecodeLosses, checkDecodeLossConfig, type DecodeLossOptions } from './models/decode-losses';
-export * from './models';
-export * from './tools/model-info';
-export * from './training';
-export { loadConfigAndKernel, initSegmentor, inferenceSegmentor, testSegmentor, modelFromCheckpoint, configSection as requireConfigSection, testDatasetConfig, type SegmentorHandle, type InitOptions, type ImageInput, type InferenceResult, type TestOptions, type ConfigSource } from './apis/segmentor';
+/**
+ * `@segkit/core`: the application API (kernel, configs, training, evaluation, inference, checkpoints,
+ * tools) plus everything of the plugin-author entry `@segkit/core/plugin`. Names are listed one by one:
+ * the surface is deliberate, and `core/api-report.md` (checked by `npm test`) records it.
+ */
+export * from './plugin-api';
+
+// ---------------------------------------------------------------- kernel
+export { createKernel } from './plugin-system/kernel';
+export type { Kernel, KernelOptions, PluginSpec, Registries, Registry, RegisteredComponent, BuildOptions, PluginManifest } from './plugin-system/kernel';
+
+// ---------------------------------------------------------------- configs
+export { loadConfig, defineConfig, mergeConfig, applyOverrides } from './config/loader';
+export type { ConfigDict, LoadedConfig } from './config/loader';
+export { parseRunSpec, IGNORED_KEYS } from './config/run-spec';
+export type { RunSpec, RunSpecOptions, HookSpec } from './config/run-spec';
 export { loadMmsegConfig, readMmsegConfig, convertMmsegConfig, writeMmsegConversion, defaultTypeCatalog } from './config/mmseg';
 export type { MmsegConfigOptions, ConvertOptions, ConvertResult, TypeCatalog, TypeCategory } from './config/mmseg';
+
+// ---------------------------------------------------------------- high-level API (MMSegmentation's apis/)
+export { loadConfigAndKernel, initSegmentor, inferenceSegmentor, testSegmentor, modelFromCheckpoint } from './apis/segmentor';
+export type { SegmentorHandle, InitOptions, ImageInput, InferenceResult, TestOptions, ConfigSource } from './apis/segmentor';
+
+// ---------------------------------------------------------------- training
+export { train, IterBasedRunner } from './training/runner';
+export type { TrainOptions, TrainResult } from './training/runner';
+export { buildOptimizer, buildOptimizerConstructor } from './training/build';
+export { seedEverything } from './training/seed';
+export { DataLoader } from './data/loader';
+export type { DataLoaderOptions, DataLoaderState } from './data/loader';
+
+// ---------------------------------------------------------------- models and evaluation
+export { EncoderDecoder, encoderDecoderDefinition } from './models/encoder-decoder';
+export type { EncoderDecoderOptions, SegmentorInferenceOptions } from './models/encoder-decoder';
+export { slideInference, slideWindows } from './models/inference';
+export { evaluateSegmentor, predictSample } from './evaluation/evaluate';
+export type { EvaluateOptions } from './evaluation/evaluate';
+export {
+  EVAL_METRICS,
+  BUILTIN_METRICS,
+  MIOU,
+  MDICE,
+  fscoreMetric,
+  resolveMetrics,
+  MetricAccumulator,
+  intersectAndUnion,
+  totalAreaToMetrics,
+  classTableRows,
+  formatMetricTables,
+} from './evaluation/metrics';
+export type { EvalMetric, AreaStats, LabelArray, ComputeOptions, EvalResults } from './evaluation/metrics';
+
+// ---------------------------------------------------------------- checkpoints
+export { saveCheckpoint, readCheckpoint } from './checkpoint/segkit-checkpoint';
+export type { LoadedCheckpoint } from './checkpoint/segkit-checkpoint';
+export { readSafetensors, writeSafetensors } from './checkpoint/safetensors';
+export type { StoredTensor } from './checkpoint/safetensors';
 export {
   readTorchCheckpoint,
   writeTorchCheckpoint,
@@ -39,9 +71,13 @@ export {
   resolveCheckpointUrl,
   oihwToHwio,
   hwioToOihw,
-  type TorchCheckpoint,
-  type CheckpointContents,
-  type LoadCheckpointOptions,
-  type LoadCheckpointReport,
-  type FetchCheckpointOptions,
+  shapeInLayout,
 } from './checkpoint';
+export type { TorchCheckpoint, CheckpointContents, LoadCheckpointOptions, LoadCheckpointReport, FetchCheckpointOptions } from './checkpoint';
+
+// ---------------------------------------------------------------- tools (not on the training path)
+export { plotLogCurves, readLogCurves, renderCurvesSvg } from './tools/plot';
+export type { CurveSeries, PlotOptions, SvgOptions } from './tools/plot';
+export { renderOverlay } from './tools/overlay';
+export { describeModel, formatModelInfo, configCropSize } from './tools/model-info';
+export type { ModuleInfo, ModelInfoReport } from './tools/model-info';

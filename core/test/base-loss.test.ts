@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { BaseLoss, checkPerClassList, loadLossClassWeight, lossWhere, type BuildContext, type LossParent, type LossCallOptions } from '../src';
-import { tempTree } from './helpers';
+import { tempTree } from '../src/testing';
 
 interface ToyOptions {
   loss_weight: number;

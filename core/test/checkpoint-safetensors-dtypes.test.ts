@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { readCheckpoint } from '../src/checkpoint/segkit-checkpoint';
 import { readSafetensors } from '../src/checkpoint/safetensors';
 import { readCheckpointFile } from '../src/checkpoint';
-import { errorMessage } from './helpers';
+import { errorMessage } from '../src/testing';
 
 interface RawTensor {
   dtype: string;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { nn } from '../src';
 import { ALLOWED_TORCH_GLOBALS, loadCheckpoint, readCheckpointFile, readTorchCheckpoint, readTorchCheckpointMeta, unpickleAt } from '../src/checkpoint';
-import { errorMessage } from './helpers';
+import { errorMessage } from '../src/testing';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'torch');
 const fixture = (name: string) => path.join(FIXTURES, name);

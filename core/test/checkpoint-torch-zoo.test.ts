@@ -25,7 +25,7 @@ import {
   writeTorchCheckpoint,
   type TensorData,
 } from '../src/checkpoint';
-import { errorMessage, recordingLogger } from './helpers';
+import { errorMessage, recordingLogger } from '../src/testing';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'torch');
 const TINY = fs.readFileSync(path.join(FIXTURES, 'tiny_model.pth'));

@@ -21,7 +21,7 @@ import {
   ZipArchive,
   type TensorData,
 } from '../src/checkpoint';
-import { errorMessage, recordingLogger } from './helpers';
+import { errorMessage, recordingLogger } from '../src/testing';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'torch');
 const fixture = (name: string) => path.join(FIXTURES, name);

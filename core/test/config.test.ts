@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { expect } from 'chai';
-import { applyOverrides, loadConfig, mergeConfig, parseOverrideValue } from '../src';
-import { errorMessage, tempTree } from './helpers';
+import { applyOverrides, loadConfig, mergeConfig, parseOverrideValue } from '../src/config/loader';
+import { errorMessage, tempTree } from '../src/testing';
 
 describe('configs', () => {
   it('merges _base_ lists parents first, dicts deep-merged, lists replaced', async () => {

@@ -2,7 +2,7 @@ import * as path from 'path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { DataLoader, SegkitError, SeededRandom, batchToTensors, collate, createKernel, type Batch, type Dataset, type Kernel } from '../src';
-import { errorMessage, recordingLogger } from './helpers';
+import { errorMessage, recordingLogger } from '../src/testing';
 
 const toyPlugin = path.join(__dirname, 'data-toy-plugin.js');
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { ContainerModule } from 'inversify';
 import { z } from 'zod';
 import { createKernel, definePlugin, TOKENS, SegkitError, type ComponentDefinition } from '../src';
-import { errorMessage, recordingLogger, tempTree } from './helpers';
+import { errorMessage, recordingLogger, tempTree } from '../src/testing';
 
 // Builds its options (not a real sampler): these tests look at validation and registration only.
 const samplerDefinition: ComponentDefinition<any, any> = {

@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { accuracy, checkDecodeLossConfig, computeDecodeLosses, loadClassWeight, parseLosses, parseNpy, weightReduceLoss, type Loss, type LossCallOptions, type PixelSampler } from '../src';
-import { tempTree } from './helpers';
+import { tempTree } from '../src/testing';
 
 const EPS = 1.1920928955078125e-7;
 const npy = (base64: string) => Buffer.from(base64, 'base64');

@@ -4,7 +4,7 @@ import * as path from 'path';
 import { expect } from 'chai';
 import { loadConfig } from '../src';
 import { convertMmsegConfig, writeMmsegConversion } from '../src/config/mmseg';
-import { errorMessage, tempTree } from './helpers';
+import { errorMessage, tempTree } from '../src/testing';
 
 const FIXTURES = path.join(__dirname, '../../test/fixtures/mmseg-configs');
 const silent = { onNotice: () => undefined };

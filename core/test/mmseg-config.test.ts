@@ -7,7 +7,7 @@ import { buildActivation, type ActivationConfig } from '../src/nn/activation';
 import { buildNormLayer } from '../src/nn/norm';
 import { KNOWN_PROVIDERS } from '../src/plugin-system/known-plugins';
 import { CORE_TYPES, MMSEG_MODULE_PLUGINS, PLUGIN_LAYER_TYPES, defaultTypeCatalog, loadMmsegConfig, readMmsegConfig } from '../src/config/mmseg';
-import { errorMessage, tempTree } from './helpers';
+import { errorMessage, tempTree } from '../src/testing';
 
 // Fixtures: MMSegmentation 0.x configs and hand-written ones; expected/*.json were written by
 // make_expected.py, which runs each file with Python and merges the bases with MMCV's rules.

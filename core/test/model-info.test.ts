@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { configCropSize, describeModel, formatModelInfo, nn, type EncoderDecoder, type Kernel } from '../src';
-import { TOY_MODEL, toyKernel } from './models-helpers';
+import { TOY_MODEL, toyKernel } from '../src/testing';
 
 describe('describeModel / formatModelInfo', () => {
   let kernel: Kernel;

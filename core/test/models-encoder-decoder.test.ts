@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { EncoderDecoder, SegkitError, nn, slideInference, slideWindows, type Kernel } from '../src';
-import { TOY_MODEL, ToyHead, toyKernel } from './models-helpers';
+import { TOY_MODEL, ToyHead, toyKernel } from '../src/testing';
 import { expectClose, expectNoLeak } from './nn-helpers';
 
 describe('EncoderDecoder and the decode-head base', () => {
@@ -187,6 +187,19 @@ describe('EncoderDecoder and the decode-head base', () => {
     expect((model.decodeHead as ToyHead).inChannels).to.equal(8);
     const logits = tf.tidy(() => model.decodeHead.forward(model.extractFeat(images())));
     expect(logits.shape).to.deep.equal([2, 8, 8, 3]);
+    logits.dispose();
+    // Values: a 2×2 map [1,2;3,4] (4 equal channels) and a 1×1 map of 10s → each pixel's first 4 channels from
+    // the first map, the last 4 from the second resized to 2×2 (bilinear of one value: 10 everywhere).
+    const before = tf.memory().numTensors;
+    const concatenated = tf.tidy(() => {
+      const first = tf.tile(tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]), [1, 1, 1, 4]);
+      const second = tf.fill([1, 1, 1, 4], 10);
+      return (model.decodeHead as unknown as { transformInputs(f: tf.Tensor[]): tf.Tensor4D }).transformInputs([first, second]);
+    });
+    expect(concatenated.shape).to.deep.equal([1, 2, 2, 8]);
+    expect(Array.from(concatenated.dataSync())).to.deep.equal([1, 1, 1, 1, 10, 10, 10, 10, 2, 2, 2, 2, 10, 10, 10, 10, 3, 3, 3, 3, 10, 10, 10, 10, 4, 4, 4, 4, 10, 10, 10, 10]);
+    concatenated.dispose();
+    expect(tf.memory().numTensors).to.equal(before);
     model.dispose();
   });
 

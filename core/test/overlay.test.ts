@@ -1,9 +1,10 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
-import { renderOverlay, writePng } from '../src/tools';
+import { renderOverlay } from '../src/tools/overlay';
+import { writePng } from '../src/io/image';
 import { SegkitError } from '../src/errors';
-import { tempTree } from './helpers';
+import { tempTree } from '../src/testing';
 
 interface DecodedPng {
   width: number;

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
-import { plotLogCurves, readLogCurves } from '../src/tools';
+import { plotLogCurves, readLogCurves } from '../src/tools/plot';
 import { SegkitError } from '../src/errors';
-import { tempTree } from './helpers';
+import { tempTree } from '../src/testing';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 

@@ -10,6 +10,7 @@ import { evaluateSegmentor, predictSample } from '../evaluation/evaluate';
 import { seedEverything } from '../training/seed';
 import { Compose } from '../data/compose';
 import { SeededRandom } from '../data/random';
+import { readImage } from '../io/image';
 
 /** A config file path, or a loaded config (with its folder for relative plugin paths). */
 export type ConfigSource = string | LoadedConfig;
@@ -96,16 +97,20 @@ export function testDatasetConfig(config: LoadedConfig): { cfg: Record<string, u
   return { cfg, path: data.test ? 'data.test' : 'data.val' };
 }
 
-/** An image for `inferenceSegmentor`: a file path, RGB(A) pixels (`ImageData`-like), or a tensor [H,W,3] RGB. */
-export type ImageInput = string | { data: Uint8Array | Uint8ClampedArray; width: number; height: number } | tf.Tensor3D;
+/**
+ * An image for `inferenceSegmentor`: a file path, the bytes of an encoded image file (PNG, JPEG, ...; a Buffer
+ * is a Uint8Array), RGB(A) pixels (`ImageData`-like), or a tensor [H,W,3] RGB.
+ */
+export type ImageInput = string | Uint8Array | { data: Uint8Array | Uint8ClampedArray; width: number; height: number } | tf.Tensor3D;
 
 export interface InferenceResult {
   /** Label map at the image's size, [H,W] int32. */
   labels: NdArray<Int32Array>;
 }
 
-/** RGB(A) pixels or an RGB tensor as the BGR uint8 image `LoadImageFromFile` would have produced. */
+/** Encoded bytes, RGB(A) pixels or an RGB tensor as the BGR uint8 image `LoadImageFromFile` would have produced. */
 async function toBgr(image: Exclude<ImageInput, string>): Promise<NdArray<Uint8Array>> {
+  if (image instanceof Uint8Array) return readImage(image, { order: 'bgr', name: `the ${image.byteLength} bytes of image data given to inferenceSegmentor` });
   let rgb: Uint8Array | Uint8ClampedArray | Int32Array | Float32Array;
   let height: number;
   let width: number;

@@ -3,6 +3,7 @@ import { SegkitError } from '../errors';
 import type { Module } from '../nn/module';
 import type { Logger } from '../plugin-system/registries';
 import { oihwToHwio, shapeInLayout, type WeightLayout } from './mapping';
+import { formatTextTable } from '../tools/text-table';
 import type { TensorData } from './torch-tensors';
 
 export interface LoadStateDictOptions {
@@ -45,8 +46,7 @@ export function formatLoadReport(
     ...unexpected.map((key) => ['unexpected', key, formatShape(checkpointShapes.get(key)), '-']),
     ...missing.map((key) => ['missing', key, '-', formatShape(modelShapes.get(key))]),
   ];
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  for (const row of rows) lines.push(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
+  lines.push(formatTextTable(rows[0]!, rows.slice(1)));
   return lines.join('\n');
 }
 

@@ -6,7 +6,7 @@ import { SegkitError } from '../errors';
 import type { Module } from '../nn/module';
 import { moduleStateDict } from './checkpoint-file';
 import { convertLayout } from './mapping';
-import { readCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './segkit-checkpoint';
+import { readCheckpointForResume, type CheckpointMeta, type LoadedCheckpoint } from './segkit-checkpoint';
 import { readTorchCheckpoint, readTorchCheckpointMeta, SEGKIT_OPTIMIZER_ENTRY, writeTorchCheckpoint } from './torch-format';
 import type { TensorData } from './torch-tensors';
 
@@ -111,12 +111,39 @@ export async function readSegkitTorchCheckpoint(file: string): Promise<LoadedChe
 }
 
 /**
- * What `--resume-from` restores from: segkit's `.safetensors` (as before), or a `.pth` segkit's runner wrote
- * (`checkpoint_config.format: 'pth'`). Null for anything that carries no segkit optimizer state — another
- * `.pth`, a model-zoo name or URL — whose weights only can be loaded.
+ * What `--resume-from` restores from: segkit's `.safetensors` (`readCheckpointForResume`), or a `.pth` segkit's
+ * runner wrote (`checkpoint_config.format: 'pth'`). Null for anything that carries no segkit optimizer state —
+ * another `.pth`, a model-zoo name or URL — whose weights only can be loaded. A damaged `.pth` is an error that
+ * names the newest intact `iter_N.pth` beside it, as for safetensors.
  */
 export async function readResumeCheckpoint(file: string): Promise<LoadedCheckpoint | null> {
-  if (checkpointFormatOf(file) === 'safetensors') return file.toLowerCase().endsWith('.safetensors') ? readCheckpoint(file) : null;
+  if (checkpointFormatOf(file) === 'safetensors') return file.toLowerCase().endsWith('.safetensors') ? readCheckpointForResume(file) : null;
   if (!fs.existsSync(file)) return null;
-  return readSegkitTorchCheckpoint(file);
+  try {
+    return await readSegkitTorchCheckpoint(file);
+  } catch (error) {
+    if (!(error instanceof SegkitError)) throw error;
+    const intact = await newestIntactTorchCheckpoint(path.dirname(path.resolve(file)), file);
+    throw new SegkitError(`--resume-from: ${error.message}${intact ? `; the newest intact checkpoint there is ${intact}: resume from it with --resume-from ${intact}` : ''}`);
+  }
+}
+
+/** The newest `iter_N.pth` in `dir` that reads back completely (other than `exclude`), or undefined. */
+async function newestIntactTorchCheckpoint(dir: string, exclude: string): Promise<string | undefined> {
+  const periodic = fs
+    .readdirSync(dir)
+    .map((name) => ({ name, iter: Number(/^iter_(\d+)\.pth$/.exec(name)?.[1] ?? NaN) }))
+    .filter(({ iter }) => Number.isInteger(iter))
+    .sort((a, b) => b.iter - a.iter);
+  for (const { name } of periodic) {
+    const candidate = path.join(dir, name);
+    if (path.resolve(candidate) === path.resolve(exclude)) continue;
+    try {
+      await readTorchCheckpoint(candidate, { sections: [SEGKIT_OPTIMIZER_ENTRY] });
+      return candidate;
+    } catch {
+      // damaged too: try the next older one
+    }
+  }
+  return undefined;
 }

@@ -7,26 +7,21 @@ import { seedEverything } from '../training/seed';
 import { buildOptimizerConstructor } from '../training/build';
 import { plotLogCurves } from '../tools/plot';
 import { configCropSize, describeModel, formatModelInfo } from '../tools/model-info';
-import { renderOverlay, writePng } from '../tools/overlay';
+import { renderOverlay } from '../tools/overlay';
+import { readImage, writePng } from '../io/image';
 import { configSection, inferenceSegmentor, initSegmentor, loadConfigAndKernel, testDatasetConfig as testDatasetConfigOf, testSegmentor } from '../apis/segmentor';
 import type { NdArray } from '../components';
 import { withCommon, type CommonOptions } from './options';
 import { writeMmsegConversion } from '../config/mmseg';
 import { convertCheckpoint } from '../checkpoint';
 
-/** The dataset's image as RGB uint8 for overlays (pipelines load BGR like OpenCV). */
-async function originalRgb(file: string): Promise<NdArray<Uint8Array>> {
-  const sharp = require('sharp') as (input: string) => { removeAlpha(): any; raw(): any; toBuffer(o: { resolveWithObject: true }): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }> };
-  const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), shape: [info.height, info.width, info.channels] };
-}
-
 async function writePrediction(outDir: string, file: string, prediction: NdArray<Int32Array>, palette: readonly (readonly number[])[], opacity: number): Promise<string[]> {
   fs.mkdirSync(outDir, { recursive: true });
   const stem = path.basename(file).replace(/\.[^.]+$/, '');
   const overlayFile = path.join(outDir, `${stem}_overlay.png`);
   const labelFile = path.join(outDir, `${stem}_pred.png`);
-  const rgb = await originalRgb(file);
+  // Pipelines decode BGR like OpenCV; the overlay is drawn on the image as people see it.
+  const rgb = await readImage(file, { order: 'rgb' });
   writePng(overlayFile, renderOverlay(rgb, prediction.data, palette.map((c) => [...c]), opacity));
   writePng(labelFile, prediction);
   return [overlayFile, labelFile];
@@ -65,10 +60,11 @@ export function installTrainingCommands(program: Command): void {
     .option('--seed <n>', 'random seed (parameter init, data order, augmentation)', (v) => Number.parseInt(v, 10))
     .option('--deterministic', 'accepted for MMSegmentation parity: segkit runs are deterministic for a given seed and backend')
     .option('--no-validate', 'do not evaluate during training')
-    .action(async (file: string, options: CommonOptions & { workDir?: string; resumeFrom?: string; loadFrom?: string; seed?: number; validate: boolean }) => {
+    .option('--strict', 'unknown top-level config keys are errors (default: warnings)')
+    .action(async (file: string, options: CommonOptions & { workDir?: string; resumeFrom?: string; loadFrom?: string; seed?: number; validate: boolean; strict?: boolean }) => {
       if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new SegkitError('--seed: expected an integer');
       const { config, kernel } = await loadConfigAndKernel(file, options);
-      const result = await train({ kernel, config, workDir: options.workDir, resumeFrom: options.resumeFrom, loadFrom: options.loadFrom, seed: options.seed, noValidate: !options.validate });
+      const result = await train({ kernel, config, workDir: options.workDir, resumeFrom: options.resumeFrom, loadFrom: options.loadFrom, seed: options.seed, noValidate: !options.validate, strict: options.strict });
       console.log(`finished ${result.iter} iterations; work_dir: ${result.workDir}`);
     });
 

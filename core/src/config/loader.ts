@@ -9,7 +9,8 @@ export type ConfigDict = Record<string, unknown>;
 
 const CONFIG_EXTENSIONS = ['.ts', '.js', '.cjs', '.mjs', '.json', '.py'];
 
-function isDict(value: unknown): value is ConfigDict {
+/** A plain dict (not null, not a list): what a config section or component config must be. */
+export function isDict(value: unknown): value is ConfigDict {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 

@@ -25,7 +25,7 @@ export interface TransformOptionsMap {}
 export interface HookOptionsMap {}
 export interface MetricOptionsMap {}
 
-interface Mergeable {
+export interface Mergeable {
   /** Replace the base config's dict instead of merging into it. */
   _delete_?: boolean;
 }
@@ -86,36 +86,5 @@ export interface DataSplitConfig extends Mergeable {
   [option: string]: unknown;
 }
 
-export interface SegkitConfig {
-  _base_?: string | string[];
-  /** Plugin packages or files this config needs (MMSegmentation's `custom_imports`). */
-  plugins?: string[];
-  backend?: string;
-  model?: ModelConfig;
-  data?: Mergeable & {
-    samples_per_gpu?: number;
-    workers_per_gpu?: number;
-    train?: DataSplitConfig;
-    val?: DataSplitConfig;
-    test?: DataSplitConfig;
-  };
-  // `constructor` (the optimizer-constructor type) is accepted at run time but cannot be typed:
-  // every object literal inherits Object.prototype.constructor.
-  optimizer?: OptimizerConfig & { paramwise_cfg?: Record<string, unknown> };
-  optimizer_config?: Record<string, unknown>;
-  lr_config?: Mergeable & { policy?: string; [option: string]: unknown };
-  runner?: Mergeable & { type?: 'IterBasedRunner'; max_iters?: number };
-  checkpoint_config?: Mergeable & { by_epoch?: boolean; interval?: number; max_keep_ckpts?: number; save_last?: boolean };
-  evaluation?: Mergeable & { interval?: number; metric?: string | string[]; pre_eval?: boolean; save_best?: string; by_epoch?: boolean };
-  log_config?: Mergeable & { interval?: number; hooks?: HookConfig[] };
-  custom_hooks?: HookConfig[];
-  work_dir?: string;
-  load_from?: string | null;
-  resume_from?: string | null;
-  seed?: number | null;
-  deterministic?: boolean;
-  workflow?: [string, number][];
-  log_level?: string;
-  dist_params?: Record<string, unknown>;
-  cudnn_benchmark?: boolean;
-}
+/** The type of `defineConfig`: the run spec's input type (every top-level key MMSegmentation 0.x configs use). */
+export type { SegkitConfig } from './run-spec';

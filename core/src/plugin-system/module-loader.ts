@@ -15,7 +15,12 @@ export async function loadModule(file: string): Promise<unknown> {
       jitiInstance = createJiti(path.join(process.cwd(), 'noop.js'), {
         moduleCache: true,
         interopDefault: false,
-        alias: { '@segkit/core': path.resolve(__dirname, '..', 'index.js') },
+        // Entry points longest first: jiti matches aliases as prefixes.
+        alias: {
+          '@segkit/core/plugin': path.resolve(__dirname, '..', 'plugin-api.js'),
+          '@segkit/core/testing': path.resolve(__dirname, '..', 'testing', 'index.js'),
+          '@segkit/core': path.resolve(__dirname, '..', 'index.js'),
+        },
       });
     }
     return jitiInstance.import(file);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { formatTextTable } from './text-table';
 import { Module, countFlops } from '../nn';
 
 /** One top-level child of the model (backbone, decode_head, ...). */
@@ -89,16 +90,12 @@ export function formatModelInfo(report: ModelInfoReport): string {
   const header = ['module', 'type', 'params', 'trainable', 'tensors', 'FLOPs'];
   const rows = report.modules.map((m) => [m.name, m.type, thousands(m.parameters), thousands(m.trainableParameters), String(m.tensors), gflops(m.flops)]);
   rows.push(['total', report.type, thousands(report.parameters), thousands(report.trainableParameters), String(report.tensors), gflops(report.flops)]);
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   return [
     `Input shape: (${report.inputShape.join(', ')})`,
     `Flops: ${gflops(report.flops)}`,
     `Params: ${(report.parameters / 1e6).toFixed(2)} M (${thousands(report.parameters)} in ${report.tensors} tensors; ${thousands(report.trainableParameters)} trainable)`,
     '',
-    line(header),
-    ...rows.slice(0, -1).map(line),
-    line(rows[rows.length - 1]!),
+    formatTextTable(header, rows, [2, 3, 4, 5]),
   ].join('\n');
 }
 

@@ -1,5 +1,3 @@
-import * as fs from 'fs';
-import * as path from 'path';
 import type { NdArray } from '../components';
 import { SegkitError } from '../errors';
 
@@ -36,42 +34,4 @@ export function renderOverlay(
     for (let c = 0; c < 3; c++) out[i * 3 + c] = Math.trunc(out[i * 3 + c]! * keep + colour[c]! * opacity);
   }
   return { data: out, shape: [height!, width!, 3] };
-}
-
-/** Minimal view of fast-png's encoder, so that core compiles and runs without it. */
-interface FastPng {
-  encode(image: { width: number; height: number; data: Uint8Array; channels: number; depth: 8 }): Uint8Array;
-}
-
-function loadFastPng(): FastPng {
-  try {
-    return require('fast-png') as FastPng;
-  } catch {
-    throw new SegkitError('PNG output needs the fast-png package; npm install fast-png');
-  }
-}
-
-/**
- * Writes an 8-bit PNG: RGB for [H, W, 3] arrays; grayscale for [H, W] or [H, W, 1] label maps, whose pixel
- * values are the class indices (0..255), as MMSegmentation's `format_results` writes them.
- */
-export function writePng(file: string, array: NdArray<Uint8Array | Int32Array>): void {
-  const [height, width, channels = 1] = array.shape;
-  if (array.shape.length < 2 || array.shape.length > 3 || (channels !== 1 && channels !== 3)) {
-    throw new SegkitError(`${file}: expected an image of shape [H, W, 3] or a label map of shape [H, W], got [${array.shape.join(', ')}]`);
-  }
-  if (array.data.length !== height! * width! * channels) {
-    throw new SegkitError(`${file}: shape [${array.shape.join(', ')}] needs ${height! * width! * channels} values, got ${array.data.length}`);
-  }
-  let data: Uint8Array;
-  if (array.data instanceof Uint8Array) {
-    data = array.data;
-  } else {
-    const outOfRange = array.data.find((v) => v < 0 || v > 255);
-    if (outOfRange !== undefined) throw new SegkitError(`${file}: an 8-bit PNG holds values 0..255, got ${outOfRange}`);
-    data = Uint8Array.from(array.data);
-  }
-  const png = loadFastPng().encode({ width: width!, height: height!, data, channels, depth: 8 });
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, png);
 }

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { SegkitError, nearestName } from '../errors';
+import { svgToPng } from '../io/image';
 
 /** One line of the plot: a log key's values against iteration. */
 export interface CurveSeries {
@@ -91,19 +92,6 @@ export async function plotLogCurves(logFile: string, options: PlotOptions): Prom
   if (format === '.svg') fs.writeFileSync(options.out, svg);
   else fs.writeFileSync(options.out, await svgToPng(svg));
   return options.out;
-}
-
-/** Minimal view of sharp, so that core compiles and runs without it. */
-type SharpFactory = (input: Buffer) => { png(): { toBuffer(): Promise<Buffer> } };
-
-async function svgToPng(svg: string): Promise<Buffer> {
-  let sharp: SharpFactory;
-  try {
-    sharp = require('sharp') as SharpFactory;
-  } catch {
-    throw new SegkitError('PNG output needs the sharp package; use .svg or npm install sharp');
-  }
-  return sharp(Buffer.from(svg)).png().toBuffer();
 }
 
 export interface SvgOptions {

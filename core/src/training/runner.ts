@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Subscription } from 'rxjs';
 import type { Kernel } from '../plugin-system/kernel';
 import type { LoadedConfig } from '../config/loader';
-import type { Dataset, EvaluationResult, LrScheduler, Metric, Optimizer, RunnerView, Segmentor } from '../components';
+import type { Dataset, EvaluationResult, InferenceOptions, LrScheduler, Metric, Optimizer, RunnerView, Segmentor } from '../components';
 import type { EventBus, EventOf, GroupLr } from '../bus';
 import { SegkitError } from '../errors';
 import { DataLoader, batchToTensors, type Batch } from '../data';
@@ -13,10 +13,11 @@ import { saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../c
 import { checkpointFormatOf, datasetMeta, readResumeCheckpoint, saveSegkitTorchCheckpoint, type CheckpointFormat } from '../checkpoint/segkit-pth';
 import { loadCheckpoint, loadPretrainedWeights } from '../checkpoint';
 import { evaluateSegmentor } from '../evaluation/evaluate';
-import { Hook, type HookPoint } from './hook';
-import { buildHooks } from './hooks';
+import { Hook, sortByPriority, type HookPoint } from './hook';
 import { seedEverything, seedIteration } from './seed';
-import { buildOptimizer, buildLrScheduler, configSection as section } from './build';
+import { parseRunSpec, type RunSpec } from '../config/run-spec';
+import { buildOptimizer } from './build';
+import { lockWorkDir, uniqueTimestamp } from './work-dir-lock';
 
 export interface TrainOptions {
   kernel: Kernel;
@@ -28,6 +29,8 @@ export interface TrainOptions {
   seed?: number;
   /** Run validation only when hooks ask for it (default) — `noValidate` drops the EvalHook. */
   noValidate?: boolean;
+  /** Unknown top-level config keys are errors instead of warnings. */
+  strict?: boolean;
 }
 
 function timestampNow(): string {
@@ -36,17 +39,8 @@ function timestampNow(): string {
   return `${d.getFullYear()}${two(d.getMonth() + 1)}${two(d.getDate())}_${two(d.getHours())}${two(d.getMinutes())}${two(d.getSeconds())}`;
 }
 
-
-function maxItersOf(config: LoadedConfig): number {
-  const runner = section<{ type?: string; max_iters?: unknown }>(config, 'runner', true)!;
-  if (runner.type !== undefined && runner.type !== 'IterBasedRunner') {
-    throw new SegkitError(`runner.type: segkit trains by iterations; expected 'IterBasedRunner', got ${JSON.stringify(runner.type)}`, 'runner.type');
-  }
-  if (!Number.isInteger(runner.max_iters) || (runner.max_iters as number) < 1) {
-    throw new SegkitError(`runner.max_iters: expected a positive integer, got ${JSON.stringify(runner.max_iters)}`, 'runner.max_iters');
-  }
-  return runner.max_iters as number;
-}
+/** Batches in a row with a non-finite loss after which `nan_policy: 'skip'` gives up. */
+const MAX_CONSECUTIVE_SKIPS = 10;
 
 /** Param-group lrs for the log: every group, labelled by the custom key that set it. */
 function groupLrs(optimizer: Optimizer): GroupLr[] {
@@ -70,9 +64,12 @@ export class IterBasedRunner implements RunnerView {
   readonly maxIters: number;
   readonly model: Segmentor;
   readonly optimizer: Optimizer;
-  readonly timestamp = timestampNow();
+  /** Start time of the run (log file names), made unique in the work dir when the run starts. */
+  timestamp = timestampNow();
   readonly seed: number;
   iter = 0;
+  private readonly spec: RunSpec;
+  private skippedBatches = 0;
   private readonly scheduler: LrScheduler | undefined;
   private trainLoader: DataLoader | undefined;
   private valDataset: Dataset | undefined;
@@ -85,16 +82,17 @@ export class IterBasedRunner implements RunnerView {
     readonly config: LoadedConfig,
     private readonly options: TrainOptions,
   ) {
-    this.maxIters = maxItersOf(config);
+    this.spec = parseRunSpec(config, { strict: options.strict, noValidate: options.noValidate, logger: { warn: (m) => kernel.warnOnce(m) } });
+    this.maxIters = this.spec.maxIters;
     const configName = config.filename ? path.basename(config.filename).replace(/\.(ts|js|json|cjs|mjs|py)$/, '') : 'run';
-    this.workDir = path.resolve(options.workDir ?? (config.work_dir as string | undefined) ?? path.join('work_dirs', configName));
-    this.seed = options.seed ?? (typeof config.seed === 'number' ? config.seed : 0);
+    this.workDir = path.resolve(options.workDir ?? this.spec.workDir ?? path.join('work_dirs', configName));
+    this.seed = options.seed ?? this.spec.seed ?? 0;
     seedEverything(this.seed);
-    this.model = kernel.build('segmentors', section(config, 'model', true), { path: 'model' });
+    this.model = kernel.build('segmentors', this.spec.model, { path: 'model' });
     this.model.train();
-    this.optimizer = buildOptimizer(kernel, this.model, section(config, 'optimizer', true));
-    this.scheduler = buildLrScheduler(kernel, config, this.maxIters);
-    this.hooks = buildHooks(kernel, config, { noValidate: options.noValidate ?? false });
+    this.optimizer = buildOptimizer(kernel, this.model, this.spec.optimizer);
+    this.scheduler = this.spec.lrScheduler ? kernel.build('lrSchedulers', this.spec.lrScheduler, { path: 'lr_config', parent: { maxIters: this.maxIters } }) : undefined;
+    this.hooks = sortByPriority(this.spec.hooks.map(({ cfg, path: at }) => kernel.build('hooks', cfg, { path: at, parent: { logInterval: this.spec.logInterval } })));
   }
 
   get bus(): EventBus {
@@ -103,15 +101,15 @@ export class IterBasedRunner implements RunnerView {
 
   /** Starts the training loader (and its worker threads): only inside `run`'s try/finally, which closes it. */
   private startTrainLoader(): DataLoader {
-    const data = section<Record<string, unknown>>(this.config, 'data', true)!;
+    const { data } = this.spec;
     this.trainLoader = DataLoader.fromConfig(this.kernel, data.train, {
-      batchSize: (data.samples_per_gpu as number | undefined) ?? 2,
-      workers: (data.workers_per_gpu as number | undefined) ?? 0,
+      batchSize: data.samplesPerGpu,
+      workers: data.workersPerGpu,
       shuffle: true,
       dropLast: true,
       infinite: true,
       seed: this.seed,
-      plugins: (this.config.plugins as string[] | undefined) ?? [],
+      plugins: this.spec.plugins,
       path: 'data.train',
     });
     return this.trainLoader;
@@ -119,17 +117,16 @@ export class IterBasedRunner implements RunnerView {
 
   private validationDataset(): Dataset {
     if (!this.valDataset) {
-      const data = section<Record<string, unknown>>(this.config, 'data', true)!;
-      if (!data.val) throw new SegkitError('data.val: evaluation needs a validation dataset config', 'data.val');
-      this.valDataset = this.kernel.build('datasets', data.val, { path: 'data.val' });
+      const { val } = this.spec.data;
+      if (!val) throw new SegkitError('data.val: evaluation needs a validation dataset config', 'data.val');
+      this.valDataset = this.kernel.build('datasets', val, { path: 'data.val' });
     }
     return this.valDataset;
   }
 
   /** Evaluates on the validation set, publishes the tables (`log`) and `eval:end`, then runs the hooks' `afterVal`. */
   async evaluate(metrics: readonly Metric[]): Promise<EvaluationResult> {
-    const model = section<Record<string, unknown>>(this.config, 'model', true)!;
-    const result = await evaluateSegmentor(this.model, this.validationDataset(), { testCfg: (model.test_cfg ?? {}) as never, metrics });
+    const result = await evaluateSegmentor(this.model, this.validationDataset(), { testCfg: (this.spec.model.test_cfg ?? {}) as InferenceOptions, metrics });
     this.lastEvaluation = result;
     this.bus.emit({ type: 'log', level: 'info', message: result.text });
     this.bus.emit({ type: 'eval:end', iter: this.iter, metrics: result.metrics, classTable: result.classTable });
@@ -208,8 +205,12 @@ export class IterBasedRunner implements RunnerView {
     return subscriptions;
   }
 
-  /** One optimisation step; returns the logged loss values. Everything tensor-valued is freed here. */
-  private async step(images: tf.Tensor4D, labels: tf.Tensor3D): Promise<Record<string, number>> {
+  /**
+   * One optimisation step; returns the logged loss values, or null when the loss was not finite and the
+   * batch was skipped (`nan_policy: 'skip'`). The loss terms are read (one asynchronous readback) before the
+   * optimizer step, so a NaN never reaches the weights. Everything tensor-valued is freed here.
+   */
+  private async step(images: tf.Tensor4D, labels: tf.Tensor3D): Promise<Record<string, number> | null> {
     let logTensors: Record<string, tf.Scalar> = {};
     const trainable = this.model.parameters().filter((variable) => variable.trainable);
     const { value, grads } = tf.variableGrads(() => {
@@ -218,25 +219,46 @@ export class IterBasedRunner implements RunnerView {
       return parsed.loss;
     }, trainable);
     try {
-      this.optimizer.step(grads);
+      const losses = await readLossValues(logTensors);
+      const bad = Object.entries(losses).filter(([, v]) => !Number.isFinite(v));
+      if (bad.length === 0) {
+        this.optimizer.step(grads);
+        this.skippedBatches = 0;
+        return losses;
+      }
+      const terms = bad.map(([key, v]) => `${key}: ${v}`).join(', ');
+      if (this.spec.nanPolicy === 'stop') {
+        throw new SegkitError(
+          `iteration ${this.iter + 1}: the loss is not finite (${terms}); training stopped before the optimizer step, so no checkpoint holds these values (lower the lr, check the data, or set nan_policy: 'skip')`,
+          'nan_policy',
+        );
+      }
+      this.skippedBatches += 1;
+      if (this.skippedBatches >= MAX_CONSECUTIVE_SKIPS) {
+        throw new SegkitError(`iteration ${this.iter + 1}: the loss was not finite for ${this.skippedBatches} batches in a row (${terms}); training stopped`, 'nan_policy');
+      }
+      this.bus.emit({ type: 'log', level: 'warn', message: `iteration ${this.iter + 1}: the loss is not finite (${terms}); batch skipped (nan_policy: 'skip', ${this.skippedBatches} in a row)` });
+      return null;
     } finally {
-      tf.dispose([value, ...Object.values(grads)]);
-    }
-    try {
-      return await readLossValues(logTensors);
-    } finally {
-      tf.dispose(Object.values(logTensors));
+      tf.dispose([value, ...Object.values(grads), ...Object.values(logTensors)]);
     }
   }
 
   async run(): Promise<TrainResult> {
     const observers = this.routeToLogger();
     let batches: AsyncIterator<Batch> | undefined;
+    let unlock: (() => void) | undefined;
     try {
-      fs.mkdirSync(this.workDir, { recursive: true });
+      try {
+        fs.mkdirSync(this.workDir, { recursive: true });
+      } catch (error) {
+        throw new SegkitError(`work_dir: cannot create ${this.workDir}: ${(error as Error).message}`, 'work_dir');
+      }
+      unlock = lockWorkDir(this.workDir, (message) => this.kernel.logger.warn(message));
+      this.timestamp = uniqueTimestamp(this.workDir, this.timestamp);
       const loader = this.startTrainLoader();
-      const resumeFrom = this.options.resumeFrom ?? (this.config.resume_from as string | null | undefined) ?? undefined;
-      const loadFrom = this.options.loadFrom ?? (this.config.load_from as string | null | undefined) ?? undefined;
+      const resumeFrom = this.options.resumeFrom ?? this.spec.resumeFrom ?? undefined;
+      const loadFrom = this.options.loadFrom ?? this.spec.loadFrom ?? undefined;
       // MMSegmentation's order: pretrained weights at model init, then load_from over them; a resume replaces both.
       const resumable = resumeFrom ? await readResumeCheckpoint(resumeFrom) : null;
       if (resumeFrom && !resumable) {
@@ -244,7 +266,7 @@ export class IterBasedRunner implements RunnerView {
         await this.loadWeights(resumeFrom);
       } else if (resumeFrom && resumable) await this.resume(resumeFrom, resumable, loader);
       else {
-        await loadPretrainedWeights(this.model, section<Record<string, unknown>>(this.config, 'model', true)!, { logger: this.kernel.logger });
+        await loadPretrainedWeights(this.model, this.spec.model, { logger: this.kernel.logger });
         if (loadFrom) await this.loadWeights(loadFrom);
       }
       for (const hook of this.hooks) {
@@ -267,12 +289,13 @@ export class IterBasedRunner implements RunnerView {
         seedIteration(this.seed, this.iter);
         const { images, labels } = batchToTensors(batch);
         if (!labels) throw new SegkitError('data.train: the pipeline produced no gt_semantic_seg (is LoadAnnotations / Collect missing?)', 'data.train.pipeline');
-        let losses: Record<string, number>;
+        let losses: Record<string, number> | null;
         try {
           losses = await this.step(images, labels);
         } finally {
           tf.dispose([images, labels]);
         }
+        if (losses === null) continue;
         this.iter += 1;
         const memory = tf.memory();
         this.bus.emit({
@@ -299,6 +322,7 @@ export class IterBasedRunner implements RunnerView {
       await this.callHooks('afterRun');
       this.bus.flushRepeatedErrors();
       observers.unsubscribe();
+      unlock?.();
     }
     return { workDir: this.workDir, iter: this.iter, lastCheckpoint: this.lastCheckpoint, lastEvaluation: this.lastEvaluation };
   }

@@ -60,35 +60,10 @@ export const resnetV1cDefinition: ComponentOf<'backbones', z.output<typeof resne
 
 export const plugin = definePlugin({ name, version, components: { backbones: [resnetDefinition, resnetV1cDefinition] } });
 
-type ResNetConfig = {
-  depth: 18 | 34 | 50 | 101 | 152;
-  in_channels?: number;
-  stem_channels?: number;
-  base_channels?: number;
-  num_stages?: number;
-  strides?: number[];
-  dilations?: number[];
-  out_indices?: number[];
-  style?: 'pytorch' | 'caffe';
-  avg_down?: false;
-  frozen_stages?: number;
-  conv_cfg?: { type: 'Conv2d' | 'Conv' } | null;
-  norm_cfg?: { type: string; requires_grad?: boolean; num_groups?: number };
-  norm_eval?: boolean;
-  dcn?: null;
-  stage_with_dcn?: boolean[];
-  plugins?: null;
-  multi_grid?: number[] | null;
-  contract_dilation?: boolean;
-  with_cp?: boolean;
-  zero_init_residual?: boolean;
-  pretrained?: string | null;
-  init_cfg?: unknown;
-};
 
 declare module '@segkit/core' {
   interface BackboneOptionsMap {
-    ResNet: ResNetConfig & { deep_stem?: boolean };
-    ResNetV1c: ResNetConfig;
+    ResNet: z.input<typeof resnetSchema>;
+    ResNetV1c: z.input<typeof resnetV1cSchema>;
   }
 }

@@ -73,33 +73,7 @@ export const plugin = definePlugin({ name, version, components: { backbones: [un
 
 declare module '@segkit/core' {
   interface BackboneOptionsMap {
-    UNet: {
-      in_channels?: number;
-      base_channels?: number;
-      num_stages?: number;
-      strides?: number[];
-      enc_num_convs?: number[];
-      dec_num_convs?: number[];
-      downsamples?: boolean[];
-      enc_dilations?: number[];
-      dec_dilations?: number[];
-      with_cp?: boolean;
-      conv_cfg?: { type: 'Conv2d' | 'Conv' } | null;
-      norm_cfg?: { type: string; requires_grad?: boolean; num_groups?: number } | null;
-      act_cfg?: { type: string } | null;
-      upsample_cfg?: {
-        type: 'InterpConv';
-        conv_first?: boolean;
-        kernel_size?: number;
-        stride?: number;
-        padding?: number;
-        upsample_cfg?: { scale_factor?: number; size?: [number, number]; mode?: 'bilinear' | 'nearest'; align_corners?: boolean };
-      };
-      norm_eval?: boolean;
-      dcn?: null;
-      plugins?: null;
-      pretrained?: string | null;
-      init_cfg?: unknown;
-    };
+    UNet: z.input<typeof unetSchema>;
   }
+
 }

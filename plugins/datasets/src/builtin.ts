@@ -25,7 +25,7 @@ export const DRIVEDatasetDefinition = datasetDefinition(
   }),
 );
 
-const repeatSchema = z.object({
+export const repeatSchema = z.object({
   dataset: z.record(z.string(), z.unknown(), { error: 'expected the config of the dataset to repeat' }),
   times: z.number().int().positive({ error: 'expected a positive integer' }),
 });

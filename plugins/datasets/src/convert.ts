@@ -1,9 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import sharp from 'sharp';
-import { SegkitError } from '@segkit/core';
+import { SegkitError, readImage, writePng } from '@segkit/core';
 import { CITYSCAPES_LABEL_BY_NAME } from './classes';
-import { writePng } from './png';
 import { fillPolygon, type Point } from './raster';
 import { scanFiles } from './paths';
 import { readZip, type ZipEntry } from './zip';
@@ -13,31 +11,17 @@ export interface ConvertSummary {
   written: Record<string, number>;
 }
 
-async function decodeRaw(bytes: Buffer, what: string): Promise<{ data: Buffer; width: number; height: number; channels: number }> {
-  try {
-    const { data, info } = await sharp(bytes, { pages: 1 }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    return { data, width: info.width, height: info.height, channels: info.channels };
-  } catch (error) {
-    throw new SegkitError(`${what}: cannot decode: ${(error as Error).message}`);
-  }
-}
-
 /** A DRIVE image (TIFF) re-encoded as an RGB PNG, pixel values unchanged. */
 async function writeDriveImage(entry: ZipEntry, zipFile: string, outFile: string): Promise<void> {
-  const { data, width, height, channels } = await decodeRaw(entry.read(), `${zipFile}: ${entry.name}`);
-  const rgb = new Uint8Array(width * height * 3);
-  for (let p = 0; p < width * height; p++) {
-    for (let k = 0; k < 3; k++) rgb[p * 3 + k] = data[p * channels + (channels >= 3 ? k : 0)]!;
-  }
-  await writePng(outFile, rgb, height, width, 3);
+  writePng(outFile, await readImage(entry.read(), { order: 'rgb', name: `${zipFile}: ${entry.name}` }));
 }
 
 /** A DRIVE manual annotation (GIF, 0/255) as a one-channel PNG of first channel // 128 → {0, 1}. */
 async function writeDriveLabel(entry: ZipEntry, zipFile: string, outFile: string): Promise<void> {
-  const { data, width, height, channels } = await decodeRaw(entry.read(), `${zipFile}: ${entry.name}`);
-  const labels = new Uint8Array(width * height);
-  for (let p = 0; p < labels.length; p++) labels[p] = data[p * channels]! >> 7;
-  await writePng(outFile, labels, height, width, 1);
+  const { data: rgb, shape } = await readImage(entry.read(), { order: 'rgb', name: `${zipFile}: ${entry.name}` });
+  const labels = new Uint8Array(rgb.length / 3);
+  for (let p = 0; p < labels.length; p++) labels[p] = rgb[p * 3]! >> 7;
+  writePng(outFile, { data: labels, shape: [shape[0]!, shape[1]!] });
 }
 
 function stemOf(name: string): string {
@@ -144,7 +128,7 @@ export async function convertCityscapes(root: string, outDir: string = root): Pr
     const file = path.join(gtDir, relative);
     const polygons = parsePolygons(file);
     const labels = renderCityscapesPolygons(polygons, file);
-    await writePng(file.slice(0, -suffix.length) + '_gtFine_labelTrainIds.png', labels, polygons.imgHeight, polygons.imgWidth, 1);
+    writePng(file.slice(0, -suffix.length) + '_gtFine_labelTrainIds.png', { data: labels, shape: [polygons.imgHeight, polygons.imgWidth] });
     const folder = `gtFine/${path.dirname(relative)}`;
     summary.written[folder] = (summary.written[folder] ?? 0) + 1;
   }

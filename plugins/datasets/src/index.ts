@@ -1,6 +1,6 @@
-import { definePlugin, type DatasetConfig, type TransformConfig } from '@segkit/core';
-import { CustomDatasetDefinition } from './custom';
-import { CityscapesDatasetDefinition, DRIVEDatasetDefinition, RepeatDatasetDefinition } from './builtin';
+import { definePlugin, type DatasetConfig, type TransformConfig, type z } from '@segkit/core';
+import { CustomDatasetDefinition, type customDatasetSchema } from './custom';
+import { CityscapesDatasetDefinition, DRIVEDatasetDefinition, RepeatDatasetDefinition, type repeatSchema } from './builtin';
 import { datasetCommands } from './cli';
 
 const { version } = require('../../package.json') as { version: string };
@@ -26,31 +26,15 @@ export { readZip } from './zip';
 export { scanFiles, resolveDataPath } from './paths';
 export { datasetCommands } from './cli';
 
-type Rgb = [number, number, number];
-
-interface CustomDatasetConfig {
-  pipeline?: TransformConfig[];
-  img_dir: string;
-  img_suffix?: string;
-  ann_dir?: string | null;
-  seg_map_suffix?: string;
-  split?: string | null;
-  data_root?: string | null;
-  test_mode?: boolean;
-  ignore_index?: number;
-  reduce_zero_label?: boolean;
-  classes?: string[] | string | null;
-  palette?: Rgb[] | null;
-  gt_seg_map_loader_cfg?: Record<string, unknown> | null;
-  file_client_args?: Record<string, unknown>;
-}
+/** The options of CustomDataset as a config writes them (from its schema), with the pipeline typed per transform. */
+type CustomDatasetConfig = Omit<z.input<ReturnType<typeof customDatasetSchema>>, 'pipeline'> & { pipeline?: TransformConfig[] };
 
 declare module '@segkit/core' {
   interface DatasetOptionsMap {
     CustomDataset: CustomDatasetConfig;
     CityscapesDataset: CustomDatasetConfig;
     DRIVEDataset: Omit<CustomDatasetConfig, 'reduce_zero_label'> & { reduce_zero_label?: false };
-    RepeatDataset: { times: number; dataset: DatasetConfig };
+    RepeatDataset: Omit<z.input<typeof repeatSchema>, 'dataset'> & { dataset: DatasetConfig };
   }
 }
 

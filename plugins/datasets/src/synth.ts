@@ -1,9 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { SegkitError, SeededRandom } from '@segkit/core';
+import { SegkitError, SeededRandom, writePng } from '@segkit/core';
 import { CITYSCAPES_LABEL_BY_NAME, CITYSCAPES_PALETTE } from './classes';
 import { renderCityscapesPolygons } from './convert';
-import { writePng } from './png';
 
 export interface SynthOptions {
   /** Output root, e.g. data/synthetic_drive. */
@@ -138,8 +137,8 @@ export async function synthDrive(options: SynthOptions): Promise<SynthSummary> {
     const split = n < valCount ? 'validation' : 'training';
     const id = String(n + 1).padStart(digits, '0');
     const { image, label } = renderRetina(SeededRandom.fromSeed(seed, n), height, width);
-    await writePng(path.join(options.out, 'images', split, `${id}.png`), image, height, width, 3);
-    await writePng(path.join(options.out, 'annotations', split, `${id}_manual1.png`), label, height, width, 1);
+    writePng(path.join(options.out, 'images', split, `${id}.png`), { data: image, shape: [height, width, 3] });
+    writePng(path.join(options.out, 'annotations', split, `${id}_manual1.png`), { data: label, shape: [height, width] });
   }
   return { out: options.out, train: count, val: valCount, size };
 }
@@ -239,8 +238,8 @@ export async function synthCityscapes(options: SynthOptions): Promise<SynthSumma
     const gtDir = path.join(options.out, 'gtFine', split, city);
     fs.mkdirSync(gtDir, { recursive: true });
     fs.writeFileSync(path.join(gtDir, `${stem}_gtFine_polygons.json`), JSON.stringify(polygons));
-    await writePng(path.join(gtDir, `${stem}_gtFine_labelTrainIds.png`), labels, height, width, 1);
-    await writePng(path.join(options.out, 'leftImg8bit', split, city, `${stem}_leftImg8bit.png`), paintScene(random, labels, height, width), height, width, 3);
+    writePng(path.join(gtDir, `${stem}_gtFine_labelTrainIds.png`), { data: labels, shape: [height, width] });
+    writePng(path.join(options.out, 'leftImg8bit', split, city, `${stem}_leftImg8bit.png`), { data: paintScene(random, labels, height, width), shape: [height, width, 3] });
     lists[split]!.push(`${city}/${stem}`);
   }
   for (const [split, stems] of Object.entries(lists)) fs.writeFileSync(path.join(options.out, `${split}.txt`), stems.map((s) => `${s}\n`).join(''));

@@ -2,8 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { createKernel, type Kernel, type NdArray } from '@segkit/core';
-import { readLabelMap } from '@segkit/transforms';
+import { createKernel, readLabelMap, type Kernel, type NdArray } from '@segkit/core';
 import { plugin } from '../src';
 
 export const fixtures = path.resolve(__dirname, '../../test/fixtures');

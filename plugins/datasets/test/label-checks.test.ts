@@ -1,9 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { expect } from 'chai';
-import { DataLoader, SegkitError, type Dataset } from '@segkit/core';
+import { DataLoader, SegkitError, writePng, type Dataset } from '@segkit/core';
 import { CustomDataset, badLabelValues, checkDataset, describeBadValues, formatDatasetCheck, labelValueCounts } from '../src';
-import { writePng } from '../src/png';
 import { dataKernel, errorOf, fixtures, tempDir } from './helpers';
 
 const load = [{ type: 'LoadImageFromFile' }, { type: 'LoadAnnotations' }];
@@ -13,15 +12,13 @@ async function build(cfg: Record<string, unknown>, at = 'data.train'): Promise<D
 }
 
 /** A grey image whose pixels are all `value`, written as an RGB PNG. */
-function writeImage(file: string, height: number, width: number, value = 100): Promise<void> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  return writePng(file, new Uint8Array(height * width * 3).fill(value), height, width, 3);
+function writeImage(file: string, height: number, width: number, value = 100): void {
+  writePng(file, { data: new Uint8Array(height * width * 3).fill(value), shape: [height, width, 3] });
 }
 
 /** A single-channel label PNG from rows of values. */
-function writeLabel(file: string, rows: number[][]): Promise<void> {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  return writePng(file, Uint8Array.from(rows.flat()), rows.length, rows[0]!.length, 1);
+function writeLabel(file: string, rows: number[][]): void {
+  writePng(file, { data: Uint8Array.from(rows.flat()), shape: [rows.length, rows[0]!.length] });
 }
 
 /** 2 × 4 label rows: `values` repeated in reading order. */
@@ -52,8 +49,8 @@ describe('label checks: every training sample, where its label is loaded', () =>
 
   before(async () => {
     root = tempDir();
-    await writeImage(path.join(root, 'img/a.png'), 2, 4);
-    await writeLabel(path.join(root, 'ann/a.png'), rows2x4(0, 1, 255, 0));
+    writeImage(path.join(root, 'img/a.png'), 2, 4);
+    writeLabel(path.join(root, 'ann/a.png'), rows2x4(0, 1, 255, 0));
   });
 
   const replaceLabel = async (rows: number[][]) => writeLabel(path.join(root, 'ann/a.png'), rows);
@@ -140,17 +137,17 @@ describe('checkDataset', () => {
   before(async () => {
     root = tempDir();
     files = (name) => ({ image: path.join(root, 'img', `${name}.png`), label: path.join(root, 'ann', `${name}.png`) });
-    await writeImage(files('1-good').image, 2, 4);
-    await writeLabel(files('1-good').label, rows2x4(0, 1, 1, 255));
+    writeImage(files('1-good').image, 2, 4);
+    writeLabel(files('1-good').label, rows2x4(0, 1, 1, 255));
     fs.mkdirSync(path.join(root, 'img'), { recursive: true });
     fs.writeFileSync(files('2-corrupt-image').image, Buffer.from('not a png at all'));
-    await writeLabel(files('2-corrupt-image').label, rows2x4(0));
-    await writeImage(files('3-size').image, 2, 4);
-    await writeLabel(files('3-size').label, [[1, 1], [1, 1]]);
-    await writeImage(files('4-value').image, 2, 4);
-    await writeLabel(files('4-value').label, rows2x4(0, 1, 3, 3));
-    await writeImage(files('5-corrupt-label').image, 2, 4);
-    await writeLabel(files('5-corrupt-label').label, rows2x4(1));
+    writeLabel(files('2-corrupt-image').label, rows2x4(0));
+    writeImage(files('3-size').image, 2, 4);
+    writeLabel(files('3-size').label, [[1, 1], [1, 1]]);
+    writeImage(files('4-value').image, 2, 4);
+    writeLabel(files('4-value').label, rows2x4(0, 1, 3, 3));
+    writeImage(files('5-corrupt-label').image, 2, 4);
+    writeLabel(files('5-corrupt-label').label, rows2x4(1));
     const label = fs.readFileSync(files('5-corrupt-label').label);
     fs.writeFileSync(files('5-corrupt-label').label, label.subarray(0, label.length - 20)); // cut inside the data
   });
@@ -227,7 +224,7 @@ describe('checkDataset', () => {
       `label map ${path.join(copy, 'gts/00003_gt.png')} has values outside [0, 3) that are not the ignore index 255: 3 (9657 pixels); note that the dataset has reduce_zero_label: true but the pipeline's LoadAnnotations has reduce_zero_label: false`,
     ]);
 
-    await writeLabel(path.join(copy, 'gts/00001_gt.png'), rows2x4(0, 1));
+    writeLabel(path.join(copy, 'gts/00001_gt.png'), rows2x4(0, 1));
     const planted = await checkDataset(await build({ ...cfg, classes: ['a', 'b'] }));
     expect(planted.problemCounts).to.deep.equal({ 'image-unreadable': 0, 'label-unreadable': 0, 'size-mismatch': 1, 'label-values': 3 });
     expect(planted.problems.map((p) => `${p.kind} ${path.basename(p.label!)}`)).to.deep.equal([

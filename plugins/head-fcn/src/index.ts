@@ -26,6 +26,6 @@ export const plugin = definePlugin({ name, version, components: { heads: [fcnHea
 
 declare module '@segkit/core' {
   interface HeadOptionsMap {
-    FCNHead: DecodeHeadBaseOptions & { num_convs?: number; kernel_size?: number; concat_input?: boolean; dilation?: number };
+    FCNHead: DecodeHeadBaseOptions & Omit<z.input<typeof fcnHeadSchema>, keyof DecodeHeadBaseOptions>;
   }
 }

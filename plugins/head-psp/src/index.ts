@@ -23,6 +23,6 @@ export const plugin = definePlugin({ name, version, components: { heads: [pspHea
 
 declare module '@segkit/core' {
   interface HeadOptionsMap {
-    PSPHead: DecodeHeadBaseOptions & { pool_scales?: number[] };
+    PSPHead: DecodeHeadBaseOptions & Omit<z.input<typeof pspHeadSchema>, keyof DecodeHeadBaseOptions>;
   }
 }

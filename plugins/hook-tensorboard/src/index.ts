@@ -1,4 +1,5 @@
-import { definePlugin } from '@segkit/core';
+import { definePlugin, type z } from '@segkit/core';
+import type { tensorboardLoggerSchema } from './tensorboard-logger';
 import { tensorboardLoggerDefinition } from './tensorboard-logger';
 
 export { TensorboardLoggerHook, tensorboardLoggerSchema, type TensorboardLoggerOptions } from './tensorboard-logger';
@@ -12,7 +13,7 @@ const { version } = require('../../package.json') as { version: string };
 
 declare module '@segkit/core' {
   interface HookOptionsMap {
-    TensorboardLoggerHook: { by_epoch?: false; interval?: number; log_dir?: string; ignore_last?: boolean; reset_flag?: boolean };
+    TensorboardLoggerHook: Omit<z.input<typeof tensorboardLoggerSchema>, 'by_epoch'> & { by_epoch?: false };
   }
 }
 

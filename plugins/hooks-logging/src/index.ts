@@ -1,7 +1,8 @@
 import { definePlugin } from '@segkit/core';
-import { textLoggerDefinition } from './text-logger';
-import { jsonLoggerDefinition } from './json-logger';
-import { progressDefinition } from './progress';
+import type { z } from '@segkit/core';
+import { textLoggerDefinition, type textLoggerSchema } from './text-logger';
+import { jsonLoggerDefinition, type jsonLoggerSchema } from './json-logger';
+import { progressDefinition, type progressSchema } from './progress';
 
 export { TextLoggerHook } from './text-logger';
 export { JsonLoggerHook } from './json-logger';
@@ -12,9 +13,9 @@ const { version } = require('../../package.json') as { version: string };
 
 declare module '@segkit/core' {
   interface HookOptionsMap {
-    TextLoggerHook: { by_epoch?: false; interval?: number; to_file?: boolean; ignore_last?: boolean; reset_flag?: boolean };
-    JsonLoggerHook: { by_epoch?: false; interval?: number };
-    ProgressBarHook: { width?: number; force?: boolean };
+    TextLoggerHook: Omit<z.input<typeof textLoggerSchema>, 'by_epoch'> & { by_epoch?: false };
+    JsonLoggerHook: Omit<z.input<typeof jsonLoggerSchema>, 'by_epoch'> & { by_epoch?: false };
+    ProgressBarHook: z.input<typeof progressSchema>;
   }
 }
 

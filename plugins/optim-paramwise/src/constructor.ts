@@ -1,4 +1,5 @@
 import {
+  isDict,
   SegkitError,
   describeValue,
   joinPath,
@@ -9,7 +10,7 @@ import {
   type Optimizer,
   type OptimizerConstructor,
 } from '@segkit/core';
-import type { ParamGroupSpec } from '@segkit/optimizers';
+import type { ParamGroupSpec } from '@segkit/core';
 import { formatParamGroupTable, formatParameterSettings } from './format';
 
 const multiplier = z.number({ error: 'expected a number >= 0' }).min(0, { error: 'expected a number >= 0' });
@@ -40,10 +41,6 @@ export const constructorSchema = z.object({
   optimizer_cfg: z.unknown(),
   paramwise_cfg: z.unknown().optional(),
 });
-
-function isDict(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
 
 /** What a custom key is tested against: `prefix.name`, with the dot even at the root (`.param1`). */
 function matchName(modulePath: string, localName: string): string {

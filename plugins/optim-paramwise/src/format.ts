@@ -1,4 +1,4 @@
-import type { Optimizer, ParamGroup } from '@segkit/core';
+import { formatTextTable, type Optimizer, type ParamGroup } from '@segkit/core';
 
 /** Label of a group in logs: its custom key or rule, `(base)` for the optimizer's own settings. */
 function groupKey(group: ParamGroup): string {
@@ -12,17 +12,6 @@ function formatNumber(value: number): string {
 
 function formatCount(value: number): string {
   return value.toLocaleString('en-US');
-}
-
-/** Left-aligned text columns, right-aligned columns listed in `rightAligned`, two spaces apart. */
-function formatTable(header: readonly string[], rows: readonly (readonly string[])[], rightAligned: readonly number[] = []): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, column) => (rightAligned.includes(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
 }
 
 /**
@@ -47,7 +36,7 @@ export function formatParamGroupTable(optimizer: Optimizer): string {
     scalars += size;
   }
   const title = `param groups: ${optimizer.paramGroups.length} (${formatCount(tensors)} tensors, ${formatCount(scalars)} scalars)`;
-  const table = formatTable(
+  const table = formatTextTable(
     ['key', 'lr', 'weight_decay', 'tensors', 'scalars'],
     [...rows.values()].map((row) => [row.key, row.lr, row.weightDecay, formatCount(row.tensors), formatCount(row.scalars)]),
     [3, 4],
@@ -60,5 +49,5 @@ export function formatParameterSettings(optimizer: Optimizer): string {
   const rows = optimizer.paramGroups.flatMap((group) =>
     group.params.map((param) => [param.name, formatNumber(group.lr), formatNumber(group.weight_decay), groupKey(group)]),
   );
-  return formatTable(['parameter', 'lr', 'weight_decay', 'key'], rows);
+  return formatTextTable(['parameter', 'lr', 'weight_decay', 'key'], rows);
 }

@@ -6,7 +6,6 @@ import { Collect, DefaultFormatBundle, ImageToTensor, MultiScaleFlipAug } from '
 
 const { version } = require('../../package.json') as { version: string };
 
-export { readImageBgr, readLabelMap } from './image-io';
 export { mapLabels } from './loading';
 export { rescaleSize, randomScale, randomCropBox, cropIsBalanced } from './geometric';
 export { photoMetricDistortion } from './photometric';

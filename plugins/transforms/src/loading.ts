@@ -1,6 +1,5 @@
 import * as path from 'path';
-import { SegkitError, z, type ComponentOf, type NdArray, type PipelineResults, type Transform } from '@segkit/core';
-import { readImageBgr, readLabelMap } from './image-io';
+import { SegkitError, readImage, readLabelMap, z, type ComponentOf, type NdArray, type PipelineResults, type Transform } from '@segkit/core';
 
 /** Pixel value a `label_map` sends classes that are not kept. */
 const REMOVED_CLASS = 255;
@@ -8,6 +7,16 @@ const REMOVED_CLASS = 255;
 interface ImgInfo {
   filename: string;
   ann?: { seg_map: string };
+}
+
+/** Runs `read`, prefixing the step's name to a SegkitError so that the message says which pipeline step failed. */
+async function inStep<T>(step: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof SegkitError) throw new SegkitError(`${step}: ${error.message}`, error.configPath);
+    throw error;
+  }
 }
 
 function joinPrefix(prefix: unknown, file: string): string {
@@ -25,14 +34,14 @@ const loadImageSchema = z.object({
 export const LoadImageFromFile: ComponentOf<'transforms', z.infer<typeof loadImageSchema>, Transform> = {
   type: 'LoadImageFromFile',
   schema: loadImageSchema,
-  description: 'decode the image (BGR, uint8) with sharp',
+  description: 'decode the image (BGR, uint8)',
   create(options) {
     return {
       async apply(results: PipelineResults) {
         const info = results.img_info as ImgInfo | undefined;
         if (!info || typeof info.filename !== 'string') throw new SegkitError("LoadImageFromFile: the results have no img_info.filename (it runs inside a dataset's pipeline)");
         const filename = joinPrefix(results.img_prefix, info.filename);
-        let img: NdArray = await readImageBgr(filename);
+        let img: NdArray = await inStep('LoadImageFromFile', () => readImage(filename, { order: 'bgr' }));
         if (options.to_float32) img = { data: Float32Array.from(img.data), shape: img.shape };
         const shape = [...img.shape];
         return {
@@ -81,7 +90,7 @@ const loadAnnotationsSchema = z.object({
 export const LoadAnnotations: ComponentOf<'transforms', z.infer<typeof loadAnnotationsSchema>, Transform> = {
   type: 'LoadAnnotations',
   schema: loadAnnotationsSchema,
-  description: 'read the label PNG (raw values or palette indices) with fast-png',
+  description: 'read the label map (raw values or palette indices of a PNG)',
   create(options) {
     return {
       async apply(results: PipelineResults) {
@@ -90,7 +99,7 @@ export const LoadAnnotations: ComponentOf<'transforms', z.infer<typeof loadAnnot
           throw new SegkitError('LoadAnnotations: the results have no ann_info.seg_map (is ann_dir set for this dataset?)');
         }
         const file = joinPrefix(results.seg_prefix, annInfo.seg_map);
-        const seg = await readLabelMap(file);
+        const seg = await inStep('LoadAnnotations', () => readLabelMap(file));
         mapLabels(seg.data, options.reduce_zero_label, results.label_map as Record<string, number> | undefined);
         return { ...results, gt_semantic_seg: seg, seg_fields: [...((results.seg_fields as string[] | undefined) ?? []), 'gt_semantic_seg'] };
       },

@@ -3,7 +3,8 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { expect } from 'chai';
 import sharp from 'sharp';
-import { mapLabels, readLabelMap } from '../src';
+import { readLabelMap } from '@segkit/core';
+import { mapLabels } from '../src';
 import { build, errorOf, noRandom, rowsOf, tempDir } from './helpers';
 
 /** A palette PNG of the given bit depth holding `indices` (what Pillow would return in mode 'P'). */

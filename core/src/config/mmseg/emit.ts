@@ -11,7 +11,7 @@ const MAX_WIDTH = 120;
 const SEGKIT_CONFIG_KEYS = [
   '_base_', 'plugins', 'backend', 'model', 'data', 'optimizer', 'optimizer_config', 'lr_config', 'runner', 'checkpoint_config', 'evaluation',
   'log_config', 'custom_hooks', 'work_dir', 'load_from', 'resume_from', 'seed', 'deterministic', 'workflow', 'log_level', 'dist_params',
-  'cudnn_benchmark',
+  'cudnn_benchmark', 'nan_policy', 'opencv_num_threads', 'mp_start_method', 'gpu_ids', 'device', 'find_unused_parameters', 'auto_resume',
 ] as const satisfies readonly (keyof SegkitConfig)[];
 type MissingSegkitConfigKeys = Exclude<keyof SegkitConfig, (typeof SEGKIT_CONFIG_KEYS)[number]>;
 const segkitConfigKeysComplete: [MissingSegkitConfigKeys] extends [never] ? true : MissingSegkitConfigKeys = true;

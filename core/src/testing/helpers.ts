@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Logger } from '../src/plugin-system/registries';
+import type { Logger } from '../plugin-system/registries';
 
 /** A logger that records what it was told, for asserting warnings. */
 export function recordingLogger(): Logger & { infos: string[]; warnings: string[] } {

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   BaseDecodeHead,
-  createKernel,
   decodeHeadBaseSchema,
   definePlugin,
   nn,
@@ -9,11 +8,12 @@ import {
   type BuildContext,
   type ComponentOf,
   type FeatureExtractor,
-  type Kernel,
   type Loss,
   type LossCallOptions,
   type ParsedDecodeHeadOptions,
-} from '../src';
+} from '../plugin-api';
+import { createKernel } from '../plugin-system/kernel';
+import type { Kernel } from '../plugin-system/kernel';
 
 /** A tiny softmax cross-entropy (mean over all pixels, ignored pixels count 0), enough to train in tests. */
 export class TinyCrossEntropy implements Loss {

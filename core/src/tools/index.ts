@@ -1,2 +1,0 @@
-export { plotLogCurves, readLogCurves, renderCurvesSvg, type CurveSeries, type PlotOptions, type SvgOptions } from './plot';
-export { renderOverlay, writePng } from './overlay';

@@ -1,9 +1,0 @@
-export { IterBasedRunner, train, type TrainOptions, type TrainResult } from './runner';
-export { evaluateSegmentor, predictSample, type EvaluateOptions } from '../evaluation/evaluate';
-export { saveCheckpoint, readCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/segkit-checkpoint';
-export { readSafetensors, writeSafetensors, type StoredTensor } from '../checkpoint/safetensors';
-export { buildHooks } from './hooks';
-export { seedEverything } from './seed';
-export { buildOptimizer, buildOptimizerConstructor, buildLrScheduler, configSection } from './build';
-export { Hook, Priority, HOOK_POINTS, sortByPriority, type HookPoint, type PriorityName } from './hook';
-export { writeFileAtomic, copyFileAtomic, removeStaleTemporaryFiles } from '../checkpoint/atomic-file';
