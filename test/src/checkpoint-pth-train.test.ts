@@ -99,6 +99,26 @@ describe("training with checkpoint_config.format 'pth'", function () {
     expectSameTensors(expected, resumed);
   });
 
+  it('a damaged .pth to resume from is an error naming the newest intact iter_N.pth beside it', async () => {
+    const { config, kernel, workDir } = await setUp('damaged', { checkpoint_config: { interval: 2, format: 'pth' } });
+    const folder = path.join(dir, 'damaged-checkpoints');
+    fs.mkdirSync(folder);
+    for (const name of ['iter_2.pth', 'iter_4.pth']) fs.copyFileSync(path.join(dir, 'work', 'straight', name), path.join(folder, name));
+    const whole = fs.readFileSync(path.join(folder, 'iter_4.pth'));
+    // A save killed half-way (or a disk that filled up): the zip's central directory is gone.
+    fs.writeFileSync(path.join(folder, 'latest.pth'), whole.subarray(0, whole.length >> 1));
+    const latest = path.join(folder, 'latest.pth');
+    const before = tf.memory().numTensors;
+    let error: unknown;
+    try {
+      await train({ kernel, config, workDir, resumeFrom: latest });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(tf.memory().numTensors, 'tensors left behind').to.equal(before);
+    expect((error as Error).message).to.match(new RegExp(`^--resume-from: ${escapeRegExp(latest)}: not a readable zip archive \\(.+\\); the newest intact checkpoint there is ${escapeRegExp(path.join(folder, 'iter_4.pth'))}: resume from it with --resume-from ${escapeRegExp(path.join(folder, 'iter_4.pth'))}$`));
+  });
+
   it('max_keep_ckpts rotates .pth files, and a resume rebuilds the rotation from the .pth files on disk', async () => {
     const first = await setUp('rotation', { runner: { max_iters: 3 }, evaluation: { interval: 100, metric: 'mDice' }, checkpoint_config: { interval: 1, format: 'pth', max_keep_ckpts: 2 } });
     await train({ kernel: first.kernel, config: first.config, workDir: first.workDir });
@@ -128,3 +148,5 @@ describe("training with checkpoint_config.format 'pth'", function () {
     expect(saved.meta!.iter).to.equal(4);
   });
 });
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
