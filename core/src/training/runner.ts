@@ -8,7 +8,8 @@ import type { EventBus, EventOf, GroupLr } from '../bus';
 import { SegkitError } from '../errors';
 import { DataLoader, batchToTensors, type Batch } from '../data';
 import { parseLossTensors, readLossValues } from '../losses';
-import { saveCheckpoint, readCheckpointForResume, type CheckpointMeta } from '../checkpoint/segkit-checkpoint';
+import { saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/segkit-checkpoint';
+import { checkpointFormatOf, datasetMeta, readResumeCheckpoint, saveSegkitTorchCheckpoint, type CheckpointFormat } from '../checkpoint/segkit-pth';
 import { loadCheckpoint, loadPretrainedWeights } from '../checkpoint';
 import { evaluateSegmentor } from '../evaluation/evaluate';
 import { Hook, sortByPriority, type HookPoint } from './hook';
@@ -133,7 +134,8 @@ export class IterBasedRunner implements RunnerView {
     return result;
   }
 
-  async saveCheckpoint(file: string, extra: { best?: CheckpointMeta['best'] } = {}): Promise<void> {
+  async saveCheckpoint(file: string, extra: { best?: CheckpointMeta['best']; format?: CheckpointFormat } = {}): Promise<void> {
+    const { format = checkpointFormatOf(file), ...metaExtra } = extra;
     const meta: CheckpointMeta = {
       iter: this.iter,
       config: { ...this.config },
@@ -141,17 +143,17 @@ export class IterBasedRunner implements RunnerView {
       timestamp: this.timestamp,
       segkitVersion: (require('../../../package.json') as { version: string }).version,
       hooks: {},
-      ...extra,
+      ...metaExtra,
     };
     await this.callHooks('beforeSaveCheckpoint', meta);
-    await saveCheckpoint(file, this.model, this.optimizer, meta);
+    if (format === 'pth') await saveSegkitTorchCheckpoint(file, this.model, this.optimizer, meta, datasetMeta(this.trainLoader?.dataset));
+    else await saveCheckpoint(file, this.model, this.optimizer, meta);
     this.lastCheckpoint = file;
     this.bus.emit({ type: 'checkpoint:saved', iter: this.iter, path: file, ...(extra.best ? { best: extra.best.metric } : {}) });
   }
 
   /** Restores weights, optimizer state, iteration, LR position, data order and hook state (`--resume-from`). */
-  private async resume(file: string, loader: DataLoader): Promise<void> {
-    const checkpoint = readCheckpointForResume(file);
+  private async resume(file: string, checkpoint: LoadedCheckpoint, loader: DataLoader): Promise<void> {
     try {
       this.model.loadStateDict(checkpoint.weights, { source: file });
       if (!checkpoint.optimizerState) throw new SegkitError(`${file}: has no optimizer state; use --load-from to start from its weights`);
@@ -254,10 +256,11 @@ export class IterBasedRunner implements RunnerView {
       const resumeFrom = this.options.resumeFrom ?? this.spec.resumeFrom ?? undefined;
       const loadFrom = this.options.loadFrom ?? this.spec.loadFrom ?? undefined;
       // MMSegmentation's order: pretrained weights at model init, then load_from over them; a resume replaces both.
-      if (resumeFrom && !resumeFrom.endsWith('.safetensors')) {
-        this.kernel.logger.warn(`${resumeFrom}: only segkit's .safetensors checkpoints carry the optimizer, iteration and data order; loading its weights and starting at iteration 0`);
+      const resumable = resumeFrom ? await readResumeCheckpoint(resumeFrom) : null;
+      if (resumeFrom && !resumable) {
+        this.kernel.logger.warn(`${resumeFrom}: only checkpoints segkit's runner saved (.safetensors, or .pth with checkpoint_config.format 'pth') carry the optimizer, iteration and data order; loading its weights and starting at iteration 0`);
         await this.loadWeights(resumeFrom);
-      } else if (resumeFrom) await this.resume(resumeFrom, loader);
+      } else if (resumeFrom && resumable) await this.resume(resumeFrom, resumable, loader);
       else {
         await loadPretrainedWeights(this.model, this.spec.model, { logger: this.kernel.logger });
         if (loadFrom) await this.loadWeights(loadFrom);
