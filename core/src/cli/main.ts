@@ -28,7 +28,11 @@ function buildProgram(): Command {
   const program = new Command('segkit')
     .description('segkit: config-driven semantic segmentation training on TensorFlow.js')
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+    // --offline reaches every checkpoint download (pretrained, load_from, ...) through the environment.
+    .hook('preAction', (_program, action) => {
+      if (action.opts().offline) process.env.SEGKIT_OFFLINE = '1';
+    });
 
   program
     .command('list')
