@@ -14,7 +14,7 @@ const losses = (ceWeight: number, diceWeight: number) => [
 
 export default defineConfig({
   _base_: ['../_base_/models/fcn_unet_s5-d16.ts', '../_base_/datasets/synthetic_drive.ts', '../_base_/default_runtime.ts', '../_base_/schedules/schedule_40k.ts'],
-  plugins: ['@segkit/sampler-ohem', '@segkit/loss-dice'],
+  plugins: ['@segkit/sampler-ohem', '@segkit/loss-dice', '@segkit/hook-tensorboard'],
   model: {
     backbone: { base_channels: 16 },
     decode_head: {
@@ -30,7 +30,11 @@ export default defineConfig({
   runner: { max_iters: 500 },
   checkpoint_config: { interval: 250, max_keep_ckpts: 2 },
   evaluation: { interval: 250, metric: 'mDice' },
-  log_config: { interval: 50 },
+  // The base's text/JSON loggers and progress bar, plus TensorBoard event files in work_dirs/demo/tf_logs.
+  log_config: {
+    interval: 50,
+    hooks: [{ type: 'TextLoggerHook', by_epoch: false }, { type: 'JsonLoggerHook', by_epoch: false }, { type: 'ProgressBarHook' }, { type: 'TensorboardLoggerHook' }],
+  },
   data: { samples_per_gpu: 4, workers_per_gpu: 2 },
   work_dir: 'work_dirs/demo',
   seed: 0,

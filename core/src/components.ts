@@ -240,7 +240,8 @@ export interface RunnerView {
   /**
    * Writes a checkpoint of the current state (weights, optimizer, iteration, data order, hook state from
    * `beforeSaveCheckpoint`) atomically, and publishes `checkpoint:saved`. A failed write is a SegkitError
-   * naming the file and the OS error; the file it would have replaced is untouched.
+   * naming the file and the OS error; the file it would have replaced is untouched. `format` 'pth' writes a
+   * PyTorch `.pth` MMSegmentation loads (segkit's resume state inside); default: by the file's extension.
    */
-  saveCheckpoint(file: string, extra?: { best?: { metric: string; value: number; iter: number } }): Promise<void>;
+  saveCheckpoint(file: string, extra?: { best?: { metric: string; value: number; iter: number }; format?: 'safetensors' | 'pth' }): Promise<void>;
 }

@@ -72,8 +72,13 @@ export {
   oihwToHwio,
   hwioToOihw,
   shapeInLayout,
+  readTorchCheckpointMeta,
+  saveSegkitTorchCheckpoint,
+  readSegkitTorchCheckpoint,
+  readResumeCheckpoint,
+  checkpointFormatOf,
 } from './checkpoint';
-export type { TorchCheckpoint, CheckpointContents, LoadCheckpointOptions, LoadCheckpointReport, FetchCheckpointOptions } from './checkpoint';
+export type { TorchCheckpoint, CheckpointContents, LoadCheckpointOptions, LoadCheckpointReport, FetchCheckpointOptions, ReadTorchCheckpointOptions, CheckpointFormat } from './checkpoint';
 
 // ---------------------------------------------------------------- tools (not on the training path)
 export { plotLogCurves, readLogCurves, renderCurvesSvg } from './tools/plot';

@@ -67,7 +67,7 @@ describe('configs', () => {
     expect(await errorMessage(() => applyOverrides({}, ['model.decode_head']))).to.equal("--cfg-options: expected key=value, got 'model.decode_head'");
     expect(await errorMessage(() => applyOverrides({ a: [1] }, ['a.3=2']))).to.equal("--cfg-options a.3=2: 'a' is a list of 1; '3' is not a valid index");
     const dir = tempTree({ 'bad.json': '{ nope', 'cycle-a.json': '{"_base_": "./cycle-b.json"}', 'cycle-b.json': '{"_base_": "./cycle-a.json"}', 'missing-base.json': '{"_base_": "./gone.json"}', 'cfg.yaml': 'a: 1' });
-    expect(await errorMessage(() => loadConfig(path.join(dir, 'bad.json')))).to.match(/^config: .*bad\.json could not be read: /);
+    expect(await errorMessage(() => loadConfig(path.join(dir, 'bad.json')))).to.match(/^config: .*bad\.json:1:3: syntax error: [^\n]+$/);
     expect(await errorMessage(() => loadConfig(path.join(dir, 'cycle-a.json')))).to.match(/^config: _base_ cycle: .*cycle-a\.json -> .*cycle-b\.json -> .*cycle-a\.json$/);
     expect(await errorMessage(() => loadConfig(path.join(dir, 'missing-base.json')))).to.match(/_base_ file not found: \.\/gone\.json/);
     expect(await errorMessage(() => loadConfig(path.join(dir, 'cfg.yaml')))).to.match(/unsupported config file type '\.yaml'/);

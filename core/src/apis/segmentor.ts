@@ -11,6 +11,7 @@ import { seedEverything } from '../training/seed';
 import { Compose } from '../data/compose';
 import { SeededRandom } from '../data/random';
 import { readImage } from '../io/image';
+import { describeValue } from '../config/validation';
 
 /** A config file path, or a loaded config (with its folder for relative plugin paths). */
 export type ConfigSource = string | LoadedConfig;
@@ -53,7 +54,7 @@ export async function loadConfigAndKernel(
 async function kernelForConfig(config: LoadedConfig, options: { backend?: string; logger?: Logger }): Promise<Kernel> {
   const plugins = config.plugins ?? [];
   if (!Array.isArray(plugins) || plugins.some((p) => typeof p !== 'string')) {
-    throw new SegkitError(`plugins: expected a list of package names or file paths, got ${JSON.stringify(plugins)}`, 'plugins');
+    throw new SegkitError(`plugins: expected a list of package names or file paths, got ${describeValue(plugins)}`, 'plugins');
   }
   return createKernel({
     plugins: plugins as string[],
@@ -146,7 +147,7 @@ async function testPipelineResults(handle: SegmentorHandle, image: ImageInput): 
     return pipeline.apply({ img_info: { filename: path.resolve(image) }, img_prefix: null, seg_fields: [] }, random);
   }
   const first = steps[0] as { type?: unknown } | undefined;
-  if (first?.type !== 'LoadImageFromFile') throw new SegkitError(`${configPath}.pipeline.0: in-memory images replace a LoadImageFromFile step; the pipeline starts with ${JSON.stringify(first?.type)}`);
+  if (first?.type !== 'LoadImageFromFile') throw new SegkitError(`${configPath}.pipeline.0: in-memory images replace a LoadImageFromFile step; the pipeline starts with ${describeValue(first?.type)}`);
   const img = await toBgr(image);
   const shape = [...img.shape];
   const pipeline = new Compose(steps.slice(1).map((stepCfg, i) => build(stepCfg, i + 1)));

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { SegkitError } from '../errors';
+import { describeOsError } from '../os-errors';
 
 /** Temporary files of an atomic write: `<name>.tmp-<pid>` next to the target. */
 const TEMPORARY = /\.tmp-(\d+)$/;
@@ -26,7 +27,7 @@ export function writeFileAtomic(file: string, write: (fd: number) => void): void
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(temporary, { force: true });
     if (error instanceof SegkitError) throw error;
-    throw new SegkitError(`cannot write ${file}: ${(error as Error).message}`);
+    throw new SegkitError(`cannot write ${file}: ${describeOsError(error, file)}`);
   }
 }
 

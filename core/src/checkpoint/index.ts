@@ -1,8 +1,27 @@
 // One checkpoint layer: PyTorch `.pth` and `.safetensors` in and out, key and layout mapping, loading into
 // segkit modules, and the model-zoo cache.
-export { readTorchCheckpoint, writeTorchCheckpoint, toJson, ALLOWED_TORCH_GLOBALS, type TorchCheckpoint, type WriteTorchCheckpointOptions } from './torch-format';
+export {
+  readTorchCheckpoint,
+  readTorchCheckpointMeta,
+  writeTorchCheckpoint,
+  toJson,
+  ALLOWED_TORCH_GLOBALS,
+  SEGKIT_OPTIMIZER_ENTRY,
+  type TorchCheckpoint,
+  type ReadTorchCheckpointOptions,
+  type WriteTorchCheckpointOptions,
+} from './torch-format';
+export { openLegacyCheckpoint, type LegacyCheckpoint } from './torch-legacy';
+export {
+  saveSegkitTorchCheckpoint,
+  readSegkitTorchCheckpoint,
+  readResumeCheckpoint,
+  checkpointFormatOf,
+  datasetMeta,
+  type CheckpointFormat,
+} from './segkit-pth';
 export { materializeTensor, STORAGE_TYPES, type TensorData, type TensorRef, type StorageRef, type StorageTypeName, type TorchDtype } from './torch-tensors';
-export { unpickle, PyDict, PyGlobal, type PickleValue, type PickleKey, type UnpickleOptions } from './pickle-reader';
+export { unpickle, unpickleAt, PickleTruncatedError, PyDict, PyGlobal, type PickleValue, type PickleKey, type UnpickleOptions } from './pickle-reader';
 export { pickle, PickleTuple, PickleOrderedDict, PickleTensorRef, type PickleWritable } from './pickle-writer';
 export { ZipArchive } from './zip-archive';
 export { ZipWriter } from './zip-writer';

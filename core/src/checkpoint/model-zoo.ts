@@ -87,13 +87,22 @@ export function resolveCheckpointUrl(spec: string, env: NodeJS.ProcessEnv = proc
   throw new SegkitError(`${spec}: not a model-zoo name or URL`);
 }
 
+/** Whether `SEGKIT_OFFLINE` turns downloads off. */
+function isOfflineEnv(env: NodeJS.ProcessEnv): boolean {
+  const value = env.SEGKIT_OFFLINE?.trim().toLowerCase();
+  return value !== undefined && value !== '' && value !== '0' && value !== 'false';
+}
+
 /** The hash prefix in a published checkpoint's name (`resnet50_v1c-2cccc1ad.pth` → `2cccc1ad`), as torch hub finds it. */
 export function expectedHashPrefix(fileName: string): string | null {
   return /-([a-f0-9]{8,64})\.[a-z]+$/.exec(fileName)?.[1] ?? null;
 }
 
 export interface FetchCheckpointOptions {
-  /** Never download: a checkpoint absent from the cache is an error naming where to put it. */
+  /**
+   * Never download: a checkpoint absent from the cache is an error naming where to put it. Default: on when
+   * the environment sets `SEGKIT_OFFLINE` (to anything but '', '0' or 'false'), as HF_HUB_OFFLINE does.
+   */
   offline?: boolean;
   /** Defaults to `checkpointCacheDir()`. */
   cacheDir?: string;
@@ -194,7 +203,10 @@ export async function fetchCheckpoint(spec: string, options: FetchCheckpointOpti
   const target = path.join(cacheDir, fileName);
   if (fs.existsSync(target)) return target;
   const putItThere = `download ${url} and put it at ${target}`;
-  if (options.offline) throw new SegkitError(`${spec}: not in the checkpoint cache and downloads are off (offline); ${putItThere}`);
+  const offlineByEnv = options.offline === undefined && isOfflineEnv(env);
+  if (options.offline || offlineByEnv) {
+    throw new SegkitError(`${spec}: not in the checkpoint cache and downloads are off (offline${offlineByEnv ? ': SEGKIT_OFFLINE is set' : ''}); ${putItThere}`);
+  }
   fs.mkdirSync(cacheDir, { recursive: true });
   const temporary = path.join(cacheDir, `.${fileName}.${process.pid}.partial`);
   const report = progressReporter(options.progress === undefined ? process.stderr : options.progress, url, target);

@@ -63,6 +63,9 @@ export interface UnpickleOptions {
   persistentLoad(pid: PickleValue): PickleValue;
 }
 
+/** The pickle stream ends before its STOP: the data was cut off (or more of the file must be read). */
+export class PickleTruncatedError extends SegkitError {}
+
 const MARK = Symbol('mark');
 type StackItem = PickleValue | typeof MARK;
 
@@ -76,16 +79,28 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  * the extension registry are refused.
  */
 export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PickleValue {
+  return unpickleAt(bytes, 0, options).value;
+}
+
+/**
+ * Unpickles the stream starting at byte `start` of `bytes` and returns its value and the byte after its STOP
+ * opcode, for files holding several pickles in a row (PyTorch's legacy format). Data ending before the STOP is
+ * a PickleTruncatedError.
+ */
+export function unpickleAt(bytes: Uint8Array, start: number, options: UnpickleOptions): { value: PickleValue; end: number } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const stack: StackItem[] = [];
   const memo = new Map<number, PickleValue>();
-  let pos = 0;
+  let pos = start;
 
   const fail = (why: string): never => {
     throw new SegkitError(`${options.source}: ${why}`);
   };
+  const truncated = (): never => {
+    throw new PickleTruncatedError(`${options.source}: pickle data ends unexpectedly at byte ${pos}`);
+  };
   const need = (count: number) => {
-    if (pos + count > bytes.length) fail(`pickle data ends unexpectedly at byte ${pos}`);
+    if (pos + count > bytes.length) truncated();
   };
   const u8 = () => {
     need(1);
@@ -117,15 +132,16 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PickleVal
     return slice;
   };
   const utf8 = (count: number) => {
+    const data = take(count);
     try {
-      return decoder.decode(take(count));
+      return decoder.decode(data);
     } catch {
       return fail(`invalid UTF-8 in a pickled string at byte ${pos}`);
     }
   };
   const line = () => {
     const end = bytes.indexOf(0x0a, pos);
-    if (end < 0) fail('pickle data ends inside a GLOBAL name');
+    if (end < 0) truncated();
     const text = new TextDecoder('latin1').decode(bytes.subarray(pos, end));
     pos = end + 1;
     return text;
@@ -195,7 +211,7 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PickleVal
         break;
       case 0x2e: // STOP
         if (stack.length !== 1) fail(`pickle stream ends with ${stack.length} values on the stack`);
-        return pop();
+        return { value: pop(), end: pos };
       case 0x28: // MARK
         stack.push(MARK);
         break;

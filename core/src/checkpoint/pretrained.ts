@@ -5,6 +5,7 @@ import { readCheckpointFile } from './checkpoint-file';
 import { loadStateDictIntoModule, type LoadStateDictReport } from './load';
 import { detectStateDictKind, mapImageNetBackbone, reviseKeys, selectPrefix } from './mapping';
 import { fetchCheckpoint, type FetchCheckpointOptions } from './model-zoo';
+import { formatValue } from '../config/validation';
 
 export interface LoadCheckpointOptions extends FetchCheckpointOptions {
   /** Missing or unexpected keys are an error; default false (MMCV's load_checkpoint default). */
@@ -76,7 +77,7 @@ export async function loadPretrainedWeights(
   const targets: { module: Module; init: PretrainedInit }[] = [];
   const pretrained = modelCfg.pretrained;
   if (pretrained !== undefined && pretrained !== null) {
-    if (typeof pretrained !== 'string' || pretrained === '') throw new SegkitError(`${configPath}.pretrained: expected a checkpoint path or URL, got ${JSON.stringify(pretrained)}`, `${configPath}.pretrained`);
+    if (typeof pretrained !== 'string' || pretrained === '') throw new SegkitError(`${configPath}.pretrained: expected a checkpoint path or URL, got ${formatValue(pretrained)}`, `${configPath}.pretrained`);
     const backboneCfg = modelCfg.backbone as { init_cfg?: unknown } | undefined;
     if (backboneCfg?.init_cfg) {
       throw new SegkitError(`${configPath}: pretrained and backbone.init_cfg cannot be specified at the same time (as in MMSegmentation)`, `${configPath}.pretrained`);
@@ -127,10 +128,10 @@ export function pretrainedFromInitCfg(initCfg: unknown, configPath: string): Pre
   if (pretrained.length > 1) throw new SegkitError(`${configPath}: more than one Pretrained initialiser`, configPath);
   const { checkpoint, prefix } = pretrained[0] as { checkpoint?: unknown; prefix?: unknown };
   if (typeof checkpoint !== 'string' || checkpoint === '') {
-    throw new SegkitError(`${configPath}.checkpoint: expected a checkpoint path or URL, got ${JSON.stringify(checkpoint)}`, `${configPath}.checkpoint`);
+    throw new SegkitError(`${configPath}.checkpoint: expected a checkpoint path or URL, got ${formatValue(checkpoint)}`, `${configPath}.checkpoint`);
   }
   if (prefix !== undefined && prefix !== null && typeof prefix !== 'string') {
-    throw new SegkitError(`${configPath}.prefix: expected a string, got ${JSON.stringify(prefix)}`, `${configPath}.prefix`);
+    throw new SegkitError(`${configPath}.prefix: expected a string, got ${formatValue(prefix)}`, `${configPath}.prefix`);
   }
   return typeof prefix === 'string' ? { checkpoint, prefix } : { checkpoint };
 }

@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../nn/module';
 import type { Optimizer, OptimizerState } from '../components';
@@ -53,6 +55,41 @@ export interface LoadedCheckpoint {
   weights: Map<string, tf.Tensor>;
   optimizerState?: OptimizerState;
   dispose(): void;
+}
+
+/** The newest `iter_N.safetensors` in `dir` that reads back completely (other than `exclude`), or undefined. */
+export function newestIntactCheckpoint(dir: string, exclude?: string): string | undefined {
+  if (!fs.existsSync(dir)) return undefined;
+  const periodic = fs
+    .readdirSync(dir)
+    .map((name) => ({ name, iter: Number(/^iter_(\d+)\.safetensors$/.exec(name)?.[1] ?? NaN) }))
+    .filter(({ iter }) => Number.isInteger(iter))
+    .sort((a, b) => b.iter - a.iter);
+  for (const { name } of periodic) {
+    const file = path.join(dir, name);
+    if (exclude && path.resolve(file) === path.resolve(exclude)) continue;
+    try {
+      readSafetensors(file);
+      return file;
+    } catch {
+      // damaged too: try the next older one
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Reads a checkpoint to resume from. A damaged or missing file is an error that names the newest intact
+ * `iter_N` checkpoint beside it, so a run interrupted while writing `latest` can go on from there.
+ */
+export function readCheckpointForResume(file: string): LoadedCheckpoint {
+  try {
+    return readCheckpoint(file);
+  } catch (error) {
+    if (!(error instanceof SegkitError)) throw error;
+    const intact = newestIntactCheckpoint(path.dirname(path.resolve(file)), file);
+    throw new SegkitError(`--resume-from: ${error.message}${intact ? `; the newest intact checkpoint there is ${intact}: resume from it with --resume-from ${intact}` : ''}`);
+  }
 }
 
 /** Reads a checkpoint into tensors (the caller disposes them with `dispose()`). */

@@ -1,9 +1,10 @@
 import * as fs from 'fs';
-import * as path from 'path';
 import { SegkitError } from '../errors';
+import { writeFileAtomic } from './atomic-file';
 import { PyDict, PyGlobal, unpickle, type PickleValue } from './pickle-reader';
 import { pickle, PickleOrderedDict, PickleTensorRef, type PickleWritable } from './pickle-writer';
-import { isTensorRef, materializeTensor, STORAGE_TYPES, swapByteOrder, type StorageRef, type StorageTypeName, type TensorData, type TensorRef } from './torch-tensors';
+import { openLegacyCheckpoint } from './torch-legacy';
+import { isTensorRef, materializeTensor, STORAGE_TYPES, storageTypeOf, swapByteOrder, type StorageRef, type TensorData, type TensorRef } from './torch-tensors';
 import { ZipArchive } from './zip-archive';
 import { ZipWriter } from './zip-writer';
 
@@ -18,10 +19,17 @@ export interface TorchCheckpoint {
   weightsKey: string;
   /** What was left out and why (optimizer state, non-tensor entries), one line each. */
   notes: string[];
+  /** The dicts of tensors asked for with `ReadTorchCheckpointOptions.sections`, by entry name. */
+  sections: Map<string, Map<string, TensorData>>;
 }
+
+/** Where a `.pth` written by segkit keeps the optimizer's slots (MMCV's `optimizer` entry is PyTorch's own format). */
+export const SEGKIT_OPTIMIZER_ENTRY = 'segkit_optimizer';
 
 const STORAGE_GLOBALS = Object.keys(STORAGE_TYPES).map((name) => `torch.${name}`);
 const REBUILD_TENSOR = 'torch._utils._rebuild_tensor_v2';
+/** What PyTorch < 0.4 pickled tensors with: the same (storage, offset, size, stride) arguments. */
+const REBUILD_TENSOR_V1 = 'torch._utils._rebuild_tensor';
 const REBUILD_PARAMETER = 'torch._utils._rebuild_parameter';
 const REBUILD_PARAMETER_WITH_STATE = 'torch._utils._rebuild_parameter_with_state';
 
@@ -29,6 +37,7 @@ const REBUILD_PARAMETER_WITH_STATE = 'torch._utils._rebuild_parameter_with_state
 export const ALLOWED_TORCH_GLOBALS: ReadonlySet<string> = new Set([
   'collections.OrderedDict',
   REBUILD_TENSOR,
+  REBUILD_TENSOR_V1,
   REBUILD_PARAMETER,
   REBUILD_PARAMETER_WITH_STATE,
   ...STORAGE_GLOBALS,
@@ -40,39 +49,43 @@ function isNonNegativeInt(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0;
 }
 
+type ContainerFormat = 'zip' | 'legacy';
+
 /**
- * The first bytes tell a zip checkpoint from a legacy one: before PyTorch 1.6 torch.save wrote a bare
- * pickle stream (starting with the PROTO opcode), which segkit does not parse.
+ * The first bytes tell the containers apart: the zip archive torch.save writes since PyTorch 1.6, or the bare
+ * pickle stream of the legacy format (PROTO opcode first). A tar archive (torch.save before PyTorch 0.4) and
+ * anything else is an error.
  */
-function checkFormat(file: string): void {
+function detectFormat(file: string): ContainerFormat {
   if (!fs.existsSync(file)) throw new SegkitError(`checkpoint not found: ${file}`);
-  const head = Buffer.alloc(4);
+  const head = Buffer.alloc(262);
   const fd = fs.openSync(file, 'r');
   let read: number;
   try {
-    read = fs.readSync(fd, head, 0, 4, 0);
+    read = fs.readSync(fd, head, 0, head.length, 0);
   } finally {
     fs.closeSync(fd);
   }
-  if (read === 4 && ZIP_MAGIC.every((byte, i) => head[i] === byte)) return;
-  if (read >= 1 && head[0] === 0x80) {
+  if (read >= 4 && ZIP_MAGIC.every((byte, i) => head[i] === byte)) return 'zip';
+  if (read >= 2 && head[0] === 0x80 && head[1]! >= 2) return 'legacy';
+  if (read >= 262 && head.toString('latin1', 257, 262) === 'ustar') {
     throw new SegkitError(
-      `${file}: a legacy (pre-1.6) PyTorch checkpoint, which segkit cannot read. Re-save it in the zip format with PyTorch >= 1.6: ` +
-        `python -c "import torch; torch.save(torch.load('${file}', map_location='cpu'), 'resaved.pth', _use_new_zipfile_serialization=True)"`,
+      `${file}: a tar-format checkpoint of PyTorch < 0.4, which segkit cannot read. Re-save it with a newer PyTorch: ` +
+        `python -c "import torch; torch.save(torch.load('${file}', map_location='cpu'), 'resaved.pth')"`,
     );
   }
-  throw new SegkitError(`${file}: not a PyTorch checkpoint (expected the zip format torch.save writes since PyTorch 1.6)`);
+  throw new SegkitError(`${file}: not a PyTorch checkpoint (expected torch.save's zip format, or the legacy pickle format of PyTorch < 1.6)`);
 }
 
 /** Builds tensor references from the allowed callables (nothing is executed). */
 function callAllowed(source: string): (callable: PyGlobal, args: PickleValue[]) => PickleValue {
   return (callable, args) => {
     const name = callable.qualifiedName;
-    if (name === REBUILD_TENSOR) {
+    if (name === REBUILD_TENSOR || name === REBUILD_TENSOR_V1) {
       const [storage, offset, shape, stride] = args;
       const isStorage = typeof storage === 'object' && storage !== null && (storage as StorageRef).persistent === true;
       if (!isStorage || !isNonNegativeInt(offset) || !Array.isArray(shape) || !Array.isArray(stride) || !shape.every(isNonNegativeInt) || !stride.every(isNonNegativeInt) || shape.length !== stride.length) {
-        throw new SegkitError(`${source}: malformed ${REBUILD_TENSOR} arguments`);
+        throw new SegkitError(`${source}: malformed ${name} arguments`);
       }
       const ref: TensorRef = { tensor: true, storage: storage as StorageRef, offset, shape: shape as number[], stride: stride as number[] };
       return ref;
@@ -90,11 +103,9 @@ function persistentLoad(source: string): (pid: PickleValue) => PickleValue {
   return (pid) => {
     if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new SegkitError(`${source}: unsupported persistent id ${JSON.stringify(toJson(pid))}`);
     const [, type, key, , numel] = pid;
-    if (!(type instanceof PyGlobal) || type.module !== 'torch' || !(type.name in STORAGE_TYPES)) {
-      throw new SegkitError(`${source}: unsupported storage type in a persistent id`);
-    }
+    const storageType = storageTypeOf(type, source);
     if (typeof key !== 'string' || !isNonNegativeInt(numel)) throw new SegkitError(`${source}: malformed storage persistent id`);
-    const ref: StorageRef = { persistent: true, key, type: type.name as StorageTypeName, numel };
+    const ref: StorageRef = { persistent: true, key, type: storageType, numel };
     return ref;
   };
 }
@@ -113,8 +124,15 @@ export function toJson(value: PickleValue): unknown {
   return String(value);
 }
 
-/** Picks the weights out of a checkpoint dict as MMCV does: `state_dict`, else `model`, else the dict itself. */
-function selectWeights(root: PickleValue, source: string): { weights: PyDict; weightsKey: string; meta: Record<string, unknown> | null; notes: string[] } {
+/** Top-level entries holding optimizer state (MMCV's, and segkit's own in a .pth it wrote). */
+const OPTIMIZER_ENTRIES = new Set(['optimizer', SEGKIT_OPTIMIZER_ENTRY]);
+const OPTIMIZER_NOTE = 'optimizer state ignored (only the weights are loaded)';
+
+/**
+ * Picks the weights out of a checkpoint dict as MMCV does: `state_dict`, else `model`, else the dict itself.
+ * `sections` name further top-level dicts of tensors the caller wants (not noted as ignored).
+ */
+function selectWeights(root: PickleValue, source: string, sections: ReadonlySet<string>): { weights: PyDict; weightsKey: string; meta: Record<string, unknown> | null; notes: string[] } {
   if (!(root instanceof PyDict)) throw new SegkitError(`${source}: expected a dict (a state dict or an MMCV checkpoint), found ${Array.isArray(root) ? 'a list' : typeof root}`);
   const notes: string[] = [];
   const metaValue = root.get('meta');
@@ -123,8 +141,8 @@ function selectWeights(root: PickleValue, source: string): { weights: PyDict; we
     const weights = root.get(weightsKey);
     if (weights instanceof PyDict) {
       for (const key of root.entries.keys()) {
-        if (key === weightsKey || key === 'meta') continue;
-        notes.push(key === 'optimizer' ? `optimizer state ignored (segkit loads weights only from a .pth)` : `top-level entry '${String(key)}' ignored`);
+        if (key === weightsKey || key === 'meta' || sections.has(String(key))) continue;
+        notes.push(OPTIMIZER_ENTRIES.has(String(key)) ? OPTIMIZER_NOTE : `top-level entry '${String(key)}' ignored`);
       }
       return { weights, weightsKey, meta, notes };
     }
@@ -132,19 +150,23 @@ function selectWeights(root: PickleValue, source: string): { weights: PyDict; we
   const bare = new PyDict(true);
   for (const [key, value] of root.entries) {
     if (isTensorRef(value)) bare.entries.set(key, value);
-    else if (key === 'optimizer') notes.push('optimizer state ignored (segkit loads weights only from a .pth)');
-    else if (key !== 'meta') notes.push(`entry '${String(key)}' is not a tensor and was ignored`);
+    else if (OPTIMIZER_ENTRIES.has(String(key))) notes.push(OPTIMIZER_NOTE);
+    else if (key !== 'meta' && !sections.has(String(key))) notes.push(`entry '${String(key)}' is not a tensor and was ignored`);
   }
   return { weights: bare, weightsKey: '', meta, notes };
 }
 
-/**
- * Reads a PyTorch checkpoint (the zip format of torch.save since 1.6): the pickle through a restricted
- * unpickler, then only the storages that the state dict's tensors use. float16/bfloat16/float64 tensors
- * come back as float32, integer and bool tensors as int32.
- */
-export async function readTorchCheckpoint(file: string): Promise<TorchCheckpoint> {
-  checkFormat(file);
+/** An opened checkpoint of either container format: the object pickle's value and its storages on demand. */
+interface PickledCheckpoint {
+  root: PickleValue;
+  /** Names the object pickle in errors. */
+  source: string;
+  /** A storage's bytes, little-endian, in a buffer whose start is aligned for its element type. */
+  storage(ref: StorageRef, tensorName: string): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+async function openZipCheckpoint(file: string): Promise<PickledCheckpoint> {
   const archive = await ZipArchive.open(file);
   try {
     const pickleName = archive.names().find((name) => /^[^/]+\/data\.pkl$/.test(name)) ?? archive.names().find((name) => name.endsWith('/data.pkl'));
@@ -157,41 +179,104 @@ export async function readTorchCheckpoint(file: string): Promise<TorchCheckpoint
       if (order !== 'little' && order !== 'big') throw new SegkitError(`${file}: unknown byteorder '${order}'`);
       bigEndian = order === 'big';
     }
-    const root = unpickle(await archive.read(pickleName), {
+    const root = unpickle(await archive.read(pickleName), { source, allowedGlobals: ALLOWED_TORCH_GLOBALS, call: callAllowed(source), persistentLoad: persistentLoad(source) });
+    return {
+      root,
       source,
-      allowedGlobals: ALLOWED_TORCH_GLOBALS,
-      call: callAllowed(source),
-      persistentLoad: persistentLoad(source),
-    });
-    const { weights, weightsKey, meta, notes } = selectWeights(root, source);
-    const storages = new Map<string, Uint8Array>();
-    const tensors = new Map<string, TensorData>();
-    const where = weightsKey ? `${weightsKey}.` : '';
-    for (const [key, value] of weights.entries) {
-      const name = String(key);
-      if (!isTensorRef(value)) {
-        notes.push(`${where}${name} is not a tensor and was ignored`);
-        continue;
-      }
-      let bytes = storages.get(value.storage.key);
-      if (!bytes) {
-        const record = `${prefix}data/${value.storage.key}`;
-        if (!archive.has(record)) throw new SegkitError(`${file}: tensor '${name}' refers to the storage ${record}, which the archive lacks`);
-        bytes = await archive.read(record);
-        if (bigEndian) swapByteOrder(bytes, STORAGE_TYPES[value.storage.type].bytes);
-        storages.set(value.storage.key, bytes);
-      }
-      tensors.set(name, materializeTensor(value, bytes, name, file));
-    }
-    return { file, tensors, meta, weightsKey, notes };
-  } finally {
+      async storage(ref, tensorName) {
+        const record = `${prefix}data/${ref.key}`;
+        if (!archive.has(record)) throw new SegkitError(`${file}: tensor '${tensorName}' refers to the storage ${record}, which the archive lacks`);
+        const bytes = await archive.read(record);
+        if (bigEndian) swapByteOrder(bytes, STORAGE_TYPES[ref.type].bytes);
+        return bytes;
+      },
+      close: () => archive.close(),
+    };
+  } catch (error) {
     await archive.close();
+    throw error;
+  }
+}
+
+function openCheckpointContainer(file: string): Promise<PickledCheckpoint> {
+  if (detectFormat(file) === 'zip') return openZipCheckpoint(file);
+  const source = `${file} (object pickle)`;
+  const legacy = openLegacyCheckpoint(file, callAllowed(source), ALLOWED_TORCH_GLOBALS);
+  return Promise.resolve({
+    root: legacy.root,
+    source,
+    storage: async (ref, tensorName) => legacy.readStorage(ref, tensorName),
+    close: async () => legacy.close(),
+  });
+}
+
+export interface ReadTorchCheckpointOptions {
+  /**
+   * Top-level entries besides the weights that hold dicts of tensors to read as well (segkit's
+   * `segkit_optimizer`); an absent one is left out of `sections`.
+   */
+  sections?: readonly string[];
+}
+
+/**
+ * Reads a PyTorch checkpoint — torch.save's zip format (PyTorch >= 1.6) or its legacy format (before 1.6,
+ * as MMCV's model-zoo backbones are) — the pickle through a restricted unpickler, then only the storages that
+ * the kept tensors use. float16/bfloat16/float64 tensors come back as float32, integer and bool tensors as int32.
+ */
+export async function readTorchCheckpoint(file: string, options: ReadTorchCheckpointOptions = {}): Promise<TorchCheckpoint> {
+  const container = await openCheckpointContainer(file);
+  try {
+    const wanted = new Set(options.sections ?? []);
+    const { weights, weightsKey, meta, notes } = selectWeights(container.root, container.source, wanted);
+    const storages = new Map<string, Uint8Array>();
+    /** `where` prefixes the keys in notes; errors name a weight by its key, a section's tensor with `where`. */
+    const materialize = async (dict: PyDict, where: string, qualify: boolean): Promise<Map<string, TensorData>> => {
+      const tensors = new Map<string, TensorData>();
+      for (const [key, value] of dict.entries) {
+        const name = String(key);
+        if (!isTensorRef(value)) {
+          notes.push(`${where}${name} is not a tensor and was ignored`);
+          continue;
+        }
+        const described = qualify ? `${where}${name}` : name;
+        let bytes = storages.get(value.storage.key);
+        if (!bytes) {
+          bytes = await container.storage(value.storage, described);
+          storages.set(value.storage.key, bytes);
+        }
+        tensors.set(name, materializeTensor(value, bytes, described, file));
+      }
+      return tensors;
+    };
+    const tensors = await materialize(weights, weightsKey ? `${weightsKey}.` : '', false);
+    const sections = new Map<string, Map<string, TensorData>>();
+    for (const name of wanted) {
+      const section = (container.root as PyDict).get(name);
+      if (section instanceof PyDict) sections.set(name, await materialize(section, `${name}.`, true));
+      else if (section !== undefined) throw new SegkitError(`${file}: the entry '${name}' is not a dict of tensors`);
+    }
+    return { file, tensors, meta, weightsKey, notes, sections };
+  } finally {
+    await container.close();
+  }
+}
+
+/** A checkpoint's MMCV `meta` as JSON (null when there is none), without reading any tensor data. */
+export async function readTorchCheckpointMeta(file: string): Promise<Record<string, unknown> | null> {
+  const container = await openCheckpointContainer(file);
+  try {
+    const meta = container.root instanceof PyDict ? container.root.get('meta') : undefined;
+    return meta instanceof PyDict ? (toJson(meta) as Record<string, unknown>) : null;
+  } finally {
+    await container.close();
   }
 }
 
 export interface WriteTorchCheckpointOptions {
   /** MMCV's `meta` (CLASSES, PALETTE, iter, mmcv_version, ...): JSON values. */
   meta?: Record<string, unknown>;
+  /** Further top-level entries, each an OrderedDict of tensors (segkit's `segkit_optimizer`). */
+  sections?: Record<string, ReadonlyMap<string, TensorData>>;
 }
 
 /** JSON → pickle values: objects become dicts, arrays lists. */
@@ -215,43 +300,41 @@ function widenToInt64(data: Int32Array): Uint8Array {
 }
 
 /**
- * Writes `tensors` (already in PyTorch's layout) as MMCV's checkpoint dict `{meta, state_dict}` in
- * torch.save's zip format: float32 tensors as FloatStorage, int32 ones widened to int64 (LongStorage, e.g.
- * `num_batches_tracked`). torch.load reads it, with `weights_only=True` too. Written to a temporary file in
- * the same folder and renamed, so an interrupted save never leaves a truncated checkpoint.
+ * Writes `tensors` (already in PyTorch's layout) as MMCV's checkpoint dict `{meta, state_dict}` (plus any
+ * `sections`) in torch.save's zip format: float32 tensors as FloatStorage, int32 ones widened to int64
+ * (LongStorage, e.g. `num_batches_tracked`). torch.load reads it, with `weights_only=True` too. Written
+ * atomically (`writeFileAtomic`), so an interrupted save never leaves a truncated checkpoint.
  */
 export function writeTorchCheckpoint(file: string, tensors: ReadonlyMap<string, TensorData>, options: WriteTorchCheckpointOptions = {}): void {
   const archiveName = 'archive';
-  const entries: [string, PickleWritable][] = [];
   const payloads: Uint8Array[] = [];
-  for (const [name, tensor] of tensors) {
-    const count = tensor.shape.reduce((a, b) => a * b, 1);
-    if (tensor.data.length !== count) throw new SegkitError(`${file}: tensor '${name}' has ${tensor.data.length} values for shape [${tensor.shape}]`);
-    const key = String(payloads.length);
-    if (tensor.dtype === 'int32') {
-      payloads.push(widenToInt64(tensor.data as Int32Array));
-      entries.push([name, new PickleTensorRef('LongStorage', key, count, tensor.shape)]);
-    } else {
-      payloads.push(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
-      entries.push([name, new PickleTensorRef('FloatStorage', key, count, tensor.shape)]);
+  const pickleDict = (dict: ReadonlyMap<string, TensorData>, where: string): PickleOrderedDict => {
+    const entries: [string, PickleWritable][] = [];
+    for (const [name, tensor] of dict) {
+      const count = tensor.shape.reduce((a, b) => a * b, 1);
+      if (tensor.data.length !== count) throw new SegkitError(`${file}: tensor '${where}${name}' has ${tensor.data.length} values for shape [${tensor.shape}]`);
+      const key = String(payloads.length);
+      if (tensor.dtype === 'int32') {
+        payloads.push(widenToInt64(tensor.data as Int32Array));
+        entries.push([name, new PickleTensorRef('LongStorage', key, count, tensor.shape)]);
+      } else {
+        payloads.push(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
+        entries.push([name, new PickleTensorRef('FloatStorage', key, count, tensor.shape)]);
+      }
     }
+    return new PickleOrderedDict(entries);
+  };
+  const root: Record<string, PickleWritable> = { meta: jsonToPickle(options.meta ?? {}, 'meta'), state_dict: pickleDict(tensors, '') };
+  for (const [name, section] of Object.entries(options.sections ?? {})) {
+    if (name in root) throw new SegkitError(`${file}: a section cannot be named '${name}'`);
+    root[name] = pickleDict(section, `${name}.`);
   }
-  const root: PickleWritable = { meta: jsonToPickle(options.meta ?? {}, 'meta'), state_dict: new PickleOrderedDict(entries) };
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const temporary = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(temporary, 'w');
-  try {
+  writeFileAtomic(file, (fd) => {
     const zip = new ZipWriter(fd, file);
     zip.addRecord(`${archiveName}/data.pkl`, [pickle(root)]);
     zip.addRecord(`${archiveName}/byteorder`, [Buffer.from('little')]);
     payloads.forEach((payload, i) => zip.addRecord(`${archiveName}/data/${i}`, [payload]));
     zip.addRecord(`${archiveName}/version`, [Buffer.from('3\n')]);
     zip.finish();
-  } catch (error) {
-    fs.closeSync(fd);
-    fs.rmSync(temporary, { force: true });
-    throw error;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(temporary, file);
+  });
 }

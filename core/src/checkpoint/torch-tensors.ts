@@ -1,4 +1,5 @@
 import { SegkitError } from '../errors';
+import { PyGlobal, type PickleValue } from './pickle-reader';
 import type { StoredTensor } from './safetensors';
 
 /** A tensor's values on the host: float32 or int32, row-major (the safetensors writer's type). */
@@ -20,6 +21,14 @@ export const STORAGE_TYPES = {
 
 export type StorageTypeName = keyof typeof STORAGE_TYPES;
 export type TorchDtype = (typeof STORAGE_TYPES)[StorageTypeName]['dtype'];
+
+/** The storage class a persistent id names (`torch.FloatStorage`, ...); anything else is an error. */
+export function storageTypeOf(value: PickleValue, source: string): StorageTypeName {
+  if (!(value instanceof PyGlobal) || value.module !== 'torch' || !(value.name in STORAGE_TYPES)) {
+    throw new SegkitError(`${source}: unsupported storage type in a persistent id${value instanceof PyGlobal ? ` (${value.qualifiedName})` : ''}`);
+  }
+  return value.name as StorageTypeName;
+}
 
 /** A storage named by a persistent id; its bytes are read only if a tensor that is kept refers to it. */
 export interface StorageRef {

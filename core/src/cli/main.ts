@@ -29,7 +29,11 @@ function buildProgram(): Command {
   const program = new Command('segkit')
     .description('segkit: config-driven semantic segmentation training on TensorFlow.js')
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+    // --offline reaches every checkpoint download (pretrained, load_from, ...) through the environment.
+    .hook('preAction', (_program, action) => {
+      if (action.opts().offline) process.env.SEGKIT_OFFLINE = '1';
+    });
 
   program
     .command('list')
@@ -49,7 +53,8 @@ function buildProgram(): Command {
     .option('--cfg-options <key=value...>', 'override config values (dotted paths, JSON values)', collect, [])
     .action(async (file: string, options: { cfgOptions: string[] }) => {
       const config = await loadConfig(file, options.cfgOptions);
-      console.log(JSON.stringify(config, null, 2));
+      // JSON has no Infinity or NaN: print them as written rather than as null.
+      console.log(JSON.stringify(config, (_key, value) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value), 2));
     });
 
   installTrainingCommands(program);

@@ -25,7 +25,8 @@ export interface CommonOptions {
 export function withCommon(command: Command): Command {
   return command
     .option('--cfg-options <key=value...>', 'override config values (dotted paths, JSON values)', collect, [])
-    .option('--backend <name>', "tfjs backend: 'auto' or a backend name (overrides the config's backend)");
+    .option('--backend <name>', "tfjs backend: 'auto' or a backend name (overrides the config's backend)")
+    .option('--offline', 'never download checkpoints: model-zoo names and URLs must be in $SEGKIT_HOME/checkpoints already');
 }
 
 /** Prints warnings only (for commands whose output is a listing). */

@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
 import { SegkitError } from '../errors';
@@ -14,9 +13,9 @@ import type { NdArray } from '../components';
 import { withCommon, type CommonOptions } from './options';
 import { writeMmsegConversion } from '../config/mmseg';
 import { convertCheckpoint } from '../checkpoint';
+import { makeDirectory } from '../os-errors';
 
 async function writePrediction(outDir: string, file: string, prediction: NdArray<Int32Array>, palette: readonly (readonly number[])[], opacity: number): Promise<string[]> {
-  fs.mkdirSync(outDir, { recursive: true });
   const stem = path.basename(file).replace(/\.[^.]+$/, '');
   const overlayFile = path.join(outDir, `${stem}_overlay.png`);
   const labelFile = path.join(outDir, `${stem}_pred.png`);
@@ -73,6 +72,8 @@ export function installTrainingCommands(program: Command): void {
     .option('--show-dir <dir>', 'write an overlay and the raw label PNG per image')
     .option('--opacity <x>', 'overlay opacity', Number.parseFloat, 0.5)
     .action(async (file: string, checkpointFile: string, options: CommonOptions & { eval: string[]; showDir?: string; opacity: number }) => {
+      // Created before the model loads, so that a bad path fails at once.
+      if (options.showDir) makeDirectory(options.showDir, '--show-dir');
       const handle = await initSegmentor(file, checkpointFile, options);
       try {
         const result = await testSegmentor(handle, {
@@ -94,6 +95,7 @@ export function installTrainingCommands(program: Command): void {
     .option('--opacity <x>', 'overlay opacity (0..1)', Number.parseFloat, 0.5)
     .action(async (file: string, checkpointFile: string, images: string[], options: CommonOptions & { out: string; opacity: number }) => {
       if (!(options.opacity >= 0 && options.opacity <= 1)) throw new SegkitError(`--opacity: expected a number in [0, 1], got ${options.opacity}`);
+      makeDirectory(options.out, '--out');
       const handle = await initSegmentor(file, checkpointFile, options);
       try {
         const { cfg, path: configPath } = testDatasetConfigOf(handle.config);

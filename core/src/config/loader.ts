@@ -4,6 +4,8 @@ import { SegkitError } from '../errors';
 import { loadModule } from '../plugin-system/module-loader';
 import type { SegkitConfig } from './types';
 import { loadMmsegConfig } from './mmseg';
+import { describeValue } from './validation';
+import { formatSyntaxError, syntaxErrorLocation } from './syntax-error';
 
 export type ConfigDict = Record<string, unknown>;
 
@@ -59,6 +61,8 @@ async function readConfigFile(file: string, seen: readonly string[] = []): Promi
       loaded = mod && 'default' in mod ? mod.default : mod;
     }
   } catch (error) {
+    const syntax = syntaxErrorLocation(file, error);
+    if (syntax) throw new SegkitError(`config: ${formatSyntaxError(syntax)}`);
     throw new SegkitError(`config: ${file} could not be read: ${(error as Error).message.split('\n')[0]}`);
   }
   if (!isDict(loaded)) throw new SegkitError(`config: ${file} must export an object (export default defineConfig({...}))`);
@@ -75,7 +79,7 @@ export async function readConfigTree(file: string, seen: readonly string[] = [])
   let merged: ConfigDict = {};
   const plugins: unknown[] = [];
   for (const [index, base] of bases.entries()) {
-    if (typeof base !== 'string') throw new SegkitError(`config: ${absolute}: _base_.${index}: expected a file path, got ${JSON.stringify(base)}`);
+    if (typeof base !== 'string') throw new SegkitError(`config: ${absolute}: _base_.${index}: expected a file path, got ${describeValue(base)}`);
     const baseFile = path.resolve(path.dirname(absolute), base);
     if (!fs.existsSync(baseFile)) throw new SegkitError(`config: ${absolute}: _base_ file not found: ${base} (resolved to ${baseFile})`);
     const parent = await readConfigTree(baseFile, [...seen, absolute]);
@@ -92,7 +96,7 @@ export async function readConfigTree(file: string, seen: readonly string[] = [])
 /** A base's relative plugin paths are relative to the base file: make them absolute before merging. */
 function resolvePluginPaths(plugins: unknown, dir: string, file: string): unknown[] {
   if (plugins === undefined) return [];
-  if (!Array.isArray(plugins)) throw new SegkitError(`config: ${file}: plugins: expected a list of package names or file paths, got ${JSON.stringify(plugins)}`);
+  if (!Array.isArray(plugins)) throw new SegkitError(`config: ${file}: plugins: expected a list of package names or file paths, got ${describeValue(plugins)}`);
   return plugins.map((p) => (typeof p === 'string' && p.startsWith('.') ? path.resolve(dir, p) : p));
 }
 

@@ -13,7 +13,7 @@ import { describeValue, validateOptions } from './validation';
 
 type Dict = Record<string, unknown>;
 
-const positiveInt = z.number().int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
+const positiveInt = z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 const dict = <T extends object = Dict>() => z.custom<T>((value) => value !== null && typeof value === 'object' && !Array.isArray(value), { error: 'expected a dict' });
 const list = <T = Dict>() => z.array(z.custom<T>((value) => value !== null && typeof value === 'object' && !Array.isArray(value), { error: 'expected a config dict' }), { error: 'expected a list of config dicts' });
 const mergeable = { _delete_: z.boolean().optional() };
@@ -26,7 +26,7 @@ const dataSchema = z.strictObject({
   test_dataloader: dict().optional(),
   samples_per_gpu: positiveInt.default(2),
   // 0 (load on the training thread) unless set: MMSegmentation's dataset bases always set it.
-  workers_per_gpu: z.number().int({ error: 'expected an integer >= 0' }).min(0, { error: 'expected an integer >= 0' }).default(0),
+  workers_per_gpu: z.number({ error: 'expected an integer >= 0' }).int({ error: 'expected an integer >= 0' }).min(0, { error: 'expected an integer >= 0' }).default(0),
   train: dict<DataSplitConfig>().optional(),
   val: dict<DataSplitConfig>().optional(),
   test: dict<DataSplitConfig>().optional(),
@@ -59,7 +59,7 @@ export const runSpecSchema = z.object({
   load_from: z.string().nullable().optional(),
   resume_from: z.string().nullable().optional(),
   workflow: z.array(z.tuple([z.string(), z.number()]), { error: "expected a list like [['train', 1]]" }).optional(),
-  seed: z.number().int({ error: 'expected an integer' }).nullable().optional(),
+  seed: z.number({ error: 'expected an integer' }).int({ error: 'expected an integer' }).nullable().optional(),
   deterministic: z.boolean().optional(),
   work_dir: z.string().optional(),
   /** What to do when a loss is NaN or infinite: stop (default, nothing bad is saved) or skip the batch. */
@@ -140,7 +140,7 @@ export interface RunSpecOptions {
   strict?: boolean;
   /** Drops the EvalHook (`--no-validate`). */
   noValidate?: boolean;
-  logger?: Pick<Logger, 'warn'>;
+  logger?: Pick<Logger, 'warn' | 'info'>;
 }
 
 const KNOWN_KEYS = Object.keys(runSpecSchema.shape);
@@ -150,7 +150,8 @@ function checkTopLevelKeys(config: Dict, options: RunSpecOptions): void {
   const problems: string[] = [];
   for (const key of Object.keys(config)) {
     if (key in IGNORED_KEYS) {
-      options.logger?.warn(`${key}: accepted for MMSegmentation configs and ignored (${IGNORED_KEYS[key]})`);
+      // A notice, not a warning: every MMSegmentation runtime config sets these.
+      options.logger?.info(`${key}: accepted for MMSegmentation configs and ignored (${IGNORED_KEYS[key]})`);
       continue;
     }
     if (KNOWN_KEYS.includes(key) || CONFIG_VARIABLES.includes(key)) continue;

@@ -1,14 +1,45 @@
 import { z } from 'zod';
 import { SegkitError, joinPath, nearestName } from '../errors';
 
-/** A short, user-facing description of a config value: `-5`, `"abc"`, `a list of 3`, `an object`. */
+/**
+ * A config value as text for error messages: JSON-like, but numbers as JavaScript writes them, so that
+ * `Infinity` (what `1e9999` parses to), `-Infinity` and `NaN` show as such instead of JSON's `null`;
+ * `undefined` inside objects and lists shows too. Longer than `maxLength` characters: cut with `...`.
+ */
+export function formatValue(value: unknown, maxLength = 120): string {
+  const text = formatValueText(value, new Set());
+  return text.length > maxLength ? `${text.slice(0, Math.max(0, maxLength - 3))}...` : text;
+}
+
+function formatValueText(value: unknown, seen: Set<object>): string {
+  if (value === undefined) return 'undefined';
+  if (value === null) return 'null';
+  if (typeof value === 'number') return Object.is(value, -0) ? '-0' : String(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return `a function${value.name ? ` (${value.name})` : ''}`;
+  if (typeof value !== 'object') return String(value);
+  if (seen.has(value)) return '(circular)';
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) return `[${value.map((item) => formatValueText(item, seen)).join(',')}]`;
+    const entries = Object.entries(value as Record<string, unknown>).map(([key, item]) => `${JSON.stringify(key)}:${formatValueText(item, seen)}`);
+    return `{${entries.join(',')}}`;
+  } finally {
+    seen.delete(value);
+  }
+}
+
+/**
+ * A short, user-facing description of a config value: `-5`, `Infinity`, `"abc"`, `[1,NaN]`,
+ * `a list of 9`, `an object`. Numbers appear as JavaScript writes them (never JSON's `null` for
+ * `Infinity` or `NaN`).
+ */
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return value.length <= 8 ? JSON.stringify(value) : `a list of ${value.length}`;
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return JSON.stringify(value);
-  return String(value);
+  if (Array.isArray(value)) return value.length <= 8 ? formatValue(value) : `a list of ${value.length}`;
+  if (value !== null && typeof value === 'object') return 'an object';
+  return formatValue(value);
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
@@ -74,7 +105,7 @@ function formatIssue(issue: z.core.$ZodIssue, input: unknown, schema: z.ZodType,
     case 'too_big':
       return `${where}: expected ${issue.origin === 'array' ? 'a list of length' : 'a value'} ${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}, got ${describeValue(value)}`;
     case 'invalid_value':
-      return `${where}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(value)}`;
+      return `${where}: expected one of ${issue.values.map((v) => formatValue(v)).join(', ')}, got ${describeValue(value)}`;
     case 'invalid_union':
       return `${where}: ${issue.message.replace(/^Invalid input/, 'invalid value')}, got ${describeValue(value)}`;
     default:

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
 import type { NdArray, PipelineResults } from '../components';
+import { describeValue } from '../config/validation';
 
 /** A collated batch: NHWC float32 images and [N,H,W] int32 labels as typed arrays, plus per-sample metadata. */
 export interface Batch {
@@ -34,7 +35,7 @@ export function collate(samples: readonly PipelineResults[], indices: readonly n
   if (samples.length === 0) throw new SegkitError('data: cannot collate an empty batch');
   const first = samples[0]!.img;
   if (!isNdArray(first) || first.shape.length !== 3) {
-    throw new SegkitError(`data: ${describe(samples[0]!, 0)}: the pipeline must end with an 'img' of shape [H,W,C] (e.g. Collect(keys=['img', ...])), got ${first ? JSON.stringify(first.shape) : 'none'}`);
+    throw new SegkitError(`data: ${describe(samples[0]!, 0)}: the pipeline must end with an 'img' of shape [H,W,C] (e.g. Collect(keys=['img', ...])), got ${first ? describeValue(first.shape) : 'none'}`);
   }
   const [height, width, channels] = first.shape as [number, number, number];
   const pixels = height * width * channels;

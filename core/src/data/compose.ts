@@ -1,6 +1,7 @@
 import { SegkitError, joinPath } from '../errors';
 import type { BuildContext } from '../plugin-system/registries';
 import type { PipelineResults, RandomSource, Transform } from '../components';
+import { describeValue } from '../config/validation';
 
 /** MMSegmentation's `Compose`: runs the pipeline's transforms in order on one results dict. */
 export class Compose implements Transform {
@@ -17,7 +18,7 @@ export class Compose implements Transform {
 export function buildPipeline(ctx: BuildContext, cfgs: unknown, key: string): Compose {
   if (cfgs === undefined || cfgs === null) return new Compose([]);
   if (!Array.isArray(cfgs)) {
-    throw new SegkitError(`${joinPath(ctx.path, key)}: expected a list of transform configs, got ${JSON.stringify(cfgs)}`, joinPath(ctx.path, key));
+    throw new SegkitError(`${joinPath(ctx.path, key)}: expected a list of transform configs, got ${describeValue(cfgs)}`, joinPath(ctx.path, key));
   }
   return new Compose(cfgs.map((cfg, index) => ctx.build('transforms', cfg, `${key}.${index}`)));
 }

@@ -7,6 +7,7 @@ import type { Kernel } from '../plugin-system/kernel';
 import { collate, type Batch } from './collate';
 import { SeededRandom, type RandomState } from './random';
 import type { SampleRequest, SerializedError, WorkerDatasetSource, WorkerMessage } from './worker-protocol';
+import { formatValue } from '../config/validation';
 
 export interface DataLoaderOptions {
   /** Samples per batch (MMSegmentation's `samples_per_gpu`). */
@@ -200,7 +201,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   /** Continues from a saved state: the next batch is the one that would have come next in the saved run. */
   loadState(state: DataLoaderState): void {
     const valid = state && [state.seed, state.epoch, state.position].every((v) => Number.isInteger(v)) && state.epoch >= 0 && state.position >= 0;
-    if (!valid) throw new SegkitError(`data loader state: expected { seed, epoch, position } integers, got ${JSON.stringify(state)}`);
+    if (!valid) throw new SegkitError(`data loader state: expected { seed, epoch, position } integers, got ${formatValue(state)}`);
     if (state.position > this.batchesPerEpoch) {
       throw new SegkitError(`data loader state: position ${state.position} is past the ${this.batchesPerEpoch} batches of an epoch (was the dataset or batch size changed?)`);
     }

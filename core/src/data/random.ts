@@ -1,4 +1,5 @@
 import type { RandomSource } from '../components';
+import { describeValue } from '../config/validation';
 
 /** The four 32-bit words of an sfc32 generator: plain numbers, so it serialises as JSON. */
 export type RandomState = [number, number, number, number];
@@ -40,7 +41,7 @@ export class SeededRandom implements RandomSource {
 
   static fromState(state: RandomState): SeededRandom {
     if (!Array.isArray(state) || state.length !== 4 || state.some((word) => !Number.isInteger(word))) {
-      throw new RangeError(`SeededRandom: a state is four integers, got ${JSON.stringify(state)}`);
+      throw new RangeError(`SeededRandom: a state is four integers, got ${describeValue(state)}`);
     }
     return new SeededRandom(state);
   }

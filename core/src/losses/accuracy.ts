@@ -37,15 +37,17 @@ export function accuracy(pred: tf.Tensor, target: tf.Tensor, options: AccuracyOp
     // correct[..., j] = the j-th best class equals the target (and its score passes thresh)
     let correct = tf.cast(tf.equal(indices, tf.expandDims(tf.cast(target, 'int32'), -1)), 'float32');
     if (thresh !== null) correct = tf.mul(correct, tf.cast(tf.greater(values, thresh), 'float32'));
-    let total = target.size;
+    // The denominator stays on the device (no synchronous readback: GPU backends cannot do one).
+    let total: tf.Scalar = tf.scalar(target.size);
     if (ignoreIndex !== null) {
       const keep = tf.cast(tf.notEqual(target, ignoreIndex), 'float32');
       correct = tf.mul(correct, tf.expandDims(keep, -1));
-      total = tf.sum(keep).dataSync()[0]!;
+      total = tf.sum(keep);
     }
+    const scale = tf.div(100, tf.add(total, FLOAT32_EPS));
     return topks.map((k) => {
       const correctK = tf.add(tf.sum(tf.slice(correct, new Array(correct.rank).fill(0), [...correct.shape.slice(0, -1), k])), FLOAT32_EPS);
-      return tf.reshape(tf.mul(correctK, 100 / (total + FLOAT32_EPS)), [1]) as tf.Tensor1D;
+      return tf.reshape(tf.mul(correctK, scale), [1]) as tf.Tensor1D;
     });
   });
   return single ? results[0]! : results;

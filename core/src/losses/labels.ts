@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { backendReadsSynchronously } from '../plugin-system/backend';
 import { SegkitError } from '../errors';
 
 /** 1 where the label is not `ignoreIndex`, else 0 (float32, the labels' shape). */
@@ -16,6 +17,8 @@ export function labelsWithIgnoredAsZero(labels: tf.Tensor, ignoreIndex: number):
  * (PyTorch fails deep inside a kernel, or silently on some devices). `where` names the loss.
  */
 export function checkLabelRange(labels: tf.Tensor, numClasses: number, ignoreIndex: number, where: string): void {
+  // GPU backends cannot read back synchronously; there the datasets' per-sample label check (at load time) guards.
+  if (!backendReadsSynchronously()) return;
   const range = tf.tidy(() => {
     const ignored = tf.equal(labels, ignoreIndex);
     const asInt = tf.cast(labels, 'int32');

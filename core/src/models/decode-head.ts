@@ -5,6 +5,7 @@ import { SegkitError } from '../errors';
 import type { BuildContext } from '../plugin-system/registries';
 import type { DecodeHead, Loss, PixelSampler } from '../components';
 import { checkDecodeLossConfig, computeDecodeLosses } from './decode-losses';
+import { describeValue } from '../config/validation';
 
 /** A nested component config (`{ type, ...options }`), validated by that component's own schema when built. */
 export const componentConfigSchema = z.looseObject({ type: z.string({ error: 'expected a type name' }) });
@@ -157,12 +158,12 @@ function resolveInputs(options: ParsedDecodeHeadOptions, path: string): [number 
   const { in_channels: inChannels, in_index: inIndex, input_transform: transform } = options;
   if (transform === null) {
     if (Array.isArray(inChannels) || Array.isArray(inIndex)) {
-      throw new SegkitError(`${path}: in_channels and in_index must be single integers without input_transform, got ${JSON.stringify(inChannels)} and ${JSON.stringify(inIndex)}`, path);
+      throw new SegkitError(`${path}: in_channels and in_index must be single integers without input_transform, got ${describeValue(inChannels)} and ${describeValue(inIndex)}`, path);
     }
     return [inChannels, inIndex];
   }
   if (!Array.isArray(inChannels) || !Array.isArray(inIndex) || inChannels.length !== inIndex.length) {
-    throw new SegkitError(`${path}: with input_transform '${transform}', in_channels and in_index must be lists of the same length, got ${JSON.stringify(inChannels)} and ${JSON.stringify(inIndex)}`, path);
+    throw new SegkitError(`${path}: with input_transform '${transform}', in_channels and in_index must be lists of the same length, got ${describeValue(inChannels)} and ${describeValue(inIndex)}`, path);
   }
   return [transform === 'resize_concat' ? inChannels.reduce((a, b) => a + b, 0) : inChannels, inIndex];
 }

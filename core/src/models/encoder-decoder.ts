@@ -6,6 +6,7 @@ import type { BuildContext, ComponentOf } from '../plugin-system/registries';
 import type { DecodeHead, FeatureExtractor, InferenceOptions, Segmentor } from '../components';
 import { componentConfigSchema } from './decode-head';
 import { slideInference } from './inference';
+import { describeValue, formatValue } from '../config/validation';
 
 const sizePair = z.tuple([z.number().int().positive(), z.number().int().positive()]);
 
@@ -58,7 +59,7 @@ export class EncoderDecoder extends Module implements Segmentor {
     }
     this.testCfg = options.test_cfg;
     if (this.testCfg.mode === 'slide' && (!this.testCfg.crop_size || !this.testCfg.stride)) {
-      throw new SegkitError(`${ctx.path}.test_cfg: slide mode needs crop_size and stride, got ${JSON.stringify(this.testCfg)}`, ctx.path);
+      throw new SegkitError(`${ctx.path}.test_cfg: slide mode needs crop_size and stride, got ${formatValue(this.testCfg)}`, ctx.path);
     }
   }
 
@@ -115,7 +116,7 @@ export class EncoderDecoder extends Module implements Segmentor {
       else {
         const crop = options.crop_size ?? this.testCfg.crop_size;
         const stride = options.stride ?? this.testCfg.stride;
-        if (!crop || !stride) throw new SegkitError(`test_cfg: slide inference needs crop_size and stride, got ${JSON.stringify({ crop_size: crop, stride })}`);
+        if (!crop || !stride) throw new SegkitError(`test_cfg: slide inference needs crop_size and stride, got crop_size ${describeValue(crop)} and stride ${describeValue(stride)}`);
         logits = slideInference(images, crop, stride, (window) => this.encodeDecode(window));
       }
       return options.oriShape ? resize(logits, options.oriShape, { alignCorners: this.alignCorners }) : logits;

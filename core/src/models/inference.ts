@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
+import { describeValue } from '../config/validation';
 
 export interface Window {
   y1: number;
@@ -17,7 +18,7 @@ export function slideWindows(height: number, width: number, crop: readonly [numb
   const [cropH, cropW] = crop;
   const [strideH, strideW] = stride;
   if (![cropH, cropW, strideH, strideW].every((v) => Number.isInteger(v) && v > 0)) {
-    throw new SegkitError(`test_cfg: crop_size and stride must be positive integers, got crop_size ${JSON.stringify(crop)} and stride ${JSON.stringify(stride)}`);
+    throw new SegkitError(`test_cfg: crop_size and stride must be positive integers, got crop_size ${describeValue(crop)} and stride ${describeValue(stride)}`);
   }
   const gridsH = Math.floor(Math.max(height - cropH + strideH - 1, 0) / strideH) + 1;
   const gridsW = Math.floor(Math.max(width - cropW + strideW - 1, 0) / strideW) + 1;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
 import { isShapesOnly, reportFlops } from './flops';
 import { SegkitError } from '../errors';
+import { formatValue } from '../config/validation';
 
 /** Element-wise activation layers; MMCV counts one FLOP per output element. */
 abstract class Activation extends Module {
@@ -57,7 +58,7 @@ export interface ActivationConfig {
 /** MMCV's `build_activation_layer` (`inplace` is accepted and has no meaning here). */
 export function buildActivation(cfg: ActivationConfig, path = 'act_cfg'): Module {
   if (!cfg || typeof cfg !== 'object' || typeof cfg.type !== 'string') {
-    throw new SegkitError(`${path}: expected an object with a 'type' (ReLU, LeakyReLU, ...), got ${JSON.stringify(cfg)}`, path);
+    throw new SegkitError(`${path}: expected an object with a 'type' (ReLU, LeakyReLU, ...), got ${formatValue(cfg)}`, path);
   }
   const { type, inplace: _inplace, negative_slope: negativeSlope, ...rest } = cfg;
   const unknown = Object.keys(rest);

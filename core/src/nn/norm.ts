@@ -3,6 +3,7 @@ import { Module } from './module';
 import { isShapesOnly, reportFlops } from './flops';
 import { SegkitError } from '../errors';
 import { backendHasKernel } from '../plugin-system/backend';
+import { describeValue, formatValue } from '../config/validation';
 
 /**
  * Marker base of every normalisation layer (BatchNorm, GroupNorm, a future LayerNorm): the optimizer
@@ -213,7 +214,7 @@ const NORM_ABBREVIATIONS: Record<string, string> = { BN: 'bn', BN2d: 'bn', SyncB
  */
 export function buildNormLayer(cfg: NormConfig, numFeatures: number, postfix: number | string = '', path = 'norm_cfg'): { name: string; layer: NormLayer } {
   if (!cfg || typeof cfg !== 'object' || typeof cfg.type !== 'string') {
-    throw new SegkitError(`${path}: expected an object with a 'type' (BN, SyncBN, GN), got ${JSON.stringify(cfg)}`, path);
+    throw new SegkitError(`${path}: expected an object with a 'type' (BN, SyncBN, GN), got ${formatValue(cfg)}`, path);
   }
   const { type, requires_grad: requiresGrad = true, num_groups: numGroups, ...rest } = cfg;
   const abbreviation = NORM_ABBREVIATIONS[type];
@@ -224,7 +225,7 @@ export function buildNormLayer(cfg: NormConfig, numFeatures: number, postfix: nu
   }
   let layer: NormLayer;
   if (type === 'GN') {
-    if (typeof numGroups !== 'number') throw new SegkitError(`${path}.num_groups: required for GN, got ${JSON.stringify(numGroups)}`, path);
+    if (typeof numGroups !== 'number') throw new SegkitError(`${path}.num_groups: required for GN, got ${describeValue(numGroups)}`, path);
     if (numFeatures % numGroups !== 0) throw new SegkitError(`${path}.num_groups: ${numFeatures} channels are not divisible by num_groups ${numGroups}`, path);
     layer = new GroupNorm(numGroups, numFeatures, { eps: rest.eps, affine: rest.affine });
   } else {

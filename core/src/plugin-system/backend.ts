@@ -31,6 +31,14 @@ export function backendHasKernel(kernelName: string): boolean {
   return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
 }
 
+/** Backends whose tensors cannot be read synchronously (`dataSync` throws or stalls the GPU pipeline). */
+const ASYNC_ONLY_BACKENDS = new Set(['webgpu', 'webgl']);
+
+/** Whether the active backend allows synchronous readback; CPU-side checks are skipped where it does not. */
+export function backendReadsSynchronously(): boolean {
+  return !ASYNC_ONLY_BACKENDS.has(tf.getBackend());
+}
+
 /**
  * One SGD step of a float32 parameter, PyTorch's semantics: inputs { param, grad, buffer? } (no
  * buffer on the first step), attrs { lr, momentum, dampening, weightDecay, nesterov } →

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Container, type ServiceIdentifier } from 'inversify';
 import { z } from 'zod';
-import { SegkitError, joinPath, nearestName } from '../errors';
+import { SegkitError, isSegkitError, joinPath, nearestName } from '../errors';
 import {
   REGISTRY_NAMES,
   type BuildContext,
@@ -16,7 +16,8 @@ import {
   type RegistryName,
 } from './registries';
 import { TOKENS, isSegkitPlugin, type ComponentRecord, type SegkitPlugin } from './plugin';
-import { validateOptions } from '../config/validation';
+import { validateOptions, describeValue, formatValue } from '../config/validation';
+import { formatSyntaxError, syntaxErrorLocation } from '../config/syntax-error';
 import { selectBackend, type BackendProvider } from './backend';
 import { EventBus } from '../bus';
 import { loadModule } from './module-loader';
@@ -155,16 +156,26 @@ export class Kernel {
   build<R extends RegistryName>(registry: R, cfg: unknown, ...[options]: BuildArguments<R>): InstanceOf<R> {
     const configPath = options?.path ?? registry;
     if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) {
-      throw new SegkitError(`${configPath}: expected a config object with a 'type', got ${Array.isArray(cfg) ? 'a list' : JSON.stringify(cfg)}`, configPath);
+      throw new SegkitError(`${configPath}: expected a config object with a 'type', got ${Array.isArray(cfg) ? 'a list' : describeValue(cfg)}`, configPath);
     }
     const { type, ...rest } = cfg as Record<string, unknown>;
     if (typeof type !== 'string') {
-      throw new SegkitError(`${joinPath(configPath, 'type')}: expected the name of a ${registry} type, got ${JSON.stringify(type)}; registered: ${this.registries[registry].list().join(', ') || 'none'}`, configPath);
+      throw new SegkitError(`${joinPath(configPath, 'type')}: expected the name of a ${registry} type, got ${formatValue(type)}; registered: ${this.registries[registry].list().join(', ') || 'none'}`, configPath);
     }
     const definition = this.registries[registry].definition(type, joinPath(configPath, 'type'));
     const schema = definition.schema instanceof z.ZodObject ? (definition.schema as z.ZodObject).strict() : definition.schema;
     const parsed = validateOptions(schema, rest, configPath, type);
-    return definition.create(parsed, this.context(configPath, (options?.parent ?? {}) as ParentOf<R>));
+    try {
+      return definition.create(parsed, this.context(configPath, (options?.parent ?? {}) as ParentOf<R>));
+    } catch (error) {
+      // A SegkitError already names its config path (children's included); anything else thrown by a
+      // plugin's factory or constructor is named after the type and the config entry that built it.
+      if (isSegkitError(error)) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      const wrapped = new SegkitError(`${configPath}: ${type} failed to build: ${reason.split('\n')[0]}`, configPath);
+      wrapped.cause = error;
+      throw wrapped;
+    }
   }
 
   private context<P>(configPath: string, parent: P): BuildContext<P> {
@@ -232,6 +243,8 @@ export async function resolvePlugin(spec: PluginSpec, configDir: string): Promis
     if (isPath && !fs.existsSync(resolved) && !fs.existsSync(`${resolved}.js`) && !fs.existsSync(`${resolved}.ts`)) {
       throw new SegkitError(`plugins: cannot find plugin file '${spec}' (resolved to ${resolved})`);
     }
+    const syntax = syntaxErrorLocation(resolved, error);
+    if (syntax) throw new SegkitError(`plugins: plugin '${spec}' failed to load: ${formatSyntaxError(syntax)}`);
     // Node appends a multi-line "Require stack"; its first line says what went wrong.
     const reason = String((error as Error).message).split('\n')[0];
     throw new SegkitError(`plugins: plugin '${spec}' failed to load: ${reason}`);

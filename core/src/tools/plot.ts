@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SegkitError, nearestName } from '../errors';
 import { svgToPng } from '../io/image';
+import { makeDirectory, writeFileOrExplain } from '../os-errors';
 
 /** One line of the plot: a log key's values against iteration. */
 export interface CurveSeries {
@@ -88,9 +89,8 @@ export async function plotLogCurves(logFile: string, options: PlotOptions): Prom
   if (format !== '.svg' && format !== '.png') throw new SegkitError(`${options.out}: expected an output file ending in .svg or .png`);
   const series = readLogCurves(logFile, options.keys, options.warn);
   const svg = renderCurvesSvg(series, { title: options.title, width: options.width, height: options.height });
-  fs.mkdirSync(path.dirname(path.resolve(options.out)), { recursive: true });
-  if (format === '.svg') fs.writeFileSync(options.out, svg);
-  else fs.writeFileSync(options.out, await svgToPng(svg));
+  makeDirectory(path.dirname(path.resolve(options.out)), '--out');
+  writeFileOrExplain(options.out, format === '.svg' ? svg : await svgToPng(svg), '--out');
   return options.out;
 }
 

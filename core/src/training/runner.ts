@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Subscription } from 'rxjs';
@@ -9,7 +8,8 @@ import type { EventBus, EventOf, GroupLr } from '../bus';
 import { SegkitError } from '../errors';
 import { DataLoader, batchToTensors, type Batch } from '../data';
 import { parseLossTensors, readLossValues } from '../losses';
-import { saveCheckpoint, readCheckpoint, type CheckpointMeta } from '../checkpoint/segkit-checkpoint';
+import { saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/segkit-checkpoint';
+import { checkpointFormatOf, datasetMeta, readResumeCheckpoint, saveSegkitTorchCheckpoint, type CheckpointFormat } from '../checkpoint/segkit-pth';
 import { loadCheckpoint, loadPretrainedWeights } from '../checkpoint';
 import { evaluateSegmentor } from '../evaluation/evaluate';
 import { Hook, sortByPriority, type HookPoint } from './hook';
@@ -17,6 +17,7 @@ import { seedEverything, seedIteration } from './seed';
 import { parseRunSpec, type RunSpec } from '../config/run-spec';
 import { buildOptimizer } from './build';
 import { lockWorkDir, uniqueTimestamp } from './work-dir-lock';
+import { makeDirectory, writeFileOrExplain } from '../os-errors';
 
 export interface TrainOptions {
   kernel: Kernel;
@@ -81,7 +82,7 @@ export class IterBasedRunner implements RunnerView {
     readonly config: LoadedConfig,
     private readonly options: TrainOptions,
   ) {
-    this.spec = parseRunSpec(config, { strict: options.strict, noValidate: options.noValidate, logger: { warn: (m) => kernel.warnOnce(m) } });
+    this.spec = parseRunSpec(config, { strict: options.strict, noValidate: options.noValidate, logger: { warn: (m) => kernel.warnOnce(m), info: (m) => kernel.logger.info(m) } });
     this.maxIters = this.spec.maxIters;
     const configName = config.filename ? path.basename(config.filename).replace(/\.(ts|js|json|cjs|mjs|py)$/, '') : 'run';
     this.workDir = path.resolve(options.workDir ?? this.spec.workDir ?? path.join('work_dirs', configName));
@@ -133,7 +134,8 @@ export class IterBasedRunner implements RunnerView {
     return result;
   }
 
-  async saveCheckpoint(file: string, extra: { best?: CheckpointMeta['best'] } = {}): Promise<void> {
+  async saveCheckpoint(file: string, extra: { best?: CheckpointMeta['best']; format?: CheckpointFormat } = {}): Promise<void> {
+    const { format = checkpointFormatOf(file), ...metaExtra } = extra;
     const meta: CheckpointMeta = {
       iter: this.iter,
       config: { ...this.config },
@@ -141,17 +143,17 @@ export class IterBasedRunner implements RunnerView {
       timestamp: this.timestamp,
       segkitVersion: (require('../../../package.json') as { version: string }).version,
       hooks: {},
-      ...extra,
+      ...metaExtra,
     };
     await this.callHooks('beforeSaveCheckpoint', meta);
-    await saveCheckpoint(file, this.model, this.optimizer, meta);
+    if (format === 'pth') await saveSegkitTorchCheckpoint(file, this.model, this.optimizer, meta, datasetMeta(this.trainLoader?.dataset));
+    else await saveCheckpoint(file, this.model, this.optimizer, meta);
     this.lastCheckpoint = file;
     this.bus.emit({ type: 'checkpoint:saved', iter: this.iter, path: file, ...(extra.best ? { best: extra.best.metric } : {}) });
   }
 
   /** Restores weights, optimizer state, iteration, LR position, data order and hook state (`--resume-from`). */
-  private async resume(file: string, loader: DataLoader): Promise<void> {
-    const checkpoint = readCheckpoint(file);
+  private async resume(file: string, checkpoint: LoadedCheckpoint, loader: DataLoader): Promise<void> {
     try {
       this.model.loadStateDict(checkpoint.weights, { source: file });
       if (!checkpoint.optimizerState) throw new SegkitError(`${file}: has no optimizer state; use --load-from to start from its weights`);
@@ -247,21 +249,18 @@ export class IterBasedRunner implements RunnerView {
     let batches: AsyncIterator<Batch> | undefined;
     let unlock: (() => void) | undefined;
     try {
-      try {
-        fs.mkdirSync(this.workDir, { recursive: true });
-      } catch (error) {
-        throw new SegkitError(`work_dir: cannot create ${this.workDir}: ${(error as Error).message}`, 'work_dir');
-      }
+      makeDirectory(this.workDir, 'work_dir');
       unlock = lockWorkDir(this.workDir, (message) => this.kernel.logger.warn(message));
       this.timestamp = uniqueTimestamp(this.workDir, this.timestamp);
       const loader = this.startTrainLoader();
       const resumeFrom = this.options.resumeFrom ?? this.spec.resumeFrom ?? undefined;
       const loadFrom = this.options.loadFrom ?? this.spec.loadFrom ?? undefined;
       // MMSegmentation's order: pretrained weights at model init, then load_from over them; a resume replaces both.
-      if (resumeFrom && !resumeFrom.endsWith('.safetensors')) {
-        this.kernel.logger.warn(`${resumeFrom}: only segkit's .safetensors checkpoints carry the optimizer, iteration and data order; loading its weights and starting at iteration 0`);
+      const resumable = resumeFrom ? await readResumeCheckpoint(resumeFrom) : null;
+      if (resumeFrom && !resumable) {
+        this.kernel.logger.warn(`${resumeFrom}: only checkpoints segkit's runner saved (.safetensors, or .pth with checkpoint_config.format 'pth') carry the optimizer, iteration and data order; loading its weights and starting at iteration 0`);
         await this.loadWeights(resumeFrom);
-      } else if (resumeFrom) await this.resume(resumeFrom, loader);
+      } else if (resumeFrom && resumable) await this.resume(resumeFrom, resumable, loader);
       else {
         await loadPretrainedWeights(this.model, this.spec.model, { logger: this.kernel.logger });
         if (loadFrom) await this.loadWeights(loadFrom);
@@ -271,7 +270,7 @@ export class IterBasedRunner implements RunnerView {
         if (subscription) observers.add(subscription);
       }
       const configDump = { ...this.config };
-      fs.writeFileSync(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2));
+      writeFileOrExplain(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2), 'work_dir');
       this.bus.emit({ type: 'run:start', maxIters: this.maxIters, startIter: this.iter, workDir: this.workDir, config: configDump, backend: this.kernel.backend });
       batches = loader[Symbol.asyncIterator]();
       await this.callHooks('beforeRun');

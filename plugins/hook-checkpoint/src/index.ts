@@ -23,9 +23,14 @@ export const checkpointSchema = z.object({
   interval: z.number().int().positive({ error: 'expected a positive integer' }).default(4000),
   /** Keep only the newest N periodic checkpoints (-1: keep all). */
   max_keep_ckpts: z.number().int().min(-1).default(-1),
-  /** Also write `latest.safetensors` (MMCV's `latest.pth` link). */
+  /** Also write `latest.<format>` (MMCV's `latest.pth` link). */
   save_last: z.boolean().default(true),
-  /** Metric name (e.g. 'mIoU', 'mDice') whose best value keeps `best_<metric>_iter_<n>.safetensors`. */
+  /**
+   * 'safetensors' (segkit's own) or 'pth': a PyTorch checkpoint MMSegmentation loads (`{meta, state_dict}`,
+   * OIHW, meta CLASSES/PALETTE/iter) that segkit also resumes from exactly.
+   */
+  format: z.enum(['safetensors', 'pth']).default('safetensors'),
+  /** Metric name (e.g. 'mIoU', 'mDice') whose best value keeps `best_<metric>_iter_<n>.<format>`. */
   save_best: z.string().nullable().default(null),
   /** 'greater' (default for m* metrics) or 'less'. */
   rule: z.enum(['greater', 'less']).default('greater'),
@@ -51,13 +56,14 @@ interface CheckpointHookState {
   best?: Omit<BestCheckpoint, 'file'> & { file: string };
 }
 
-const PERIODIC = /^iter_(\d+)\.safetensors$/;
+/** Periodic checkpoints of either format (a run may switch formats across a resume). */
+const PERIODIC = /^iter_(\d+)\.(?:safetensors|pth)$/;
 
 /**
- * MMCV's CheckpointHook (by_epoch false): `iter_<n>.safetensors` every `interval` iterations and at
- * the end, `latest.safetensors`, at most `max_keep_ckpts` periodic files, and with `save_best` the best
- * checkpoint by a metric of each evaluation. Every file is written atomically; on resume the rotation is
- * rebuilt from the files on disk and the best score from the checkpoint's metadata.
+ * MMCV's CheckpointHook (by_epoch false): `iter_<n>.<format>` every `interval` iterations and at the end,
+ * `latest.<format>`, at most `max_keep_ckpts` periodic files, and with `save_best` the best checkpoint by a
+ * metric of each evaluation; `format` is 'safetensors' or 'pth'. Every file is written atomically; on resume
+ * the rotation is rebuilt from the files on disk and the best score from the checkpoint's metadata.
  */
 export class CheckpointHook extends Hook {
   readonly name = 'CheckpointHook';
@@ -82,9 +88,9 @@ export class CheckpointHook extends Hook {
     const atEnd = runner.iter === runner.maxIters;
     if (runner.iter % this.options.interval !== 0 && !atEnd) return;
     const dir = this.dir(runner);
-    const file = path.join(dir, `iter_${runner.iter}.safetensors`);
-    await runner.saveCheckpoint(file, this.bestMeta());
-    if (this.options.save_last) copyFileAtomic(file, path.join(dir, 'latest.safetensors'));
+    const file = path.join(dir, `iter_${runner.iter}.${this.options.format}`);
+    await runner.saveCheckpoint(file, { ...this.bestMeta(), format: this.options.format });
+    if (this.options.save_last) copyFileAtomic(file, path.join(dir, `latest.${this.options.format}`));
     this.saved = [...this.saved.filter((f) => f !== file), file];
     if (this.options.max_keep_ckpts > 0) {
       while (this.saved.length > this.options.max_keep_ckpts) fs.rmSync(this.saved.shift()!, { force: true });
@@ -101,10 +107,10 @@ export class CheckpointHook extends Hook {
     }
     const better = !this.best || (this.options.rule === 'greater' ? value > this.best.value : value < this.best.value);
     if (!better) return;
-    const file = path.join(this.dir(runner), `best_${metric}_iter_${runner.iter}.safetensors`);
+    const file = path.join(this.dir(runner), `best_${metric}_iter_${runner.iter}.${this.options.format}`);
     const previous = this.best?.file;
     this.best = { metric, value, iter: runner.iter, file };
-    await runner.saveCheckpoint(file, this.bestMeta());
+    await runner.saveCheckpoint(file, { ...this.bestMeta(), format: this.options.format });
     // Removed only after the new best is safely written.
     if (previous && previous !== file) fs.rmSync(previous, { force: true });
   }
@@ -133,7 +139,7 @@ export class CheckpointHook extends Hook {
     const metric = this.options.save_best;
     if (!metric) return;
     for (const name of files) {
-      const match = new RegExp(`^best_${metric}_iter_(\\d+)\\.safetensors$`).exec(name);
+      const match = new RegExp(`^best_${metric}_iter_(\\d+)\\.(?:safetensors|pth)$`).exec(name);
       if (match && path.join(dir, name) !== this.best?.file && Number(match[1]) > runner.iter) fs.rmSync(path.join(dir, name), { force: true });
     }
   }
@@ -143,7 +149,7 @@ export const checkpointDefinition: ComponentOf<'hooks', CheckpointOptions, Check
   type: 'CheckpointHook',
   schema: checkpointSchema,
   create: (options) => new CheckpointHook(options),
-  description: 'periodic / latest / best checkpoints as safetensors (atomic writes; rotation and best kept across resumes)',
+  description: 'periodic / latest / best checkpoints as safetensors or .pth (atomic writes; rotation and best kept across resumes)',
 };
 
 export const plugin = definePlugin({ name: '@segkit/hook-checkpoint', version, components: { hooks: [checkpointDefinition] } });
