@@ -30,8 +30,8 @@ export interface ProgressOptions {
   /** Count already done when starting (a resumed run). */
   startValue?: number;
   /**
-   * Streams whose writes go above the bar while it is drawn (default: stdout and stderr when they are
-   * terminals). Lines printed by loggers never join the bar's line.
+   * Streams whose writes go above the bar while it is drawn, besides the bar's own stream (default: stdout
+   * and stderr when they are terminals). Lines printed by loggers never join the bar's line.
    */
   interceptStreams?: ProgressStream[];
   /** Seconds since some origin (tests use a fake clock). */
@@ -187,7 +187,8 @@ export function startProgress(options: ProgressOptions): Progress {
     const bar = new TerminalBar(options, write);
     activeBars[activeBars.length - 1]?.hide();
     activeBars.push(bar);
-    interceptWrites(options.interceptStreams ?? [process.stdout, process.stderr].filter((s) => s.isTTY || s === stream));
+    // Other writes to the bar's own stream always go above it; stdout and stderr too when they are terminals.
+    interceptWrites([stream, ...(options.interceptStreams ?? [process.stdout, process.stderr].filter((s) => s.isTTY))].filter((s, i, all) => all.indexOf(s) === i));
     bar.show();
     return {
       update(value, suffix = '') {
