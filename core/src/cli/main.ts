@@ -7,6 +7,7 @@ import { TOKENS, type CliServices } from '../plugin-system/plugin';
 import { loadConfigAndKernel } from '../apis/segmentor';
 import { collect, quietLogger } from './options';
 import { installConvertCommands, installTrainingCommands } from './training-commands';
+import { installPublishCommand } from './publish-command';
 
 /**
  * Commands that installed plugins contribute: a plugin declares their names in its package.json
@@ -53,6 +54,7 @@ function buildProgram(): Command {
 
   installTrainingCommands(program);
   installConvertCommands(program);
+  installPublishCommand(program);
   return program;
 }
 
