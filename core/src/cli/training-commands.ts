@@ -10,7 +10,7 @@ import { configCropSize, describeModel, formatModelInfo } from '../tools/model-i
 import { renderOverlay } from '../tools/overlay';
 import { readImage, writePng } from '../io/image';
 import { startProgress } from '../tools/progress';
-import { BUILTIN_PALETTES, colorizeLabels, expandImageArguments, resolvePalette } from '../tools/prediction-files';
+import { BUILTIN_PALETTES, colorizeLabels, expandImageArguments, readPaletteOption, resolvePalette } from '../tools/prediction-files';
 import { evaluateSegmentor } from '../evaluation/evaluate';
 import { readCheckpointFile } from '../checkpoint/checkpoint-file';
 import { configSection, inferenceSegmentor, initSegmentor, loadConfigAndKernel, testDatasetConfig as testDatasetConfigOf } from '../apis/segmentor';
@@ -143,11 +143,12 @@ export function installTrainingCommands(program: Command): void {
     .action(async (file: string, checkpointFile: string, images: string[], options: CommonOptions & { out: string; opacity: number; palette?: string; quiet?: boolean }) => {
       if (!(options.opacity >= 0 && options.opacity <= 1)) throw new SegkitError(`--opacity: expected a number in [0, 1], got ${options.opacity}`);
       const files = expandImageArguments(images);
+      const explicitPalette = options.palette !== undefined ? readPaletteOption(options.palette) : undefined;
       const handle = await initSegmentor(file, checkpointFile, options);
       try {
         // Colours without building the dataset, so no dataset folder is needed.
         const { meta } = await readCheckpointFile(checkpointFile);
-        const { palette, source } = resolvePalette({ paletteOption: options.palette, checkpointMeta: meta, config: handle.config, numClasses: handle.model.numClasses });
+        const { palette, source } = resolvePalette({ explicit: explicitPalette, checkpointMeta: meta, config: handle.config, numClasses: handle.model.numClasses });
         if (palette.length < handle.model.numClasses) console.warn(`warning: ${source} has ${palette.length} colours for ${handle.model.numClasses} classes; the others are drawn black`);
         const failures: { image: string; reason: string }[] = [];
         const progress = startProgress({ label: 'infer', total: files.length, unit: 'images', quiet: options.quiet });

@@ -114,12 +114,13 @@ function paletteOfDatasetConfig(config: unknown, source: string): ClassPalette |
 }
 
 /**
- * The palette for predictions without building a dataset (no dataset folder needed): `--palette` when given;
+ * The palette for predictions without building a dataset (no dataset folder needed): `explicit` (`--palette`,
+ * see `readPaletteOption`) when given;
  * else a checkpoint's `meta.PALETTE` (MMSegmentation) or the config stored in its `meta.config` (segkit);
  * else the command's config; else `defaultPalette(numClasses)`.
  */
-export function resolvePalette(sources: { paletteOption?: string; checkpointMeta?: Record<string, unknown> | null; config?: unknown; numClasses: number }): ClassPalette {
-  if (sources.paletteOption !== undefined) return readPaletteOption(sources.paletteOption);
+export function resolvePalette(sources: { explicit?: ClassPalette; checkpointMeta?: Record<string, unknown> | null; config?: unknown; numClasses: number }): ClassPalette {
+  if (sources.explicit) return sources.explicit;
   const meta = sources.checkpointMeta;
   if (meta && meta.PALETTE !== undefined) {
     return { classes: parseClasses(meta.CLASSES, 'checkpoint meta.CLASSES'), palette: parsePalette(meta.PALETTE, 'checkpoint meta.PALETTE'), source: 'checkpoint meta.PALETTE' };

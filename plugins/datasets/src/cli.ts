@@ -59,16 +59,16 @@ export const datasetCommands: CliContribution = {
       });
 
     const synth = program.command('synth').description('generate a synthetic dataset (no download needed)');
-    for (const [kind, generate, defaultOut] of [
-      ['drive', synthDrive, 'data/synthetic_drive'],
-      ['cityscapes', synthCityscapes, 'data/synthetic_cityscapes'],
+    for (const [kind, generate, defaultOut, defaults] of [
+      ['drive', synthDrive, 'data/synthetic_drive', { count: 20, size: '128 128' }],
+      ['cityscapes', synthCityscapes, 'data/synthetic_cityscapes', { count: 8, size: '128 256' }],
     ] as const) {
       synth
         .command(kind)
         .description(`write a ${kind === 'drive' ? 'DRIVE' : 'Cityscapes'}-layout dataset of generated images with exact labels`)
         .option('--out <dir>', 'output folder', defaultOut)
-        .option('--count <n>', 'training images (validation: half as many)', integer('--count'))
-        .option('--size <hw...>', 'image height and width')
+        .option('--count <n>', `training images, validation half as many (default: ${defaults.count})`, integer('--count'))
+        .option('--size <hw...>', `image height and width (default: ${defaults.size})`)
         .option('--seed <n>', 'random seed', integer('--seed'), 0)
         .option('--quiet', 'no progress bar or progress lines')
         .action(async (options: { out: string; count?: number; size?: string[]; seed?: number; quiet?: boolean }) => {
