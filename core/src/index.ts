@@ -93,3 +93,8 @@ export { analyzeLogs, readRuns, renderRunsSvg, movingAverage, calTrainTime, form
 export type { AnalyzeLogsOptions, LabelledSeries, TrainTimeSummary } from './tools/analyze-logs';
 export { benchmarkInference, benchmarkTraining, formatBenchmark } from './tools/benchmark';
 export type { InferenceTiming, TrainingTiming } from './tools/benchmark';
+export { startProgress, formatDuration, formatProgressLine } from './tools/progress';
+export type { Progress, ProgressOptions, ProgressStream } from './tools/progress';
+export { BUILTIN_PALETTES, colorizeLabels, defaultPalette, expandImageArguments, readPaletteOption, resolvePalette } from './tools/prediction-files';
+export type { ClassPalette, Rgb } from './tools/prediction-files';
+export { publishCheckpoint, type PublishResult } from './cli/publish-command';

@@ -85,8 +85,8 @@ describe('training end to end (tiny UNet, all four tricks but OHEM/Dice, synthet
     expect(tested.code, tested.stderr).to.equal(0);
     expect(tested.stdout).to.match(/\|\s+Class\s+\|\s+IoU\s+\|\s+Acc\s+\|\s+Dice\s+\|/);
     expect(tested.stdout).to.match(/\|\s+aAcc\s+\|\s+mIoU\s+\|\s+mAcc\s+\|\s+mDice\s+\|/);
-    // Two validation images: an overlay and a raw label map each.
-    expect(fs.readdirSync(path.join(dir, 'show')).sort()).to.have.length(4);
+    // Two validation images: an overlay, a palette PNG and a raw label map each.
+    expect(fs.readdirSync(path.join(dir, 'show')).sort()).to.have.length(6);
 
     const image = path.join(dir, 'data', 'images', 'validation', fs.readdirSync(path.join(dir, 'data', 'images', 'validation')).sort()[0]!);
     const inferred = segkit(['infer', config, checkpoint, image, '--out', path.join(dir, 'infer')]);

@@ -8,6 +8,7 @@ import { loadConfigAndKernel } from '../apis/segmentor';
 import { collect, quietLogger } from './options';
 import { installConvertCommands, installTrainingCommands } from './training-commands';
 import { installAnalysisCommands } from './analysis-commands';
+import { installPublishCommand } from './publish-command';
 
 /**
  * Commands that installed plugins contribute: a plugin declares their names in its package.json
@@ -60,6 +61,7 @@ function buildProgram(): Command {
   installTrainingCommands(program);
   installAnalysisCommands(program);
   installConvertCommands(program);
+  installPublishCommand(program);
   return program;
 }
 

@@ -8,22 +8,44 @@ import { plotLogCurves } from '../tools/plot';
 import { configCropSize, describeModel, formatModelInfo } from '../tools/model-info';
 import { renderOverlay } from '../tools/overlay';
 import { readImage, writePng } from '../io/image';
-import { configSection, inferenceSegmentor, initSegmentor, loadConfigAndKernel, testDatasetConfig as testDatasetConfigOf, testSegmentor } from '../apis/segmentor';
-import type { NdArray } from '../components';
+import { startProgress } from '../tools/progress';
+import { BUILTIN_PALETTES, colorizeLabels, expandImageArguments, readPaletteOption, resolvePalette } from '../tools/prediction-files';
+import { evaluateSegmentor } from '../evaluation/evaluate';
+import { readCheckpointFile } from '../checkpoint/checkpoint-file';
+import { configSection, inferenceSegmentor, initSegmentor, loadConfigAndKernel, testDatasetConfig as testDatasetConfigOf } from '../apis/segmentor';
+import type { EvaluationResult, NdArray } from '../components';
 import { withCommon, type CommonOptions } from './options';
 import { writeMmsegConversion } from '../config/mmseg';
 import { convertCheckpoint } from '../checkpoint';
-import { makeDirectory } from '../os-errors';
+import { makeDirectory, writeFileOrExplain } from '../os-errors';
 
+/** Writes the overlay, the palette PNG (colour, viewable) and the raw label PNG of one prediction. */
 async function writePrediction(outDir: string, file: string, prediction: NdArray<Int32Array>, palette: readonly (readonly number[])[], opacity: number): Promise<string[]> {
   const stem = path.basename(file).replace(/\.[^.]+$/, '');
   const overlayFile = path.join(outDir, `${stem}_overlay.png`);
+  const paletteFile = path.join(outDir, `${stem}_palette.png`);
   const labelFile = path.join(outDir, `${stem}_pred.png`);
   // Pipelines decode BGR like OpenCV; the overlay is drawn on the image as people see it.
   const rgb = await readImage(file, { order: 'rgb' });
-  writePng(overlayFile, renderOverlay(rgb, prediction.data, palette.map((c) => [...c]), opacity));
+  const colours = palette.map((c) => [c[0]!, c[1]!, c[2]!] as const);
+  writePng(overlayFile, renderOverlay(rgb, prediction.data, colours.map((c) => [...c]), opacity));
+  writePng(paletteFile, colorizeLabels(prediction, colours));
   writePng(labelFile, prediction);
-  return [overlayFile, labelFile];
+  return [overlayFile, paletteFile, labelFile];
+}
+
+/** `segkit test --out`: the summary metrics and the per-class values, as JSON. */
+export function testResultsJson(result: EvaluationResult, sources: { config: string; checkpoint: string; metrics: readonly string[] }): Record<string, unknown> {
+  const summary = Object.fromEntries(Object.entries(result.metrics).filter(([key]) => !key.includes('.')));
+  // NaN (a class absent from both prediction and truth) is not JSON: null.
+  const finite = (value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value);
+  return {
+    config: sources.config,
+    checkpoint: sources.checkpoint,
+    eval: [...sources.metrics],
+    metrics: Object.fromEntries(Object.entries(summary).map(([k, v]) => [k, finite(v)])),
+    per_class: result.classTable.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, finite(v)]))),
+  };
 }
 
 /** `segkit convert checkpoint` and `convert config` (plugins add other `convert` sub-commands). */
@@ -69,41 +91,88 @@ export function installTrainingCommands(program: Command): void {
 
   withCommon(program.command('test <config> <checkpoint>').description('evaluate a checkpoint on the test set (MMSegmentation tools/test.py)'))
     .option('--eval <metrics...>', 'mIoU, mDice, mFscore', ['mIoU'])
-    .option('--show-dir <dir>', 'write an overlay and the raw label PNG per image')
-    .option('--opacity <x>', 'overlay opacity', Number.parseFloat, 0.5)
-    .action(async (file: string, checkpointFile: string, options: CommonOptions & { eval: string[]; showDir?: string; opacity: number }) => {
+    .option('--out <file>', 'also write the metrics and per-class values as JSON (e.g. results.json)')
+    .option('--show-dir <dir>', 'write per image: an overlay, the prediction in palette colours, and the raw label PNG')
+    .option('--opacity <x>', 'overlay opacity (0..1)', Number.parseFloat, 0.5)
+    .option('--quiet', 'no progress bar or progress lines')
+    .action(async (file: string, checkpointFile: string, options: CommonOptions & { eval: string[]; out?: string; showDir?: string; opacity: number; quiet?: boolean }) => {
+      if (!(options.opacity >= 0 && options.opacity <= 1)) throw new SegkitError(`--opacity: expected a number in [0, 1], got ${options.opacity}`);
+      if (options.out !== undefined && path.extname(options.out).toLowerCase() !== '.json') throw new SegkitError(`--out: expected a .json file, got '${options.out}'`);
       // Created before the model loads, so that a bad path fails at once.
       if (options.showDir) makeDirectory(options.showDir, '--show-dir');
       const handle = await initSegmentor(file, checkpointFile, options);
       try {
-        const result = await testSegmentor(handle, {
-          metrics: options.eval,
-          onPrediction: options.showDir
-            ? async (_index, prediction, sample, dataset) => {
-                await writePrediction(options.showDir!, String(sample.filename), prediction, dataset.palette, options.opacity);
-              }
-            : undefined,
-        });
+        const { cfg, path: configPath } = testDatasetConfigOf(handle.config);
+        const dataset = handle.kernel.build('datasets', cfg, { path: configPath });
+        const metrics = options.eval.map((metric, i) => handle.kernel.build('metrics', { type: metric }, { path: `--eval.${i}` }));
+        const progress = startProgress({ label: 'test', total: dataset.length, unit: 'images', quiet: options.quiet });
+        let result: EvaluationResult;
+        try {
+          result = await evaluateSegmentor(handle.model, dataset, {
+            testCfg: handle.testCfg,
+            metrics,
+            onPrediction: options.showDir
+              ? async (_index, prediction, sample) => {
+                  await writePrediction(options.showDir!, String(sample.filename), prediction, dataset.palette, options.opacity);
+                }
+              : undefined,
+            onProgress: (done) => progress.update(done),
+          });
+        } finally {
+          progress.stop();
+        }
         console.log(result.text);
+        if (options.out) {
+          makeDirectory(path.dirname(path.resolve(options.out)), '--out');
+          writeFileOrExplain(options.out, `${JSON.stringify(testResultsJson(result, { config: file, checkpoint: checkpointFile, metrics: options.eval }), null, 2)}\n`, '--out');
+          console.log(`wrote ${options.out}`);
+        }
       } finally {
         handle.dispose();
       }
     });
 
-  withCommon(program.command('infer <config> <checkpoint> <images...>').description('predict label maps for images and write palette overlays'))
+  withCommon(
+    program
+      .command('infer <config> <checkpoint> <images...>')
+      .description('predict label maps for images, folders (their images) or globs (quoted: "dir/**/*.png"); writes overlays, palette and label PNGs'),
+  )
     .requiredOption('--out <dir>', 'output folder')
     .option('--opacity <x>', 'overlay opacity (0..1)', Number.parseFloat, 0.5)
-    .action(async (file: string, checkpointFile: string, images: string[], options: CommonOptions & { out: string; opacity: number }) => {
+    .option('--palette <name|file>', `colours: a built-in name (${Object.keys(BUILTIN_PALETTES).join(', ')}) or a JSON file; default: the checkpoint's meta, then the config's dataset, then generated colours`)
+    .option('--quiet', 'no progress bar or progress lines')
+    .action(async (file: string, checkpointFile: string, images: string[], options: CommonOptions & { out: string; opacity: number; palette?: string; quiet?: boolean }) => {
       if (!(options.opacity >= 0 && options.opacity <= 1)) throw new SegkitError(`--opacity: expected a number in [0, 1], got ${options.opacity}`);
       makeDirectory(options.out, '--out');
+      const files = expandImageArguments(images);
+      const explicitPalette = options.palette !== undefined ? readPaletteOption(options.palette) : undefined;
       const handle = await initSegmentor(file, checkpointFile, options);
       try {
-        const { cfg, path: configPath } = testDatasetConfigOf(handle.config);
-        const dataset = handle.kernel.build('datasets', cfg, { path: configPath });
-        for (const image of images) {
-          const { labels } = await inferenceSegmentor(handle, image);
-          const written = await writePrediction(options.out, image, labels, dataset.palette, options.opacity);
-          console.log(`${image} -> ${written.join(', ')}`);
+        // Colours without building the dataset, so no dataset folder is needed.
+        const { meta } = await readCheckpointFile(checkpointFile);
+        const { palette, source } = resolvePalette({ explicit: explicitPalette, checkpointMeta: meta, config: handle.config, numClasses: handle.model.numClasses });
+        if (palette.length < handle.model.numClasses) console.warn(`warning: ${source} has ${palette.length} colours for ${handle.model.numClasses} classes; the others are drawn black`);
+        const failures: { image: string; reason: string }[] = [];
+        const progress = startProgress({ label: 'infer', total: files.length, unit: 'images', quiet: options.quiet });
+        try {
+          for (const image of files) {
+            try {
+              const { labels } = await inferenceSegmentor(handle, image);
+              const written = await writePrediction(options.out, image, labels, palette, options.opacity);
+              console.log(`${image} -> ${written.join(', ')}`);
+            } catch (error) {
+              // One unreadable image does not stop the others; the failures are summed up at the end.
+              failures.push({ image, reason: (error as Error).message });
+              console.warn(`warning: ${image}: ${(error as Error).message}`);
+            }
+            progress.increment();
+          }
+        } finally {
+          progress.stop();
+        }
+        if (failures.length > 0) {
+          const list = failures.map((f) => `  ${f.image}: ${f.reason}`).join('\n');
+          throw new SegkitError(`infer: ${failures.length} of ${files.length} images failed:\n${list}`);
         }
       } finally {
         handle.dispose();

@@ -11,6 +11,8 @@ export interface EvaluateOptions {
   nanToNum?: number;
   /** Called with each prediction at original size (for `--show-dir` overlays). */
   onPrediction?(index: number, prediction: NdArray<Int32Array>, sample: PipelineResults): void | Promise<void>;
+  /** Called after each image with the count done and the dataset's length (progress bars). */
+  onProgress?(done: number, total: number): void;
 }
 
 /** The test pipeline's image: MultiScaleFlipAug may wrap single-scale results in lists. */
@@ -66,6 +68,7 @@ export async function evaluateSegmentor(model: Segmentor, dataset: Dataset, opti
       }
       accumulator.add(prediction.data, truth.data as Int32Array | Uint8Array);
       await options.onPrediction?.(index, prediction, sample);
+      options.onProgress?.(index + 1, dataset.length);
     }
   } finally {
     model.train(wasTraining);

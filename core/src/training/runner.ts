@@ -12,6 +12,7 @@ import { saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../c
 import { checkpointFormatOf, datasetMeta, readResumeCheckpoint, saveSegkitTorchCheckpoint, type CheckpointFormat } from '../checkpoint/segkit-pth';
 import { loadCheckpoint, loadPretrainedWeights } from '../checkpoint';
 import { evaluateSegmentor } from '../evaluation/evaluate';
+import { startProgress } from '../tools/progress';
 import { Hook, sortByPriority, type HookPoint } from './hook';
 import { seedEverything, seedIteration } from './seed';
 import { parseRunSpec, type RunSpec } from '../config/run-spec';
@@ -126,7 +127,15 @@ export class IterBasedRunner implements RunnerView {
 
   /** Evaluates on the validation set, publishes the tables (`log`) and `eval:end`, then runs the hooks' `afterVal`. */
   async evaluate(metrics: readonly Metric[]): Promise<EvaluationResult> {
-    const result = await evaluateSegmentor(this.model, this.validationDataset(), { testCfg: (this.spec.model.test_cfg ?? {}) as InferenceOptions, metrics });
+    const dataset = this.validationDataset();
+    // Images done and ETA on the terminal (or plain lines in CI logs) while the validation set runs.
+    const progress = startProgress({ label: `evaluation at iter ${this.iter}`, total: dataset.length, unit: 'images' });
+    let result: EvaluationResult;
+    try {
+      result = await evaluateSegmentor(this.model, dataset, { testCfg: (this.spec.model.test_cfg ?? {}) as InferenceOptions, metrics, onProgress: (done) => progress.update(done) });
+    } finally {
+      progress.stop();
+    }
     this.lastEvaluation = result;
     this.bus.emit({ type: 'log', level: 'info', message: result.text });
     this.bus.emit({ type: 'eval:end', iter: this.iter, metrics: result.metrics, classTable: result.classTable });

@@ -6,6 +6,11 @@ import { fillPolygon, type Point } from './raster';
 import { scanFiles } from './paths';
 import { readZip, type ZipEntry } from './zip';
 
+export interface ConvertProgressOptions {
+  /** Called after each file written, with the count and total of the current stage (e.g. `training`). */
+  onProgress?(done: number, total: number, stage: string): void;
+}
+
 export interface ConvertSummary {
   /** Files written per output folder (relative to the output root). */
   written: Record<string, number>;
@@ -38,7 +43,7 @@ function entriesIn(entries: readonly ZipEntry[], folder: string, extensions: rea
   });
 }
 
-async function convertDriveSplit(zipFile: string, outDir: string, split: 'training' | 'validation', strip: string, summary: ConvertSummary): Promise<void> {
+async function convertDriveSplit(zipFile: string, outDir: string, split: 'training' | 'validation', strip: string, summary: ConvertSummary, options: ConvertProgressOptions): Promise<void> {
   const entries = readZip(zipFile);
   const images = entriesIn(entries, 'images', ['.tif', '.tiff']);
   const manual1 = entriesIn(entries, '1st_manual', ['.gif']);
@@ -49,7 +54,12 @@ async function convertDriveSplit(zipFile: string, outDir: string, split: 'traini
   const labelled = new Set(manual1.map((entry) => stemOf(entry.name).replace(/_manual1$/, '')));
   const unlabelled = ids.filter((id) => !labelled.has(id));
   if (unlabelled.length) throw new SegkitError(`${zipFile}: image(s) ${unlabelled.join(', ')} have no 1st_manual/<id>_manual1.gif annotation`);
-  const count = (folder: string) => (summary.written[folder] = (summary.written[folder] ?? 0) + 1);
+  const total = images.length + manual1.length + manual2.length;
+  let done = 0;
+  const count = (folder: string) => {
+    summary.written[folder] = (summary.written[folder] ?? 0) + 1;
+    options.onProgress?.(++done, total, split);
+  };
   for (const [k, entry] of images.entries()) {
     await writeDriveImage(entry, zipFile, path.join(outDir, 'images', split, `${ids[k]}.png`));
     count(`images/${split}`);
@@ -65,10 +75,10 @@ async function convertDriveSplit(zipFile: string, outDir: string, split: 'traini
  * annotations/training/<id>_manual1.png; test.zip → the same under `validation` (plus `_manual2.png`
  * from a 2nd_manual folder). Images keep their pixels; labels are the GIF's first channel // 128.
  */
-export async function convertDrive(trainingZip: string, testZip: string, outDir = 'data/DRIVE'): Promise<ConvertSummary> {
+export async function convertDrive(trainingZip: string, testZip: string, outDir = 'data/DRIVE', options: ConvertProgressOptions = {}): Promise<ConvertSummary> {
   const summary: ConvertSummary = { written: {} };
-  await convertDriveSplit(trainingZip, outDir, 'training', '_training', summary);
-  await convertDriveSplit(testZip, outDir, 'validation', '_test', summary);
+  await convertDriveSplit(trainingZip, outDir, 'training', '_training', summary, options);
+  await convertDriveSplit(testZip, outDir, 'validation', '_test', summary, options);
   return summary;
 }
 
@@ -117,20 +127,21 @@ export function renderCityscapesPolygons(polygons: CityscapesPolygons, source = 
  * to `*_gtFine_labelTrainIds.png` beside it and writes `<split>.txt` (stems relative to gtFine/<split>,
  * sorted) for each split folder present.
  */
-export async function convertCityscapes(root: string, outDir: string = root): Promise<ConvertSummary> {
+export async function convertCityscapes(root: string, outDir: string = root, options: ConvertProgressOptions = {}): Promise<ConvertSummary> {
   const gtDir = path.join(root, 'gtFine');
   if (!fs.existsSync(gtDir)) throw new SegkitError(`${root}: no gtFine folder (expected ${gtDir} from Cityscapes' gtFine_trainvaltest.zip)`);
   const summary: ConvertSummary = { written: {} };
   const suffix = '_gtFine_polygons.json';
   const polygonFiles = scanFiles(gtDir, suffix);
   if (polygonFiles.length === 0) throw new SegkitError(`${gtDir}: no *${suffix} files found`);
-  for (const relative of polygonFiles) {
+  for (const [index, relative] of polygonFiles.entries()) {
     const file = path.join(gtDir, relative);
     const polygons = parsePolygons(file);
     const labels = renderCityscapesPolygons(polygons, file);
     writePng(file.slice(0, -suffix.length) + '_gtFine_labelTrainIds.png', { data: labels, shape: [polygons.imgHeight, polygons.imgWidth] });
     const folder = `gtFine/${path.dirname(relative)}`;
     summary.written[folder] = (summary.written[folder] ?? 0) + 1;
+    options.onProgress?.(index + 1, polygonFiles.length, 'polygons');
   }
   fs.mkdirSync(outDir, { recursive: true });
   for (const split of ['train', 'val', 'test']) {

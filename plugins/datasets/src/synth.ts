@@ -12,6 +12,8 @@ export interface SynthOptions {
   /** Image size [height, width]. */
   size?: [number, number];
   seed?: number;
+  /** Called after each image pair with the count written and the total (progress bars). */
+  onProgress?(done: number, total: number): void;
 }
 
 export interface SynthSummary {
@@ -139,6 +141,7 @@ export async function synthDrive(options: SynthOptions): Promise<SynthSummary> {
     const { image, label } = renderRetina(SeededRandom.fromSeed(seed, n), height, width);
     writePng(path.join(options.out, 'images', split, `${id}.png`), { data: image, shape: [height, width, 3] });
     writePng(path.join(options.out, 'annotations', split, `${id}_manual1.png`), { data: label, shape: [height, width] });
+    options.onProgress?.(n + 1, valCount + count);
   }
   return { out: options.out, train: count, val: valCount, size };
 }
@@ -241,6 +244,7 @@ export async function synthCityscapes(options: SynthOptions): Promise<SynthSumma
     writePng(path.join(gtDir, `${stem}_gtFine_labelTrainIds.png`), { data: labels, shape: [height, width] });
     writePng(path.join(options.out, 'leftImg8bit', split, city, `${stem}_leftImg8bit.png`), { data: paintScene(random, labels, height, width), shape: [height, width, 3] });
     lists[split]!.push(`${city}/${stem}`);
+    options.onProgress?.(n + 1, count + valCount);
   }
   for (const [split, stems] of Object.entries(lists)) fs.writeFileSync(path.join(options.out, `${split}.txt`), stems.map((s) => `${s}\n`).join(''));
   return { out: options.out, train: count, val: valCount, size };

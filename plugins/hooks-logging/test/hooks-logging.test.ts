@@ -62,9 +62,35 @@ describe('hooks-logging', () => {
     ]);
   });
 
-  it('ProgressBarHook renders the bar', () => {
-    const bar = new ProgressBarHook({ width: 10, force: true });
-    expect(bar.render(5, 10, 2, 0.5)).to.equal('[====>     ] 5/10  eta 0:00:10  loss 0.5000');
-    expect(bar.render(10, 10, 2, undefined)).to.equal('[==========] 10/10  eta 0:00:00');
+  it('ProgressBarHook draws core\'s bar with the loss; logger lines go above it, never on its line', () => {
+    const chunks: string[] = [];
+    const stream = { isTTY: true, columns: 120, write: (chunk: string | Uint8Array) => (chunks.push(String(chunk)), true) };
+    const hook = new ProgressBarHook({ width: 10, force: false }, stream);
+    const bus = new EventBus();
+    const subscription = hook.observe(bus)!;
+    // The bar's redraw timer must not outlive a failed assertion.
+    try {
+      bus.emit({ type: 'run:start', maxIters: 40000, startIter: 20000, workDir: dir, config: {}, backend: 'cpu' });
+      bus.emit(iterEnd(20001, 0.25, 0.1));
+      // A logger line printed on the same stream: the bar's line is cleared first, the bar drawn again after it.
+      chunks.length = 0;
+      stream.write('Iter [20001/40000]\tlr: 1.000e-02\n');
+      expect(chunks[0]).to.equal('\r\x1b[2K');
+      expect(chunks[1]).to.equal('Iter [20001/40000]\tlr: 1.000e-02\n');
+      const redrawn = chunks.slice(2).join('');
+      expect(redrawn).to.contain('train [=====     ] 20001/40000 iters | 50% | eta');
+      expect(redrawn).to.contain('loss 0.5000');
+      bus.emit({ type: 'run:end', iter: 20001, workDir: dir });
+      expect(chunks[chunks.length - 1]).to.match(/^train: 20001\/40000 iters \(50%\), elapsed \d+:\d\d:\d\d, eta .*, loss 0\.5000\n$/);
+    } finally {
+      hook.afterRun();
+      subscription.unsubscribe();
+    }
+  });
+
+  it('ProgressBarHook draws nothing when the stream is not a terminal, unless forced', () => {
+    const stream = { isTTY: false, write: () => true };
+    expect(new ProgressBarHook({ width: 30, force: false }, stream).observe(new EventBus())).to.equal(undefined);
+    expect(new ProgressBarHook({ width: 30, force: true }, stream).observe(new EventBus())).to.not.equal(undefined);
   });
 });
