@@ -30,7 +30,12 @@ function kindOf(symbol) {
 const flags = ts.TypeFormatFlags.NoTruncation | ts.TypeFormatFlags.WriteArrowStyleSignature;
 
 /** Type text without `import("/abs/path").` qualifiers, so the report is the same on every machine. */
-const clean = (text) => text.replace(/import\("[^"]*"\)\./g, '');
+const clean = (text) =>
+  text
+    .replace(/import\("[^"]*"\)\./g, '')
+    // TypeScript prints literal unions in type-creation order, which differs between a fresh and an
+    // incremental build: sort them so that the report depends on the API alone.
+    .replace(/"[^"]*"(?: \| "[^"]*")+/g, (union) => union.split(' | ').sort().join(' | '));
 
 function describe(checker, symbol, location) {
   const kind = kindOf(symbol);
