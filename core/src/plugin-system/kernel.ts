@@ -179,7 +179,7 @@ export class Kernel {
   }
 
   /** The end of an unknown-type error when an installed package declares the type; undefined otherwise. */
-  providerHint(registry: RegistryName, type: string): string | undefined {
+  private providerHint(registry: RegistryName, type: string): string | undefined {
     const providers = installedManifestsNear(this.searchDirs()).filter((manifest) => manifest.provides[registry]?.includes(type));
     if (providers.length === 0) return undefined;
     const failed = providers.find((manifest) => this.providerFailures.has(manifest.name));
