@@ -5,8 +5,7 @@ import { expect } from 'chai';
 import { loadConfig } from '../src';
 import { buildActivation, type ActivationConfig } from '../src/nn/activation';
 import { buildNormLayer } from '../src/nn/norm';
-import { KNOWN_PROVIDERS } from '../src/plugin-system/known-plugins';
-import { CORE_TYPES, MMSEG_MODULE_PLUGINS, PLUGIN_LAYER_TYPES, defaultTypeCatalog, loadMmsegConfig, readMmsegConfig } from '../src/config/mmseg';
+import { CORE_TYPES, MMSEG_MODULE_PLUGINS, defaultTypeCatalog, loadMmsegConfig, readMmsegConfig } from '../src/config/mmseg';
 import { errorMessage, tempTree } from '../src/testing';
 
 // Fixtures: MMSegmentation 0.x configs and hand-written ones; expected/*.json were written by
@@ -248,10 +247,21 @@ describe('MMSegmentation .py configs: the type and module tables match segkit', 
     fs.readdirSync(path.join(__dirname, '../../../plugins')).map((dir) => (JSON.parse(fs.readFileSync(path.join(__dirname, '../../../plugins', dir, 'package.json'), 'utf8')) as { name: string }).name),
   );
 
-  it('every package named by custom_imports mapping, KNOWN_PROVIDERS and layer types is a plugin of this repo', () => {
-    const named = [...Object.values(MMSEG_MODULE_PLUGINS), ...Object.values(KNOWN_PROVIDERS).flatMap((table) => Object.values(table!)), ...Object.values(PLUGIN_LAYER_TYPES).flatMap((t) => Object.values(t!))];
-    expect(named.filter((name) => !packages.has(name))).to.deep.equal([]);
+  it('every package named by the custom_imports mapping is a plugin of this repo', () => {
+    expect(Object.values(MMSEG_MODULE_PLUGINS).filter((name) => !packages.has(name))).to.deep.equal([]);
     expect(packages.has('@segkit/loss-dice')).to.equal(true);
+  });
+
+  it("the type catalog comes from the installed packages' `segkit.provides` declarations, plus core's own types", () => {
+    expect(defaultTypeCatalog.providerOf('losses', 'DiceLoss')).to.equal('@segkit/loss-dice');
+    expect(defaultTypeCatalog.providerOf('optimizerConstructors', 'DefaultOptimizerConstructor')).to.equal('@segkit/optim-paramwise');
+    expect(defaultTypeCatalog.providerOf('hooks', 'CheckpointHook')).to.equal('@segkit/hook-checkpoint');
+    // a layer-builder category, declared by the plugin as `"upsample": ["InterpConv"]`
+    expect(defaultTypeCatalog.providerOf('upsample', 'InterpConv')).to.equal('@segkit/backbone-unet');
+    expect(defaultTypeCatalog.hasType('norm', 'SyncBN')).to.equal(true);
+    expect(defaultTypeCatalog.providerOf('segmentors', 'EncoderDecoder')).to.equal(undefined);
+    expect(defaultTypeCatalog.hasType('losses', 'DiceLos')).to.equal(false);
+    expect(defaultTypeCatalog.typesOf('losses')).to.deep.equal(['CrossEntropyLoss', 'DiceLoss', 'FocalLoss', 'LovaszLoss', 'MyLoss', 'TverskyLoss']);
   });
 
   it("core's norm and activation types are the ones its builders accept", () => {

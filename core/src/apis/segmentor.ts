@@ -42,7 +42,10 @@ export function configSection(config: LoadedConfig, key: string): Record<string,
   return value as Record<string, unknown>;
 }
 
-/** Loads a config file (with overrides) and a kernel with the plugins it lists, resolved from the config's folder. */
+/**
+ * Loads a config file (with overrides) and a kernel with the plugins it lists, resolved from the config's
+ * folder, plus the installed packages that declare the other types it names.
+ */
 export async function loadConfigAndKernel(
   file: string,
   options: { cfgOptions?: readonly string[]; backend?: string; logger?: Logger } = {},
@@ -56,12 +59,15 @@ async function kernelForConfig(config: LoadedConfig, options: { backend?: string
   if (!Array.isArray(plugins) || plugins.some((p) => typeof p !== 'string')) {
     throw new SegkitError(`plugins: expected a list of package names or file paths, got ${describeValue(plugins)}`, 'plugins');
   }
-  return createKernel({
+  const kernel = await createKernel({
     plugins: plugins as string[],
     backend: options.backend ?? (config.backend as string | undefined) ?? 'auto',
     configDir: config.filename ? path.dirname(config.filename) : process.cwd(),
     logger: options.logger,
   });
+  // Types the config names but its `plugins` do not register come from installed packages that declare them.
+  await kernel.ensureProviders(config);
+  return kernel;
 }
 
 /** Builds the config's model in eval mode; with a checkpoint, loads its weights strictly (every key must match). */

@@ -170,7 +170,7 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   /**
    * Builds the dataset from its config and a loader over it. `plugins` are the config's plugin names;
-   * they let worker threads build the same kernel.
+   * with the packages the kernel loaded for the config's types, they let worker threads build the same kernel.
    */
   static fromConfig(
     kernel: Kernel,
@@ -179,7 +179,9 @@ export class DataLoader implements AsyncIterable<Batch> {
   ): DataLoader {
     const configPath = options.path ?? 'data';
     const dataset = kernel.build('datasets', datasetCfg, { path: configPath });
-    const { plugins, path: _path, ...loaderOptions } = options;
+    const { plugins: listed, path: _path, ...loaderOptions } = options;
+    // Workers build their own kernel: they also need the providers the kernel loaded because the config named their types.
+    const plugins = [...listed, ...kernel.autoLoadedPlugins.filter((name) => !listed.includes(name))];
     return new DataLoader(dataset, { ...loaderOptions, source: { plugins, configDir: kernel.configDir, dataset: datasetCfg, path: configPath } });
   }
 

@@ -3,7 +3,7 @@ import type { RandomState } from './random';
 
 /** How a worker rebuilds the same dataset as the main thread: the config's plugins and the dataset config. */
 export interface WorkerDatasetSource {
-  /** Plugin package names or paths, as in the config's `plugins` (plugin objects cannot cross threads). */
+  /** Plugin package names or paths: the config's `plugins` and the packages the kernel loaded for its types (plugin objects cannot cross threads). */
   plugins: readonly string[];
   /** Folder relative plugin paths and data paths are resolved from. */
   configDir: string;

@@ -21,7 +21,7 @@ import { formatSyntaxError, syntaxErrorLocation } from '../config/syntax-error';
 import { selectBackend, type BackendProvider } from './backend';
 import { EventBus } from '../bus';
 import { loadModule } from './module-loader';
-import { KNOWN_PROVIDERS } from './known-plugins';
+import { configTypeRequirements } from './config-types';
 
 export type PluginSpec = string | SegkitPlugin;
 
@@ -49,6 +49,8 @@ export class Registry<R extends RegistryName = RegistryName> {
   constructor(
     readonly name: R,
     private readonly index: () => RegistryIndex,
+    /** Why a type is missing when an installed package declares it (the kernel's `providerHint`). */
+    private readonly missingHint: (registry: RegistryName, type: string) => string | undefined = () => undefined,
   ) {}
 
   list(): string[] {
@@ -71,12 +73,11 @@ export class Registry<R extends RegistryName = RegistryName> {
     if (entry) return entry.definition as ComponentOf<R>;
     const known = this.list();
     const nearest = nearestName(type, known);
-    const provider = KNOWN_PROVIDERS[this.name]?.[type];
     const parts = [
       `${configPath}: unknown ${this.name} type '${type}'`,
       nearest ? `did you mean '${nearest}'?` : undefined,
       `registered: ${known.length ? known.join(', ') : 'none'}`,
-      provider ? `it is provided by ${provider}: is its plugin listed in \`plugins\`?` : 'is its plugin listed in `plugins`?',
+      this.missingHint(this.name, type) ?? 'is its plugin listed in `plugins`?',
     ];
     throw new SegkitError(parts.filter(Boolean).join('; '), configPath);
   }
@@ -105,6 +106,10 @@ export class Kernel {
   backend = 'cpu';
   private indexes = new Map<RegistryName, RegistryIndex>();
   private readonly warned = new Set<string>();
+  /** Packages `ensureProviders` loaded because an installed manifest declares a type the config names. */
+  readonly autoLoadedPlugins: string[] = [];
+  /** Installed provider packages that failed to load, with the reason (for the unknown-type error). */
+  private readonly providerFailures = new Map<string, string>();
 
   constructor(
     readonly configDir: string,
@@ -112,7 +117,9 @@ export class Kernel {
   ) {
     this.container.bind(TOKENS.logger).toConstantValue(logger);
     this.container.bind(TOKENS.bus).toConstantValue(new EventBus());
-    this.registries = Object.fromEntries(REGISTRY_NAMES.map((name) => [name, new Registry(name, () => this.indexes.get(name) ?? new Map())])) as unknown as Registries;
+    this.registries = Object.fromEntries(
+      REGISTRY_NAMES.map((name) => [name, new Registry(name, () => this.indexes.get(name) ?? new Map(), (registry, type) => this.providerHint(registry, type))]),
+    ) as unknown as Registries;
   }
 
   get bus(): EventBus {
@@ -139,6 +146,46 @@ export class Kernel {
       throw error;
     }
     this.plugins.push(plugin);
+  }
+
+  /**
+   * Loads, for every type `config` names that no loaded plugin registers, the installed package whose
+   * package.json declares it (`"segkit": { "provides": { "<registry>": ["Type"] } }`), and logs it. A type
+   * no installed package declares is left to `build`, whose error names the nearest registered type.
+   */
+  async ensureProviders(config: Record<string, unknown>): Promise<void> {
+    const manifests = installedManifestsNear(this.searchDirs());
+    for (const { registry, type } of configTypeRequirements(config)) {
+      if (this.registries[registry].has(type)) continue;
+      const manifest = manifests.find((candidate) => candidate.provides[registry]?.includes(type));
+      if (!manifest || this.providerFailures.has(manifest.name) || this.plugins.some((p) => p.name === manifest.name)) continue;
+      let plugin: SegkitPlugin;
+      try {
+        plugin = await resolvePlugin(manifest.name, this.configDir);
+      } catch (error) {
+        // Reported by `build` if the type is built at all (a test-only pipeline step may never be).
+        this.providerFailures.set(manifest.name, (error as Error).message.replace(/^plugins: /, ''));
+        continue;
+      }
+      await this.loadPlugin(plugin);
+      this.autoLoadedPlugins.push(manifest.name);
+      this.logger.info(`loaded ${manifest.name}@${manifest.version} for ${registry} type '${type}'`);
+    }
+  }
+
+  /** Where installed packages are looked for: the config's folder, the working directory, core's own install. */
+  private searchDirs(): string[] {
+    return [this.configDir, process.cwd(), __dirname];
+  }
+
+  /** The end of an unknown-type error when an installed package declares the type; undefined otherwise. */
+  private providerHint(registry: RegistryName, type: string): string | undefined {
+    const providers = installedManifestsNear(this.searchDirs()).filter((manifest) => manifest.provides[registry]?.includes(type));
+    if (providers.length === 0) return undefined;
+    const failed = providers.find((manifest) => this.providerFailures.has(manifest.name));
+    if (failed) return `it is provided by ${failed.name}, which is installed but could not be loaded (${this.providerFailures.get(failed.name)})`;
+    const names = providers.map((manifest) => manifest.name).join(' and ');
+    return `it is provided by ${names}, which is installed but not loaded: list it in \`plugins\``;
   }
 
   /** Warns once per distinct message (e.g. once per loss instance and head). */
@@ -288,6 +335,8 @@ export interface PluginManifest {
   readonly version: string;
   /** Top-level `segkit` commands it contributes. */
   readonly commands: readonly string[];
+  /** The component types it registers, by registry (or other category, e.g. `upsample` layers): `segkit.provides`. */
+  readonly provides: Readonly<Record<string, readonly string[]>>;
 }
 
 /** The `@segkit/*` plugin packages installed (and built) in node_modules folders above `fromDir`, nearest first. */
@@ -300,13 +349,31 @@ export function installedPluginManifests(fromDir: string): PluginManifest[] {
         const name = `@segkit/${entry}`;
         const manifestFile = path.join(scope, entry, 'package.json');
         if (entry === 'core' || manifests.has(name) || !fs.existsSync(manifestFile)) continue;
-        const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { version?: string; main?: string; segkit?: { commands?: unknown } };
+        const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { version?: string; main?: string; segkit?: { commands?: unknown; provides?: unknown } };
         if (!fs.existsSync(path.join(scope, entry, manifest.main ?? 'index.js'))) continue;
-        const commands = Array.isArray(manifest.segkit?.commands) ? manifest.segkit.commands.filter((c): c is string => typeof c === 'string') : [];
-        manifests.set(name, { name, version: manifest.version ?? '0.0.0', commands });
+        manifests.set(name, { name, version: manifest.version ?? '0.0.0', commands: stringList(manifest.segkit?.commands), provides: providesOf(manifest.segkit?.provides) });
       }
     }
     if (path.dirname(dir) === dir) break;
+  }
+  return [...manifests.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function stringList(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+}
+
+/** A manifest's `segkit.provides`, malformed entries dropped (a broken third-party manifest must not break every run). */
+function providesOf(value: unknown): Record<string, string[]> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return {};
+  return Object.fromEntries(Object.entries(value).map(([category, types]) => [category, stringList(types)]));
+}
+
+/** The installed manifests seen from several folders, the first folder's copy of a package winning. */
+export function installedManifestsNear(dirs: readonly string[]): PluginManifest[] {
+  const manifests = new Map<string, PluginManifest>();
+  for (const dir of dirs) {
+    for (const manifest of installedPluginManifests(dir)) if (!manifests.has(manifest.name)) manifests.set(manifest.name, manifest);
   }
   return [...manifests.values()].sort((a, b) => a.name.localeCompare(b.name));
 }

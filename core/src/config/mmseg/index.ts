@@ -4,7 +4,7 @@ export { loadMmsegConfig, loadMmsegTree, readMmsegConfig, toSegkitConfig } from 
 export type { ConfigObject, MmsegBase, MmsegConfigOptions, MmsegFile } from './loader';
 export { convertMmsegConfig, writeMmsegConversion } from './convert';
 export type { ConvertOptions, ConvertResult, ConvertedFile } from './convert';
-export { CORE_TYPES, PLUGIN_LAYER_TYPES, collectTypes, defaultTypeCatalog, describeUnknownTypes, mapSyncBatchNorm, withOverrides } from './types';
+export { CORE_TYPES, collectTypes, defaultTypeCatalog, describeUnknownTypes, mapSyncBatchNorm, withOverrides } from './types';
 export type { TypeCatalog, TypeCategory, TypedNode } from './types';
 export { MMSEG_MODULE_PLUGINS, mapCustomImports } from './custom-imports';
 export { parseModule } from './parser';

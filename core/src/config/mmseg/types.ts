@@ -1,11 +1,12 @@
-import { KNOWN_PROVIDERS } from '../../plugin-system/known-plugins';
-import { REGISTRY_NAMES, type RegistryName } from '../../plugin-system/registries';
+import * as path from 'path';
+import { installedManifestsNear } from '../../plugin-system/kernel';
+import type { RegistryName } from '../../plugin-system/registries';
 import { PyDict, PyList, type PyValue } from './values';
 
 /** Where a `type` in an MMSegmentation config is looked up: a segkit registry, or one of core's nn builders. */
 export type TypeCategory = RegistryName | 'norm' | 'activation' | 'conv' | 'upsample' | 'runner';
 
-/** What segkit has, for mapping an MMSegmentation config: the kernel can answer, or the built-in table below. */
+/** What segkit has, for mapping an MMSegmentation config: the kernel can answer, or the installed packages' declarations. */
 export interface TypeCatalog {
   hasType(category: TypeCategory, type: string): boolean;
   /** The plugin package that provides it (listed in `plugins`), undefined when core itself has it. */
@@ -24,22 +25,41 @@ export const CORE_TYPES: { readonly [K in TypeCategory]?: readonly string[] } = 
   runner: ['IterBasedRunner'],
 };
 
-/** Types of core's nn builders that a plugin provides (not in a registry, so not in KNOWN_PROVIDERS). */
-export const PLUGIN_LAYER_TYPES: { readonly [K in TypeCategory]?: Readonly<Record<string, string>> } = {
-  upsample: { InterpConv: '@segkit/backbone-unet' },
-};
+type ProviderTable = ReadonlyMap<string, Readonly<Record<string, string>>>;
+const providerTables = new Map<string, ProviderTable>();
 
-/** The built-in catalog: core's types plus KNOWN_PROVIDERS (extend that table when a plugin adds a type). */
+/**
+ * Type → package, per category, from the `segkit.provides` declarations of the `@segkit/*` packages
+ * installed above the working directory or core itself (read once per working directory). A category
+ * may be a registry or a layer builder's (a plugin declares e.g. `"upsample": ["InterpConv"]`).
+ */
+function installedProviders(): ProviderTable {
+  const cwd = process.cwd();
+  let table = providerTables.get(cwd);
+  if (!table) {
+    const byCategory = new Map<string, Record<string, string>>();
+    for (const manifest of installedManifestsNear([cwd, path.resolve(__dirname)])) {
+      for (const [category, types] of Object.entries(manifest.provides)) {
+        const entries = byCategory.get(category) ?? {};
+        for (const type of types) entries[type] ??= manifest.name;
+        byCategory.set(category, entries);
+      }
+    }
+    providerTables.set(cwd, (table = byCategory));
+  }
+  return table;
+}
+
+function providerTable(category: TypeCategory): Readonly<Record<string, string>> {
+  return installedProviders().get(category) ?? {};
+}
+
+/** The built-in catalog: core's types plus those the installed plugin packages declare. */
 export const defaultTypeCatalog: TypeCatalog = {
   hasType: (category, type) => CORE_TYPES[category]?.includes(type) === true || providerTable(category)[type] !== undefined,
   providerOf: (category, type) => (CORE_TYPES[category]?.includes(type) ? undefined : providerTable(category)[type]),
   typesOf: (category) => [...new Set([...(CORE_TYPES[category] ?? []), ...Object.keys(providerTable(category))])].sort(),
 };
-
-function providerTable(category: TypeCategory): Readonly<Record<string, string>> {
-  if ((REGISTRY_NAMES as readonly string[]).includes(category)) return KNOWN_PROVIDERS[category as RegistryName] ?? {};
-  return PLUGIN_LAYER_TYPES[category] ?? {};
-}
 
 /** A catalog whose answers come from `override` where it has one (e.g. the kernel's registries). */
 export function withOverrides(override: Partial<TypeCatalog> | undefined): TypeCatalog {
