@@ -1,4 +1,4 @@
-import { iterationBasedOnly, z, type EventOf } from '@segkit/core';
+import { formatDuration, iterationBasedOnly, z, type EventOf } from '@segkit/core';
 
 /** Options every interval logger accepts: iteration-based only, `interval` defaults to `log_config.interval`. */
 export const intervalLoggerOptions = {
@@ -38,16 +38,8 @@ export class IntervalWindow {
   }
 }
 
-/** `h:mm:ss` like Python's str(timedelta(seconds=int(s))). */
-export function formatEta(seconds: number): string {
-  const whole = Math.max(0, Math.round(seconds));
-  const h = Math.floor(whole / 3600);
-  const m = Math.floor((whole % 3600) / 60);
-  const s = whole % 60;
-  const days = Math.floor(h / 24);
-  const clock = `${h % 24}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
-  return days ? `${days} day${days > 1 ? 's' : ''}, ${clock}` : clock;
-}
+/** `h:mm:ss` like Python's str(timedelta(seconds=int(s))): core's one ETA format. */
+export const formatEta = formatDuration;
 
 /**
  * The lr of every distinct param group: the base groups' lr first, then each custom key's,
