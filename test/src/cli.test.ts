@@ -23,6 +23,16 @@ describe('segkit CLI', function () {
     expect(stdout).to.match(/^ {2}MyLoss +@segkit\/example-custom-loss@0\.2\.0/m);
   });
 
+  it('segkit --version prints core, the backend and every installed plugin with its version', () => {
+    const { code, stdout } = segkit(['--version']);
+    expect(code).to.equal(0);
+    const core = (require('@segkit/core/package.json') as { version: string }).version;
+    expect(stdout).to.match(new RegExp(`^@segkit/core ${core.replace(/\./g, '\\.')} \\(node v\\d+`));
+    expect(stdout).to.match(/^backend: native$/m);
+    const dice = (require('@segkit/loss-dice/package.json') as { version: string }).version;
+    expect(stdout).to.match(new RegExp(`^  @segkit/loss-dice +${dice.replace(/\./g, '\\.')}$`, 'm'));
+  });
+
   it('segkit print-config merges bases and applies --cfg-options', () => {
     const { code, stdout } = segkit(['print-config', path.join(dir, 'cfg.json'), '--cfg-options', 'model.decode_head.sampler.min_kept=50000']);
     expect(code).to.equal(0);

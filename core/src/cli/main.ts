@@ -29,6 +29,8 @@ async function installPluginCommands(program: Command, requested: string | undef
 function buildProgram(): Command {
   const program = new Command('segkit')
     .description('segkit: config-driven semantic segmentation training on TensorFlow.js')
+    // Handled in main() (it loads the installed plugins); declared here so that --help lists it.
+    .option('-V, --version', 'print the versions of core, the backend and every installed plugin')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
     // --offline reaches every checkpoint download (pretrained, load_from, ...) through the environment.
@@ -77,10 +79,32 @@ export function formatRegistryListing(kernel: Kernel): string {
   return lines.join('\n');
 }
 
+/**
+ * `segkit --version`: core's version, the backend `auto` picks here, and every installed plugin with its
+ * version (what a bug report needs).
+ */
+async function versionReport(): Promise<string> {
+  const plugins = discoverInstalledPlugins(process.cwd());
+  const kernel = await createKernel({ plugins, backend: 'auto', logger: quietLogger });
+  const core = (require('../../../package.json') as { version: string }).version;
+  const loaded = kernel.plugins.filter((p) => p.name !== '@segkit/core');
+  const width = Math.max(0, ...loaded.map((p) => p.name.length));
+  return [
+    `@segkit/core ${core} (node ${process.version}, ${process.platform}-${process.arch})`,
+    `backend: ${kernel.backend}`,
+    `plugins (${loaded.length}):`,
+    ...loaded.map((p) => `  ${p.name.padEnd(width)}  ${p.version}`),
+  ].join('\n');
+}
+
 /** Runs the CLI; returns the exit code. User errors print one line, never a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
+    if (argv[2] === '--version' || argv[2] === '-V') {
+      console.log(await versionReport());
+      return 0;
+    }
     await installPluginCommands(program, argv[2]);
     await program.parseAsync(argv);
     return 0;
