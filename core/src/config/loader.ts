@@ -189,8 +189,9 @@ export async function loadConfig(file: string, overrides: readonly string[] = []
 /**
  * Identity at run time; gives configs their types. Plugins extend them through declaration merging;
  * a `type` no declaration names keeps the generic shape, a declared one is checked against its
- * declaration (`KnownOptionsCheck`).
+ * declaration (`KnownOptionsCheck`). While an editor completes the argument, `C` is `SegkitConfig` itself
+ * and the check steps aside, so completion sees the plain config types.
  */
-export function defineConfig<C extends SegkitConfig>(config: C & KnownOptionsCheck<C, SegkitConfig>): C {
+export function defineConfig<C extends SegkitConfig>(config: C & ([SegkitConfig] extends [C] ? unknown : KnownOptionsCheck<C, SegkitConfig>)): C {
   return config;
 }

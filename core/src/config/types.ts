@@ -120,7 +120,8 @@ type DeclaredMember<T, N> = T extends { type?: infer K } ? (string extends K ? n
 export type KnownOptionsCheck<C, T> = C extends readonly unknown[]
   ? { [I in keyof C]: KnownOptionsCheck<C[I], ElementOf<T>> }
   : C extends object
-    ? CheckDict<C, DictMembers<T>>
+    ? // \`C &\` keeps each member of a union (e.g. the element type of a list of losses) paired with its own check.
+      C & CheckDict<C, DictMembers<T>>
     : unknown;
 
 type CheckDict<C, T> = [T] extends [never]
