@@ -123,7 +123,8 @@ export function resolveBaseFile(base: string, configFile: string): string {
   const why = installedAt
     ? `${packageName} is installed (${installedAt}) but has no such config file`
     : `the package ${packageName} is not installed in ${dir} or any parent folder's node_modules (npm install ${packageName})`;
-  throw new SegkitError(`config: ${configFile}: _base_ '${base}' not found: ${why}; tried ${candidates.map((c) => `'${c}'`).join(', ')} with Node's module resolution from ${dir}`);
+  const tried = candidates.length > 1 ? `'${base}' with ${CONFIG_EXTENSIONS.join(', ')} and as written` : `'${base}'`;
+  throw new SegkitError(`config: ${configFile}: _base_ '${base}' not found: ${why}; tried ${tried}, with Node's module resolution from ${dir}`);
 }
 
 /** A base's relative plugin paths are relative to the base file: make them absolute before merging. */
