@@ -33,6 +33,10 @@ function workspaceDirs(root = ROOT) {
 
 function walk(dir, accept, out = []) {
   if (!fs.existsSync(dir)) return out;
+  if (!fs.statSync(dir).isDirectory()) {
+    if (accept(path.basename(dir))) out.push(dir);
+    return out;
+  }
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const file = path.join(dir, entry.name);
     if (entry.isDirectory()) walk(file, accept, out);
@@ -51,12 +55,21 @@ function isBareSpecifier(specifier) {
   return !specifier.startsWith('.') && !specifier.startsWith('/') && !specifier.startsWith('node:') && !BUILTINS.has(packageOf(specifier));
 }
 
-/** Bare package names a compiled file loads (literal `require(...)`) or a declaration file references. */
+/**
+ * Bare package names a file needs: a compiled file's literal `require(...)`s, a declaration file's type
+ * references, a shipped TypeScript source's runtime imports (`import type` is erased when it runs).
+ */
 function importedPackages(file) {
-  const text = fs.readFileSync(file, 'utf8');
-  const patterns = file.endsWith('.d.ts')
-    ? [/\bfrom\s+["']([^"']+)["']/g, /\bimport\(\s*["']([^"']+)["']\s*\)/g, /\bimport\s+["']([^"']+)["']/g, /<reference\s+types=["']([^"']+)["']/g]
-    : [/\brequire\(\s*["']([^"']+)["']\s*\)/g];
+  let text = fs.readFileSync(file, 'utf8');
+  let patterns;
+  if (file.endsWith('.d.ts')) {
+    patterns = [/\bfrom\s+["']([^"']+)["']/g, /\bimport\(\s*["']([^"']+)["']\s*\)/g, /\bimport\s+["']([^"']+)["']/g, /<reference\s+types=["']([^"']+)["']/g];
+  } else if (file.endsWith('.ts')) {
+    text = text.replace(/^\s*(import|export)\s+type\b[^;]*;/gm, '');
+    patterns = [/\bfrom\s+["']([^"']+)["']/g, /\bimport\s+["']([^"']+)["']/g, /\brequire\(\s*["']([^"']+)["']\s*\)/g];
+  } else {
+    patterns = [/\brequire\(\s*["']([^"']+)["']\s*\)/g];
+  }
   const names = new Set();
   for (const pattern of patterns) {
     for (const match of text.matchAll(pattern)) if (isBareSpecifier(match[1])) names.add(packageOf(match[1]));
@@ -75,9 +88,13 @@ function checkPackage(dir, root = ROOT) {
     ...Object.keys(manifest.optionalDependencies ?? {}),
   ]);
   const distSrc = path.join(dir, 'dist', 'src');
-  if (!fs.existsSync(distSrc)) problems.push(`${where}: dist/src is missing (run \`npm run build\` first)`);
+  if (manifest.main && !fs.existsSync(path.join(dir, manifest.main))) problems.push(`${where}: ${manifest.main} is missing (run \`npm run build\` first)`);
+  // What runs: the compiled dist/src, or — for a package without a build (configs run through jiti) — its shipped .ts files.
+  const scanned = fs.existsSync(distSrc)
+    ? walk(distSrc, (name) => name.endsWith('.js') || name.endsWith('.d.ts'))
+    : (manifest.files ?? []).flatMap((entry) => walk(path.join(dir, entry), (name) => name.endsWith('.ts') || name.endsWith('.js')));
   const users = new Map();
-  for (const file of walk(distSrc, (name) => name.endsWith('.js') || name.endsWith('.d.ts'))) {
+  for (const file of scanned) {
     for (const name of importedPackages(file)) {
       if (name === manifest.name || (name === '@types/node' && file.endsWith('.d.ts'))) continue;
       if (!users.has(name)) users.set(name, path.relative(dir, file));

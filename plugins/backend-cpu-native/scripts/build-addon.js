@@ -37,11 +37,13 @@ function nodedirArgs() {
 }
 
 /** Runs node-gyp; `incremental` reuses a configured build/ (make recompiles only what changed). */
-function compile({ strict, incremental }) {
+function compile({ strict, incremental, quietStdout = false }) {
   const configured = fs.existsSync(path.join(PACKAGE_ROOT, 'build', 'config.gypi')) && fs.existsSync(path.join(PACKAGE_ROOT, 'build', 'Makefile'));
   const [command, ...prefixArgs] = nodeGypCommand();
   const args = [...prefixArgs, incremental && configured ? 'build' : 'rebuild', '--release', ...nodedirArgs()];
-  return spawnSync(command, args, { cwd: PACKAGE_ROOT, stdio: strict ? 'inherit' : ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  // At pack time compiler output goes to stderr: `npm pack --json` prints its report on stdout.
+  const stdio = quietStdout ? ['ignore', 2, 2] : strict ? 'inherit' : ['ignore', 'ignore', 'pipe'];
+  return spawnSync(command, args, { cwd: PACKAGE_ROOT, stdio, encoding: 'utf8' });
 }
 
 /** Requires the binary; returns null when it loads, else the first line of the error. */
@@ -61,7 +63,7 @@ if (mode === '--clean-prebuild') {
 }
 
 if (mode === '--prebuild') {
-  const result = compile({ strict: true, incremental: true });
+  const result = compile({ strict: true, incremental: true, quietStdout: true });
   if (result.status !== 0) {
     console.error(`${NAME}: prepack: node-gyp failed (${result.error ? result.error.message : `exit ${result.status}`}); the package needs its prebuilt binary`);
     process.exit(1);
@@ -75,7 +77,7 @@ if (mode === '--prebuild') {
     console.error(`${NAME}: prepack: the prebuilt ${shown(target)} does not load (${error})`);
     process.exit(1);
   }
-  console.log(`${NAME}: prebuilt ${shown(target)} (${fs.statSync(target).size} bytes)`);
+  console.error(`${NAME}: prebuilt ${shown(target)} (${fs.statSync(target).size} bytes)`);
   process.exit(0);
 }
 
