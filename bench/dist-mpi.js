@@ -2,7 +2,10 @@
 // Data-parallel training on MPI (@segkit/dist-mpi), three tables:
 //  (a) the demo config's training throughput (samples/s, global batch 4): 1 process × 2 threads
 //      (samples_per_gpu 4) vs `mpirun -np 2` × 1 thread each (samples_per_gpu 2), native backend;
-//      median step time of iterations 3..N from the JSON log;
+//      median step time of iterations 3..N from the JSON log. The demo's norm layers are SyncBN
+//      (3 small allreduces per layer and iteration); a second 2-rank run with BN shows their cost.
+//      The 2-rank runs set Open MPI's mpi_yield_when_idle: on a machine shared with other jobs a rank
+//      waiting in a collective should not spin on a core its peer needs;
 //  (b) gradient synchronisation per iteration for UNet-S5-D16 base 64 and PSPNet R50-D8 between 2
 //      ranks on this machine (shared memory): synthetic gradients of the models' real trainable
 //      parameter shapes, in the training's 25 MB buckets (bench/dist-mpi-allreduce.js);
@@ -23,7 +26,7 @@ const option = (name, fallback) => {
   return arg ? arg.slice(name.length + 3) : fallback;
 };
 const ITERS = Number(option('iters', '12'));
-const MPI_ENV = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
+const MPI_ENV = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_mpi_yield_when_idle: '1' };
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -62,11 +65,20 @@ async function throughput() {
     const rows = [];
     const single = spawnSync(process.execPath, args('one', 4), { cwd: dir, encoding: 'utf8', env: { ...process.env, SEGKIT_NUM_THREADS: '2' } });
     check(single, '1 process');
-    const two = spawnSync('mpirun', ['-np', '2', '--oversubscribe', '-x', 'SEGKIT_NUM_THREADS=1', process.execPath, ...args('two', 2), '--launcher', 'mpi'], { cwd: dir, encoding: 'utf8', env: MPI_ENV });
-    check(two, 'mpirun -np 2');
-    const allreduceLine = /gradient allreduce over 2 processes: ([\d.]+) ms per iteration/.exec(two.stdout);
+    const bn = ['model.backbone.norm_cfg.type=BN', 'model.decode_head.norm_cfg.type=BN', 'model.auxiliary_head.norm_cfg.type=BN'];
+    const twoRanks = (workDir, extra) => {
+      const result = spawnSync('mpirun', ['-np', '2', '--oversubscribe', '-x', 'SEGKIT_NUM_THREADS=1', process.execPath, ...args(workDir, 2), ...extra, '--launcher', 'mpi'], { cwd: dir, encoding: 'utf8', env: MPI_ENV });
+      check(result, `mpirun -np 2 (${workDir})`);
+      const allreduceLine = /gradient allreduce over 2 processes: ([\d.]+) ms per iteration/.exec(result.stdout);
+      return allreduceLine ? allreduceLine[1] : '?';
+    };
+    const runs = [
+      ['1 process × 2 threads, samples_per_gpu 4 (SyncBN = BN)', 'one', '-'],
+      ['mpirun -np 2 × 1 thread, samples_per_gpu 2, SyncBN', 'two', twoRanks('two', [])],
+      ['mpirun -np 2 × 1 thread, samples_per_gpu 2, BN', 'two-bn', twoRanks('two-bn', bn)],
+    ];
     const base = median(stepTimes('one'));
-    for (const [label, workDir, allreduce] of [['1 process × 2 threads, samples_per_gpu 4', 'one', '-'], ['mpirun -np 2 × 1 thread, samples_per_gpu 2', 'two', allreduceLine ? allreduceLine[1] : '?']]) {
+    for (const [label, workDir, allreduce] of runs) {
       const step = median(stepTimes(workDir));
       rows.push([label, step.toFixed(3), (4 / step).toFixed(2), (base / step).toFixed(2), allreduce]);
     }
