@@ -109,8 +109,10 @@ export async function broadcastModel(communicator: Communicator, model: Module, 
 /** In-place mean of named scalars over every rank (MMSegmentation's parse_losses all-reduces its log vars). */
 export function averageScalars(communicator: Communicator, values: Record<string, number>): Record<string, number> {
   if (communicator.size === 1) return values;
+  // Sorted, so that every rank packs the buffer alike; returned in the given order (the log's).
   const keys = Object.keys(values).sort();
   const buffer = Float32Array.from(keys.map((key) => values[key]!));
   communicator.allreduce(buffer, 'mean');
-  return Object.fromEntries(keys.map((key, i) => [key, buffer[i]!]));
+  const averaged = new Map(keys.map((key, i) => [key, buffer[i]!]));
+  return Object.fromEntries(Object.keys(values).map((key) => [key, averaged.get(key)!]));
 }
