@@ -144,11 +144,13 @@ describe('@segkit/dist-mpi: data-parallel training under mpirun', function () {
     }
   });
 
-  it('an error on rank 1 ends both ranks (MPI_Abort) with a message naming the rank', () => {
+  it('an error on rank 1 ends both ranks (MPI_Abort) with a message naming the rank (launched as srun tasks: --launcher slurm)', () => {
     const failing = path.join(dir, 'failing.json');
     const hook = path.join(__dirname, '..', '..', 'test', 'fixtures', 'fail-on-rank.js');
     fs.writeFileSync(failing, JSON.stringify({ _base_: configFile, plugins: [hook], custom_hooks: [{ type: 'FailOnRank', rank: 1, iter: 2 }], evaluation: { interval: 1000 } }));
-    const result = run(2, [segkitBin, 'train', failing, '--work-dir', path.join(dir, 'failing'), '--launcher', 'mpi', '--cfg-options', 'data.samples_per_gpu=2'], { cwd: dir, timeoutSeconds: 240 });
+    const result = run(2, [segkitBin, 'train', failing, '--work-dir', path.join(dir, 'failing'), '--launcher', 'slurm', '--cfg-options', 'data.samples_per_gpu=2'], { cwd: dir, timeoutSeconds: 240, asSrunTasks: true });
+    // The slurm launcher joined the tasks into one MPI job (SLURM_PROCID/NTASKS agreed with MPI's rank and size).
+    expect(result.stdout).to.contain('data-parallel over 2 processes (MPI under Slurm, 2 tasks on localhost');
     // Rank 0 was waiting in the next gradient allreduce: only the abort can end it, so a hang would hit the timeout (code -1).
     expect(result.code, result.stderr).to.not.equal(0);
     expect(result.code).to.not.equal(-1);

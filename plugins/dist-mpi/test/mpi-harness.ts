@@ -24,10 +24,20 @@ export interface RunResult {
 /** Open MPI refuses root unless told; oversubscribe lets 2 ranks share fewer free cores. One thread per rank. */
 const MPI_ENV = { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1', SEGKIT_NUM_THREADS: '1', SEGKIT_DEBUG: '' };
 
-/** `mpirun -np <ranks> node <args>` (or plain `node <args>` for ranks = 0), with a deadline so a hang fails the test. */
-export function run(ranks: number, args: readonly string[], options: { cwd?: string; timeoutSeconds?: number } = {}): RunResult {
+/**
+ * What srun gives each task, from Open MPI's per-rank variables: mpirun then stands in for srun, and
+ * `--launcher slurm` runs as under Slurm with PMIx (srun --mpi=pmix).
+ */
+const AS_SRUN_TASK = 'SLURM_PROCID=$OMPI_COMM_WORLD_RANK SLURM_NTASKS=$OMPI_COMM_WORLD_SIZE SLURM_LOCALID=$OMPI_COMM_WORLD_LOCAL_RANK SLURM_NODELIST=localhost exec "$0" "$@"';
+
+/**
+ * `mpirun -np <ranks> node <args>` (or plain `node <args>` for ranks = 0), with a deadline so a hang fails
+ * the test. `asSrunTasks` sets the SLURM variables of each task as srun would.
+ */
+export function run(ranks: number, args: readonly string[], options: { cwd?: string; timeoutSeconds?: number; asSrunTasks?: boolean } = {}): RunResult {
   const command = ranks > 0 ? 'mpirun' : process.execPath;
-  const argv = ranks > 0 ? ['-np', String(ranks), '--oversubscribe', process.execPath, ...args] : [...args];
+  const node = options.asSrunTasks ? ['sh', '-c', AS_SRUN_TASK, process.execPath] : [process.execPath];
+  const argv = ranks > 0 ? ['-np', String(ranks), '--oversubscribe', ...node, ...args] : [...args];
   const started = performance.now();
   const result = spawnSync(command, argv, {
     cwd: options.cwd ?? repo,
