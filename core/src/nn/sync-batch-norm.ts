@@ -39,7 +39,7 @@ const AXES = [0, 1, 2];
  * allreduce fills in; the rows are then combined (Chan et al.'s parallel variance) in rank order, the same
  * arithmetic on every rank, so every rank normalises with identical statistics.
  */
-function globalMoments(x: tf.Tensor4D, group: Communicator): { mean: tf.Tensor1D; variance: tf.Tensor1D; count: number } {
+function globalMoments(x: tf.Tensor4D, group: Communicator): { mean: tf.Tensor1D; variance: tf.Tensor1D; total: tf.Tensor; count: number } {
   const [n, h, w, c] = x.shape;
   const localCount = n * h * w;
   const width = 2 * c + 1;
@@ -55,8 +55,9 @@ function globalMoments(x: tf.Tensor4D, group: Communicator): { mean: tf.Tensor1D
   const mean = tf.div(tf.sum(tf.mul(counts, means), 0), total) as tf.Tensor1D;
   const spread = tf.sum(tf.mul(counts, tf.square(tf.sub(means, mean))), 0);
   const variance = tf.div(tf.add(tf.sum(m2s, 0), spread), total) as tf.Tensor1D;
-  // Every rank's batch has the same shape in data-parallel training; the count is not read back.
-  return { mean, variance, count: localCount * group.size };
+  // `total` is exact whatever each rank's batch shape; the host-side count (for the running variance's
+  // unbiased factor) assumes equal shapes, as fixed-size crops give, rather than reading a tensor back.
+  return { mean, variance, total, count: localCount * group.size };
 }
 
 /**
@@ -102,9 +103,9 @@ export function syncBatchNormWithBatchStats(
       const c = xs.shape[3];
       const globalDOffset = tf.slice(sums, [0], [c]);
       const globalDyCentered = tf.slice(sums, [c], [c]);
-      const centeredFactor = tf.mul(tf.square(invStd), tf.div(globalDyCentered, stats.count));
+      const centeredFactor = tf.mul(tf.square(invStd), tf.div(globalDyCentered, stats.total));
       const outFactor = scale ? tf.mul(scale, invStd) : invStd;
-      const dx = tf.mul(tf.sub(tf.sub(dy, tf.div(globalDOffset, stats.count)), tf.mul(centered, centeredFactor)), outFactor);
+      const dx = tf.mul(tf.sub(tf.sub(dy, tf.div(globalDOffset, stats.total)), tf.mul(centered, centeredFactor)), outFactor);
       return [dx, ...(scale ? [tf.mul(dyCentered, invStd)] : []), ...(offset ? [dOffset] : [])];
     };
     return { value, gradFunc };
