@@ -24,6 +24,18 @@ export function bucketize(sizes: readonly number[], bucketElements: number): num
 }
 
 /**
+ * Bucket buffers kept from one iteration to the next (DDP keeps its buckets too): a fresh buffer per
+ * bucket and iteration costs page faults in the packing and again inside MPI. Keyed by length.
+ */
+const bucketBuffers = new Map<number, Float32Array>();
+
+function bucketBuffer(length: number): Float32Array {
+  let buffer = bucketBuffers.get(length);
+  if (!buffer) bucketBuffers.set(length, (buffer = new Float32Array(length)));
+  return buffer;
+}
+
+/**
  * Runs `reduce` over the float32 tensors in buckets: their values are read (asynchronously), packed into
  * one buffer per bucket, reduced in place, and come back as new tensors (the inputs are not disposed).
  */
@@ -32,7 +44,7 @@ async function reduceInBuckets(tensors: readonly tf.Tensor[], bucketBytes: numbe
   for (const bucket of bucketize(tensors.map((t) => t.size), Math.max(1, Math.floor(bucketBytes / 4)))) {
     const values = await Promise.all(bucket.map((i) => tensors[i]!.data()));
     const total = bucket.reduce((sum, i) => sum + tensors[i]!.size, 0);
-    const buffer = new Float32Array(total);
+    const buffer = bucketBuffer(total);
     let offset = 0;
     for (const data of values) {
       buffer.set(data as Float32Array, offset);
