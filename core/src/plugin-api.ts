@@ -136,3 +136,9 @@ export type { ImageSource, ReadImageOptions } from './io/image';
 export { prettyTable } from './evaluation/metrics';
 export { formatTextTable } from './tools/text-table';
 export { isDict } from './config/loader';
+
+// ---------------------------------------------------------------- data-parallel training (a launcher plugin implements the collectives)
+export { SINGLE_PROCESS, processGroup, setProcessGroup, broadcastJson } from './distributed/communicator';
+export type { Communicator, LauncherContribution } from './distributed/communicator';
+export { allreduceGradients, broadcastModel, averageScalars, bucketize, DEFAULT_BUCKET_BYTES } from './distributed/data-parallel';
+export type { GradientSyncResult } from './distributed/data-parallel';

@@ -1,6 +1,6 @@
 import * as path from 'path';
 import type { Command } from 'commander';
-import { SegkitError } from '../errors';
+import { SegkitError, isSegkitError } from '../errors';
 import { train } from '../training/runner';
 import { seedEverything } from '../training/seed';
 import { buildOptimizerConstructor } from '../training/build';
@@ -18,6 +18,9 @@ import { withCommon, type CommonOptions } from './options';
 import { writeMmsegConversion } from '../config/mmseg';
 import { convertCheckpoint } from '../checkpoint';
 import { makeDirectory, writeFileOrExplain } from '../os-errors';
+import { LAUNCHERS, startLauncher, threadsPerRank } from '../distributed/launch';
+import type { Communicator } from '../distributed/communicator';
+import type { Logger } from '../plugin-system/registries';
 
 /** Writes the overlay, the palette PNG (colour, viewable) and the raw label PNG of one prediction. */
 async function writePrediction(outDir: string, file: string, prediction: NdArray<Int32Array>, palette: readonly (readonly number[])[], opacity: number): Promise<string[]> {
@@ -72,6 +75,24 @@ export function installConvertCommands(program: Command): void {
     });
 }
 
+/** The console logger of one rank: MMCV's, where ranks other than 0 log errors only. */
+function rankLogger(rank: number): Logger {
+  return rank === 0 ? { info: (m) => console.log(m), warn: (m) => console.warn(`warning: ${m}`) } : { info: () => undefined, warn: () => undefined };
+}
+
+/**
+ * An error on one rank of a data-parallel run: the other ranks may be waiting in a collective for this
+ * one, so the launcher must end them all (MPI_Abort). The message names the rank.
+ */
+function abortGroup(group: Communicator, error: unknown): never {
+  const err = error instanceof Error ? error : new Error(String(error));
+  const where = `rank ${group.rank} of ${group.size}`;
+  console.error(isSegkitError(err) ? `segkit: ${where}: ${err.message}` : `segkit: ${where}: internal error: ${err.message}`);
+  if (!isSegkitError(err) && process.env.SEGKIT_DEBUG) console.error(err.stack);
+  console.error(`segkit: ${where}: ending every rank of the run`);
+  return group.abort(isSegkitError(err) ? 1 : 70);
+}
+
 /** `train`, `test`, `infer`, `info` and `plot`: thin wrappers over the apis layer. */
 export function installTrainingCommands(program: Command): void {
   withCommon(program.command('train <config>').description('train a model from a config (MMSegmentation tools/train.py)'))
@@ -82,11 +103,33 @@ export function installTrainingCommands(program: Command): void {
     .option('--deterministic', 'accepted for MMSegmentation parity: segkit runs are deterministic for a given seed and backend')
     .option('--no-validate', 'do not evaluate during training')
     .option('--strict', 'unknown top-level config keys are errors (default: warnings)')
-    .action(async (file: string, options: CommonOptions & { workDir?: string; resumeFrom?: string; loadFrom?: string; seed?: number; validate: boolean; strict?: boolean }) => {
+    .option('--launcher <name>', `data-parallel job launcher: ${LAUNCHERS.join(', ')} (run under mpirun or srun; needs @segkit/dist-mpi)`, 'none')
+    .action(async (file: string, options: CommonOptions & { workDir?: string; resumeFrom?: string; loadFrom?: string; seed?: number; validate: boolean; strict?: boolean; launcher: string }) => {
       if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new SegkitError('--seed: expected an integer');
-      const { config, kernel } = await loadConfigAndKernel(file, options);
-      const result = await train({ kernel, config, workDir: options.workDir, resumeFrom: options.resumeFrom, loadFrom: options.loadFrom, seed: options.seed, noValidate: !options.validate, strict: options.strict });
-      console.log(`finished ${result.iter} iterations; work_dir: ${result.workDir}`);
+      const group = await startLauncher(options.launcher, rankLogger(0));
+      try {
+        if (group.localSize > 1 && process.env.SEGKIT_NUM_THREADS === undefined) {
+          // Before the backend loads: ranks on one machine share its cores (CPU backends read this).
+          process.env.SEGKIT_NUM_THREADS = String(threadsPerRank(group.localSize));
+        }
+        const { config, kernel } = await loadConfigAndKernel(file, { ...options, logger: rankLogger(group.rank) });
+        const result = await train({
+          kernel,
+          config,
+          workDir: options.workDir,
+          resumeFrom: options.resumeFrom,
+          loadFrom: options.loadFrom,
+          seed: options.seed,
+          noValidate: !options.validate,
+          strict: options.strict,
+          communicator: group,
+        });
+        if (group.rank === 0) console.log(`finished ${result.iter} iterations; work_dir: ${result.workDir}`);
+        group.finalize();
+      } catch (error) {
+        if (group.size > 1) abortGroup(group, error);
+        throw error;
+      }
     });
 
   withCommon(program.command('test <config> <checkpoint>').description('evaluate a checkpoint on the test set (MMSegmentation tools/test.py)'))

@@ -26,6 +26,14 @@ export interface DataLoaderOptions {
   prefetchFactor?: number;
   /** How workers rebuild the dataset; required when `workers > 0`. */
   source?: WorkerDatasetSource;
+  /**
+   * Data-parallel training: this process's part of every epoch (MMSegmentation's DistributedSampler).
+   * The epoch's order, padded by repeating its start to a multiple of `size`, is dealt out round-robin:
+   * rank r takes positions r, r + size, ... So the union of the ranks' k-th batches is the k-th batch of
+   * one process with `size` times the batch size, and each sample keeps the random stream of its
+   * position in the epoch.
+   */
+  shard?: { rank: number; size: number };
 }
 
 /** Everything needed to continue with the same data order and the same augmentations (saved in checkpoints). */
@@ -37,6 +45,8 @@ export interface DataLoaderState {
   position: number;
   /** Random state of the next batch's first sample (derived from seed, epoch and position; stored for inspection and checks). */
   rng: RandomState;
+  /** Samples per batch over all ranks (batch size × ranks) when saved; absent in checkpoints before data-parallel training (= the batch size). */
+  globalBatchSize?: number;
 }
 
 interface PendingBatch {
@@ -142,6 +152,8 @@ export class DataLoader implements AsyncIterable<Batch> {
   private readonly pool: WorkerPool | undefined;
   private readonly queue: PendingBatch[] = [];
   private readonly permutations = new Map<number, number[]>();
+  private readonly shardRank: number;
+  private readonly shardCount: number;
 
   constructor(readonly dataset: Dataset, options: DataLoaderOptions) {
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
@@ -152,6 +164,12 @@ export class DataLoader implements AsyncIterable<Batch> {
       throw new SegkitError(`data.workers_per_gpu: expected an integer >= 0, got ${workers}`, 'data.workers_per_gpu');
     }
     if (dataset.length === 0) throw new SegkitError('data: the dataset is empty');
+    const shard = options.shard ?? { rank: 0, size: 1 };
+    if (!Number.isInteger(shard.size) || shard.size < 1 || !Number.isInteger(shard.rank) || shard.rank < 0 || shard.rank >= shard.size) {
+      throw new SegkitError(`data: invalid shard rank ${shard.rank} of ${shard.size} processes`);
+    }
+    this.shardRank = shard.rank;
+    this.shardCount = shard.size;
     this.batchSize = options.batchSize;
     this.shuffle = options.shuffle ?? false;
     this.dropLast = options.dropLast ?? false;
@@ -185,9 +203,19 @@ export class DataLoader implements AsyncIterable<Batch> {
     return new DataLoader(dataset, { ...loaderOptions, source: { plugins, configDir: kernel.configDir, dataset: datasetCfg, path: configPath } });
   }
 
+  /** Samples this process loads per epoch: the dataset, or its shard (padded to a multiple of the ranks, then dealt out). */
+  get samplesPerEpoch(): number {
+    return Math.ceil(this.dataset.length / this.shardCount);
+  }
+
+  /** Samples per step over all ranks. */
+  get globalBatchSize(): number {
+    return this.batchSize * this.shardCount;
+  }
+
   /** Batches in one epoch. */
   get batchesPerEpoch(): number {
-    const n = this.dataset.length;
+    const n = this.samplesPerEpoch;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -197,32 +225,58 @@ export class DataLoader implements AsyncIterable<Batch> {
   }
 
   state(): DataLoaderState {
-    return { seed: this.seed, epoch: this.epoch, position: this.position, rng: this.sampleRandom(this.epoch, this.position * this.batchSize).getState() };
+    return {
+      seed: this.seed,
+      epoch: this.epoch,
+      position: this.position,
+      rng: this.sampleRandom(this.epoch, this.globalPosition(this.position * this.batchSize)).getState(),
+      globalBatchSize: this.globalBatchSize,
+    };
   }
 
-  /** Continues from a saved state: the next batch is the one that would have come next in the saved run. */
-  loadState(state: DataLoaderState): void {
+  /**
+   * Continues from a saved state: the next batch is the one that would have come next in the saved run.
+   * A state saved with another number of ranks continues at the same sample of the epoch when the global
+   * batch size (ranks × samples_per_gpu) is the same; otherwise at the batch holding the next unseen
+   * sample, and the returned note says so.
+   */
+  loadState(state: DataLoaderState): string | undefined {
     const valid = state && [state.seed, state.epoch, state.position].every((v) => Number.isInteger(v)) && state.epoch >= 0 && state.position >= 0;
     if (!valid) throw new SegkitError(`data loader state: expected { seed, epoch, position } integers, got ${formatValue(state)}`);
-    if (state.position > this.batchesPerEpoch) {
-      throw new SegkitError(`data loader state: position ${state.position} is past the ${this.batchesPerEpoch} batches of an epoch (was the dataset or batch size changed?)`);
+    const savedGlobalBatch = state.globalBatchSize ?? this.batchSize;
+    const consumed = state.position * savedGlobalBatch;
+    const position = Math.floor(consumed / this.globalBatchSize);
+    const note =
+      consumed % this.globalBatchSize === 0
+        ? undefined
+        : `data loader state: saved with ${savedGlobalBatch} samples per step, resumed with ${this.globalBatchSize}: continuing at sample ${position * this.globalBatchSize} of epoch ${state.epoch} (${consumed} were done)`;
+    if (position > this.batchesPerEpoch) {
+      throw new SegkitError(`data loader state: position ${position} is past the ${this.batchesPerEpoch} batches of an epoch (was the dataset or batch size changed?)`);
     }
     this.seed = state.seed;
     this.epoch = state.epoch;
-    this.position = state.position;
+    this.position = position;
     this.queue.length = 0;
     this.permutations.clear();
+    return note;
   }
 
-  /** The dataset indices of epoch `epoch`, in loading order. */
+  /** The dataset indices this process loads in epoch `epoch`, in loading order (its shard when data-parallel). */
   order(epoch: number): number[] {
     let order = this.permutations.get(epoch);
     if (!order) {
-      order = this.shuffle ? SeededRandom.fromSeed(this.seed, epoch).permutation(this.dataset.length) : Array.from({ length: this.dataset.length }, (_, i) => i);
+      const full = this.shuffle ? SeededRandom.fromSeed(this.seed, epoch).permutation(this.dataset.length) : Array.from({ length: this.dataset.length }, (_, i) => i);
+      // DistributedSampler: pad by repeating the start of the order, then every size-th position from rank.
+      order = this.shardCount === 1 ? full : Array.from({ length: this.samplesPerEpoch }, (_, k) => full[(k * this.shardCount + this.shardRank) % full.length]!);
       this.permutations.set(epoch, order);
       for (const key of this.permutations.keys()) if (key < epoch - 1) this.permutations.delete(key);
     }
     return order;
+  }
+
+  /** Position in the whole epoch's order of this process's `shardPosition`-th sample. */
+  private globalPosition(shardPosition: number): number {
+    return shardPosition * this.shardCount + this.shardRank;
   }
 
   private sampleRandom(epoch: number, samplePosition: number): SeededRandom {
@@ -235,7 +289,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     const end = Math.min(start + this.batchSize, order.length);
     const indices = order.slice(start, end);
     const results = indices.map((index, k) => {
-      const random = this.sampleRandom(epoch, start + k);
+      const random = this.sampleRandom(epoch, this.globalPosition(start + k));
       return this.pool ? this.pool.request(index, random.getState()) : this.dataset.get(index, random);
     });
     const samples = Promise.all(results).then((r) => ({ indices, results: r }));

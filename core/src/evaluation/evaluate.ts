@@ -3,6 +3,8 @@ import type { Dataset, EvaluationResult, InferenceOptions, Metric, NdArray, Pipe
 import { MetricAccumulator, classTableRows, formatMetricTables } from './metrics';
 import { SegkitError } from '../errors';
 import { resize } from '../nn/resize';
+import { SINGLE_PROCESS, broadcastJson, type Communicator } from '../distributed/communicator';
+import type { AreaStats } from './metrics';
 
 export interface EvaluateOptions {
   testCfg: InferenceOptions;
@@ -13,6 +15,27 @@ export interface EvaluateOptions {
   onPrediction?(index: number, prediction: NdArray<Int32Array>, sample: PipelineResults): void | Promise<void>;
   /** Called after each image with the count done and the dataset's length (progress bars). */
   onProgress?(done: number, total: number): void;
+  /**
+   * Data-parallel evaluation: rank r predicts images r, r + size, ...; the per-class areas are gathered
+   * and summed (in float64, exact) and every rank returns the metrics of the whole dataset.
+   */
+  communicator?: Communicator;
+}
+
+type AreaStatsJson = Record<keyof AreaStats, number[]>;
+
+/** Every rank's accumulated areas summed, on every rank. */
+function combineAcrossRanks(group: Communicator, local: MetricAccumulator): MetricAccumulator {
+  const totals = local.snapshot();
+  const mine: AreaStatsJson = { intersect: Array.from(totals.intersect), union: Array.from(totals.union), pred: Array.from(totals.pred), label: Array.from(totals.label) };
+  const gathered = group.gather(mine, 0);
+  const summed = broadcastJson(group, gathered ? gathered.reduce((sum, stats) => {
+    for (const key of Object.keys(sum) as (keyof AreaStats)[]) sum[key] = sum[key].map((value, c) => value + stats[key][c]!);
+    return sum;
+  }) : null);
+  const combined = new MetricAccumulator(local.numClasses, local.ignoreIndex);
+  combined.addStats({ intersect: Float64Array.from(summed!.intersect), union: Float64Array.from(summed!.union), pred: Float64Array.from(summed!.pred), label: Float64Array.from(summed!.label) });
+  return combined;
 }
 
 /** The test pipeline's image: MultiScaleFlipAug may wrap single-scale results in lists. */
@@ -55,11 +78,12 @@ export async function predictSample(model: Segmentor, sample: PipelineResults, t
 
 /** Runs the model over a dataset (batch 1, eval mode) and computes MMSegmentation's metrics. */
 export async function evaluateSegmentor(model: Segmentor, dataset: Dataset, options: EvaluateOptions): Promise<EvaluationResult> {
-  const accumulator = new MetricAccumulator(model.numClasses, dataset.ignoreIndex);
+  let accumulator = new MetricAccumulator(model.numClasses, dataset.ignoreIndex);
+  const group = options.communicator ?? SINGLE_PROCESS;
   const wasTraining = model.training;
   model.eval();
   try {
-    for (let index = 0; index < dataset.length; index++) {
+    for (let index = group.rank; index < dataset.length; index += group.size) {
       const sample = await dataset.get(index);
       const prediction = await predictSample(model, sample, options.testCfg);
       const truth = await dataset.getGroundTruth(index);
@@ -68,11 +92,13 @@ export async function evaluateSegmentor(model: Segmentor, dataset: Dataset, opti
       }
       accumulator.add(prediction.data, truth.data as Int32Array | Uint8Array);
       await options.onPrediction?.(index, prediction, sample);
-      options.onProgress?.(index + 1, dataset.length);
+      // With several ranks, the images every rank has done so far.
+      options.onProgress?.(Math.min(dataset.length, index + group.size - group.rank), dataset.length);
     }
   } finally {
     model.train(wasTraining);
   }
+  if (group.size > 1) accumulator = combineAcrossRanks(group, accumulator);
   const classNames = [...dataset.classes];
   const metrics = accumulator.compute(options.metrics, { classNames, nanToNum: options.nanToNum });
   const tables = formatMetricTables(metrics, classNames);

@@ -154,6 +154,12 @@ export class MetricAccumulator {
     this.images++;
   }
 
+  /** A copy of the summed statistics (to combine accumulators of several processes with `addStats`). */
+  snapshot(): AreaStats {
+    const copy = (key: keyof AreaStats) => Float64Array.from(this.totals[key]);
+    return { intersect: copy('intersect'), union: copy('union'), pred: copy('pred'), label: copy('label') };
+  }
+
   reset(): void {
     for (const key of ['intersect', 'union', 'pred', 'label'] as const) this.totals[key].fill(0);
     this.images = 0;

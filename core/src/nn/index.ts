@@ -11,3 +11,4 @@ export * from './resize';
 export * from './conv-module';
 export * from './gradients';
 export * from './random';
+export * from './sync-batch-norm';

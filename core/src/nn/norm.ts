@@ -4,6 +4,8 @@ import { isShapesOnly, reportFlops } from './flops';
 import { SegkitError } from '../errors';
 import { backendHasKernel } from '../plugin-system/backend';
 import { describeValue, formatValue } from '../config/validation';
+import { processGroup } from '../distributed/communicator';
+import { syncBatchNormWithBatchStats } from './sync-batch-norm';
 
 /**
  * Marker base of every normalisation layer (BatchNorm, GroupNorm, a future LayerNorm): the optimizer
@@ -70,12 +72,16 @@ export class BatchNorm2d extends NormLayer {
         return tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset as tf.Tensor1D | undefined, scale as tf.Tensor1D | undefined, this.eps);
       }
       const track = this.training && this.runningMean && this.runningVar && this.numBatchesTracked;
-      return batchNormWithBatchStats(x, this.weight, this.bias, this.eps, track ? (mean, variance) => this.updateRunningStats(x, mean, variance) : undefined);
+      return this.normalizeWithBatchStats(x, track ? (mean, variance, count) => this.updateRunningStats(x, mean, variance, count) : undefined);
     });
   }
 
-  private updateRunningStats(x: tf.Tensor4D, mean: tf.Tensor, variance: tf.Tensor): void {
-    const count = x.shape[0] * x.shape[1] * x.shape[2];
+  /** Training-mode normalisation with batch statistics (SyncBatchNorm2d takes them over every rank). */
+  protected normalizeWithBatchStats(x: tf.Tensor4D, onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void): tf.Tensor4D {
+    return batchNormWithBatchStats(x, this.weight, this.bias, this.eps, onMoments && ((mean, variance) => onMoments(mean, variance, x.shape[0] * x.shape[1] * x.shape[2])));
+  }
+
+  private updateRunningStats(x: tf.Tensor4D, mean: tf.Tensor, variance: tf.Tensor, count: number): void {
     if (count < 2) throw new Error(`BatchNorm2d: expected more than 1 value per channel when training, got input [${x.shape.join(',')}]`);
     const tracked = this.numBatchesTracked!;
     tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
@@ -85,6 +91,19 @@ export class BatchNorm2d extends NormLayer {
       running.assign(tf.add(tf.mul(running, 1 - factor), tf.mul(batch, factor)));
     blend(this.runningMean!, mean);
     blend(this.runningVar!, tf.mul(variance, count / (count - 1)));
+  }
+}
+
+/**
+ * MMCV's SyncBN: in training, the batch statistics are those of the union of every rank's batch (the
+ * process group's), with the matching backward pass, so N ranks × b samples normalise like one process
+ * with BatchNorm over N × b. With one process it is BatchNorm2d.
+ */
+export class SyncBatchNorm2d extends BatchNorm2d {
+  protected override normalizeWithBatchStats(x: tf.Tensor4D, onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void): tf.Tensor4D {
+    const group = processGroup();
+    if (group.size === 1) return super.normalizeWithBatchStats(x, onMoments);
+    return syncBatchNormWithBatchStats(x, this.weight, this.bias, this.eps, onMoments, group);
   }
 }
 
@@ -210,7 +229,7 @@ const NORM_ABBREVIATIONS: Record<string, string> = { BN: 'bn', BN2d: 'bn', SyncB
 
 /**
  * MMCV's `build_norm_layer`: returns the child name (`bn`/`gn` + postfix) and the layer.
- * SyncBN is BatchNorm2d on one device (what MMSegmentation does when not distributed).
+ * SyncBN is SyncBatchNorm2d: BatchNorm2d on one process, statistics over every rank when data-parallel.
  */
 export function buildNormLayer(cfg: NormConfig, numFeatures: number, postfix: number | string = '', path = 'norm_cfg'): { name: string; layer: NormLayer } {
   if (!cfg || typeof cfg !== 'object' || typeof cfg.type !== 'string') {
@@ -230,7 +249,8 @@ export function buildNormLayer(cfg: NormConfig, numFeatures: number, postfix: nu
     layer = new GroupNorm(numGroups, numFeatures, { eps: rest.eps, affine: rest.affine });
   } else {
     if (numGroups !== undefined) throw new SegkitError(`${path}.num_groups: unknown option of norm layer ${type}`, path);
-    layer = new BatchNorm2d(numFeatures, { eps: rest.eps, momentum: rest.momentum, affine: rest.affine });
+    const Norm = type === 'SyncBN' ? SyncBatchNorm2d : BatchNorm2d;
+    layer = new Norm(numFeatures, { eps: rest.eps, momentum: rest.momentum, affine: rest.affine });
   }
   layer.requiresGrad(requiresGrad);
   return { name: `${abbreviation}${postfix}`, layer };

@@ -5,6 +5,7 @@ import type { ComponentDefinition, ComponentOf, Logger, RegistryName } from './r
 import type { BackendProvider } from './backend';
 import type { EventBus } from '../bus';
 import type { Kernel } from './kernel';
+import type { LauncherContribution } from '../distributed/communicator';
 
 /** What a plugin package exports as `plugin`. */
 export interface SegkitPlugin {
@@ -43,6 +44,8 @@ export const TOKENS = {
   components: Symbol.for('segkit.components') as ServiceIdentifier<ComponentRecord>,
   /** Multi-binding: command-line contributions. */
   cliCommands: Symbol.for('segkit.cliCommands') as ServiceIdentifier<CliContribution>,
+  /** Multi-binding: launchers for data-parallel training (`--launcher mpi|slurm`). */
+  launchers: Symbol.for('segkit.launchers') as ServiceIdentifier<LauncherContribution>,
   bus: Symbol.for('segkit.bus') as ServiceIdentifier<EventBus>,
   logger: Symbol.for('segkit.logger') as ServiceIdentifier<Logger>,
 } as const;
@@ -66,7 +69,13 @@ export function backendDefinition(provider: BackendProvider): ComponentOf<'backe
  * The plain way to write a plugin: list the components per registry (and any CLI commands); no
  * decorators, no container code.
  */
-export function definePlugin(spec: { name: string; version: string; components: PluginComponents; cli?: readonly CliContribution[] }): SegkitPlugin {
+export function definePlugin(spec: {
+  name: string;
+  version: string;
+  components: PluginComponents;
+  cli?: readonly CliContribution[];
+  launchers?: readonly LauncherContribution[];
+}): SegkitPlugin {
   const identity = { name: spec.name, version: spec.version };
   return {
     name: spec.name,
@@ -79,6 +88,7 @@ export function definePlugin(spec: { name: string; version: string; components: 
         }
       }
       for (const contribution of spec.cli ?? []) bind(TOKENS.cliCommands).toConstantValue(contribution);
+      for (const contribution of spec.launchers ?? []) bind(TOKENS.launchers).toConstantValue(contribution);
     }),
   };
 }

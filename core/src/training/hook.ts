@@ -35,6 +35,12 @@ export abstract class Hook {
   /** The hook's type name, used in messages. */
   abstract readonly name: string;
   readonly priority: number = Priority.NORMAL;
+  /**
+   * Data-parallel training: the hook exists on rank 0 only (MMCV's `master_only`), for hooks that write
+   * logs, checkpoints or the terminal. Hooks that take part in collective work (evaluation) or change the
+   * model run on every rank (the default).
+   */
+  readonly mainRankOnly: boolean = false;
 
   /**
    * Subscribes to the event bus, for hooks that only observe (loggers). The runner unsubscribes what this

@@ -19,6 +19,8 @@ import { parseRunSpec, type RunSpec } from '../config/run-spec';
 import { buildOptimizer } from './build';
 import { lockWorkDir, uniqueTimestamp } from './work-dir-lock';
 import { makeDirectory, writeFileOrExplain } from '../os-errors';
+import { SINGLE_PROCESS, setProcessGroup, type Communicator } from '../distributed/communicator';
+import { allreduceGradients, averageScalars, broadcastModel } from '../distributed/data-parallel';
 
 export interface TrainOptions {
   kernel: Kernel;
@@ -32,6 +34,11 @@ export interface TrainOptions {
   noValidate?: boolean;
   /** Unknown top-level config keys are errors instead of warnings. */
   strict?: boolean;
+  /**
+   * Data-parallel training (`--launcher mpi|slurm`): this process's group. Every rank runs this runner
+   * on its shard of the data; gradients are averaged so every rank takes the same step; rank 0 writes.
+   */
+  communicator?: Communicator;
 }
 
 function timestampNow(): string {
@@ -77,6 +84,10 @@ export class IterBasedRunner implements RunnerView {
   private readonly hooks: Hook[];
   private lastEvaluation: EvaluationResult | undefined;
   private lastCheckpoint: string | undefined;
+  /** The process group (one process unless launched data-parallel). */
+  readonly group: Communicator;
+  private allreduceSeconds = 0;
+  private allreduceSteps = 0;
 
   constructor(
     private readonly kernel: Kernel,
@@ -88,12 +99,16 @@ export class IterBasedRunner implements RunnerView {
     const configName = config.filename ? path.basename(config.filename).replace(/\.(ts|js|json|cjs|mjs|py)$/, '') : 'run';
     this.workDir = path.resolve(options.workDir ?? this.spec.workDir ?? path.join('work_dirs', configName));
     this.seed = options.seed ?? this.spec.seed ?? 0;
+    this.group = options.communicator ?? SINGLE_PROCESS;
+    // SyncBN layers take their statistics over this group.
+    setProcessGroup(this.group);
     seedEverything(this.seed);
     this.model = kernel.build('segmentors', this.spec.model, { path: 'model' });
     this.model.train();
     this.optimizer = buildOptimizer(kernel, this.model, this.spec.optimizer);
     this.scheduler = this.spec.lrScheduler ? kernel.build('lrSchedulers', this.spec.lrScheduler, { path: 'lr_config', parent: { maxIters: this.maxIters } }) : undefined;
-    this.hooks = sortByPriority(this.spec.hooks.map(({ cfg, path: at }) => kernel.build('hooks', cfg, { path: at, parent: { logInterval: this.spec.logInterval } })));
+    const hooks = this.spec.hooks.map(({ cfg, path: at }) => kernel.build('hooks', cfg, { path: at, parent: { logInterval: this.spec.logInterval } }));
+    this.hooks = sortByPriority(this.group.rank === 0 ? hooks : hooks.filter((hook) => !hook.mainRankOnly));
   }
 
   get bus(): EventBus {
@@ -112,6 +127,7 @@ export class IterBasedRunner implements RunnerView {
       seed: this.seed,
       plugins: this.spec.plugins,
       path: 'data.train',
+      ...(this.group.size > 1 ? { shard: { rank: this.group.rank, size: this.group.size } } : {}),
     });
     return this.trainLoader;
   }
@@ -129,10 +145,15 @@ export class IterBasedRunner implements RunnerView {
   async evaluate(metrics: readonly Metric[]): Promise<EvaluationResult> {
     const dataset = this.validationDataset();
     // Images done and ETA on the terminal (or plain lines in CI logs) while the validation set runs.
-    const progress = startProgress({ label: `evaluation at iter ${this.iter}`, total: dataset.length, unit: 'images' });
+    const progress = startProgress({ label: `evaluation at iter ${this.iter}`, total: dataset.length, unit: 'images', quiet: this.group.rank !== 0 });
     let result: EvaluationResult;
     try {
-      result = await evaluateSegmentor(this.model, dataset, { testCfg: (this.spec.model.test_cfg ?? {}) as InferenceOptions, metrics, onProgress: (done) => progress.update(done) });
+      result = await evaluateSegmentor(this.model, dataset, {
+        testCfg: (this.spec.model.test_cfg ?? {}) as InferenceOptions,
+        metrics,
+        onProgress: (done) => progress.update(done),
+        communicator: this.group,
+      });
     } finally {
       progress.stop();
     }
@@ -144,6 +165,8 @@ export class IterBasedRunner implements RunnerView {
   }
 
   async saveCheckpoint(file: string, extra: { best?: CheckpointMeta['best']; format?: CheckpointFormat } = {}): Promise<void> {
+    // Every rank holds the same weights; only rank 0 writes (MMCV's master_only).
+    if (this.group.rank !== 0) return;
     const { format = checkpointFormatOf(file), ...metaExtra } = extra;
     const meta: CheckpointMeta = {
       iter: this.iter,
@@ -167,7 +190,8 @@ export class IterBasedRunner implements RunnerView {
       this.model.loadStateDict(checkpoint.weights, { source: file });
       if (!checkpoint.optimizerState) throw new SegkitError(`${file}: has no optimizer state; use --load-from to start from its weights`);
       this.optimizer.loadStateDict(checkpoint.optimizerState);
-      if (checkpoint.meta.dataLoader) loader.loadState(checkpoint.meta.dataLoader as never);
+      const note = checkpoint.meta.dataLoader ? loader.loadState(checkpoint.meta.dataLoader as never) : undefined;
+      if (note) this.kernel.logger.warn(note);
       this.iter = checkpoint.meta.iter;
     } finally {
       checkpoint.dispose();
@@ -222,15 +246,24 @@ export class IterBasedRunner implements RunnerView {
   private async step(images: tf.Tensor4D, labels: tf.Tensor3D): Promise<Record<string, number> | null> {
     let logTensors: Record<string, tf.Scalar> = {};
     const trainable = this.model.parameters().filter((variable) => variable.trainable);
-    const { value, grads } = tf.variableGrads(() => {
+    const { value, grads: localGrads } = tf.variableGrads(() => {
       const parsed = parseLossTensors(this.model.forwardTrain(images, labels));
       logTensors = Object.fromEntries(Object.entries(parsed.logTensors).map(([key, tensor]) => [key, tf.keep(tf.clone(tensor))]));
       return parsed.loss;
     }, trainable);
+    let grads = localGrads;
     try {
-      const losses = await readLossValues(logTensors);
+      // Data-parallel: the logged values are the mean over the ranks (MMSegmentation's parse_losses), and
+      // a non-finite loss on any rank is non-finite on all of them, so every rank skips or steps alike.
+      const losses = averageScalars(this.group, await readLossValues(logTensors));
       const bad = Object.entries(losses).filter(([, v]) => !Number.isFinite(v));
       if (bad.length === 0) {
+        if (this.group.size > 1) {
+          const synced = await allreduceGradients(this.group, grads, trainable.map((variable) => variable.name));
+          grads = synced.grads;
+          this.allreduceSeconds += synced.allreduceSeconds;
+          this.allreduceSteps += 1;
+        }
         this.optimizer.step(grads);
         this.skippedBatches = 0;
         return losses;
@@ -258,9 +291,12 @@ export class IterBasedRunner implements RunnerView {
     let batches: AsyncIterator<Batch> | undefined;
     let unlock: (() => void) | undefined;
     try {
-      makeDirectory(this.workDir, 'work_dir');
-      unlock = lockWorkDir(this.workDir, (message) => this.kernel.logger.warn(message));
-      this.timestamp = uniqueTimestamp(this.workDir, this.timestamp);
+      // Rank 0 owns the work dir (logs, checkpoints); the other ranks never write to it.
+      if (this.group.rank === 0) {
+        makeDirectory(this.workDir, 'work_dir');
+        unlock = lockWorkDir(this.workDir, (message) => this.kernel.logger.warn(message));
+        this.timestamp = uniqueTimestamp(this.workDir, this.timestamp);
+      }
       const loader = this.startTrainLoader();
       const resumeFrom = this.options.resumeFrom ?? this.spec.resumeFrom ?? undefined;
       const loadFrom = this.options.loadFrom ?? this.spec.loadFrom ?? undefined;
@@ -274,12 +310,18 @@ export class IterBasedRunner implements RunnerView {
         await loadPretrainedWeights(this.model, this.spec.model, { logger: this.kernel.logger });
         if (loadFrom) await this.loadWeights(loadFrom);
       }
+      if (this.group.size > 1) {
+        // Every replica starts from rank 0's weights (DDP's initial broadcast).
+        await broadcastModel(this.group, this.model);
+        const { samplesPerGpu } = this.spec.data;
+        this.kernel.logger.info(`data-parallel over ${this.group.size} processes (${this.group.description}): samples_per_gpu ${samplesPerGpu} per process, ${samplesPerGpu * this.group.size} per step`);
+      }
       for (const hook of this.hooks) {
         const subscription = hook.observe(this.bus, this);
         if (subscription) observers.add(subscription);
       }
       const configDump = { ...this.config };
-      writeFileOrExplain(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2), 'work_dir');
+      if (this.group.rank === 0) writeFileOrExplain(path.join(this.workDir, `${this.timestamp}.config.json`), JSON.stringify(configDump, null, 2), 'work_dir');
       this.bus.emit({ type: 'run:start', maxIters: this.maxIters, startIter: this.iter, workDir: this.workDir, config: configDump, backend: this.kernel.backend });
       batches = loader[Symbol.asyncIterator]();
       await this.callHooks('beforeRun');
@@ -314,6 +356,9 @@ export class IterBasedRunner implements RunnerView {
           memory: { numTensors: memory.numTensors, numBytes: memory.numBytes, rssMB: Math.round(process.memoryUsage().rss / 2 ** 20) },
         });
         await this.callHooks('afterTrainIter');
+      }
+      if (this.allreduceSteps > 0) {
+        this.kernel.logger.info(`gradient allreduce over ${this.group.size} processes: ${((this.allreduceSeconds / this.allreduceSteps) * 1000).toFixed(1)} ms per iteration (mean of ${this.allreduceSteps})`);
       }
       this.bus.emit({ type: 'run:end', iter: this.iter, workDir: this.workDir });
     } catch (error) {

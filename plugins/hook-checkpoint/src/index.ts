@@ -68,6 +68,8 @@ const PERIODIC = /^iter_(\d+)\.(?:safetensors|pth)$/;
 export class CheckpointHook extends Hook {
   readonly name = 'CheckpointHook';
   override readonly priority = Priority.NORMAL;
+  /** Data-parallel training: rank 0 alone writes (MMCV's master_only). */
+  override readonly mainRankOnly = true;
   private saved: string[] = [];
   private best: BestCheckpoint | undefined;
 

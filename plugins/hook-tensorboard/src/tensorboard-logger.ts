@@ -31,6 +31,8 @@ export type TensorboardLoggerOptions = z.output<typeof tensorboardLoggerSchema>;
 export class TensorboardLoggerHook extends Hook {
   readonly name = 'TensorboardLoggerHook';
   override readonly priority = Priority.VERY_LOW;
+  /** Data-parallel training: rank 0 alone writes (MMCV's master_only). */
+  override readonly mainRankOnly = true;
   private readonly window = new IntervalWindow();
   private writer: EventFileWriter | undefined;
 

@@ -16,6 +16,8 @@ type JsonLoggerOptions = z.infer<typeof jsonLoggerSchema>;
 export class JsonLoggerHook extends Hook {
   readonly name = 'JsonLoggerHook';
   override readonly priority = Priority.VERY_LOW;
+  /** Data-parallel training: rank 0 alone writes (MMCV's master_only). */
+  override readonly mainRankOnly = true;
   private readonly window = new IntervalWindow();
   private file: number | undefined;
   logPath = '';

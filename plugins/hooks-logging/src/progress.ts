@@ -17,6 +17,8 @@ export class ProgressBarHook extends Hook {
   readonly name = 'ProgressBarHook';
   // After the loggers (VERY_LOW), so that its line is drawn last.
   override readonly priority = Priority.VERY_LOW + 5;
+  /** Data-parallel training: rank 0 alone writes (MMCV's master_only). */
+  override readonly mainRankOnly = true;
   private progress: Progress | undefined;
 
   constructor(

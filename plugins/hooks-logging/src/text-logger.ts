@@ -21,6 +21,8 @@ type TextLoggerOptions = z.infer<typeof textLoggerSchema>;
 export class TextLoggerHook extends Hook {
   readonly name = 'TextLoggerHook';
   override readonly priority = Priority.VERY_LOW;
+  /** Data-parallel training: rank 0 alone writes (MMCV's master_only). */
+  override readonly mainRankOnly = true;
   private readonly window = new IntervalWindow();
   private file: number | undefined;
 
