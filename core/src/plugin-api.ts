@@ -133,3 +133,6 @@ export type { ImageSource, ReadImageOptions } from './io/image';
 export { prettyTable } from './evaluation/metrics';
 export { formatTextTable } from './tools/text-table';
 export { isDict } from './config/loader';
+
+// ---------------------------------------------------------------- ONNX export of modules
+export type { OnnxExportContext, OnnxValue, OnnxDim, OnnxDtype, OnnxSize, OnnxNodeOptions, OnnxAttributeValue, OnnxExportable } from './export/onnx/types';
