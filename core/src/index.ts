@@ -98,3 +98,9 @@ export type { Progress, ProgressOptions, ProgressStream } from './tools/progress
 export { BUILTIN_PALETTES, colorizeLabels, defaultPalette, expandImageArguments, readPaletteOption, resolvePalette } from './tools/prediction-files';
 export type { ClassPalette, Rgb } from './tools/prediction-files';
 export { publishCheckpoint, type PublishResult } from './cli/publish-command';
+
+// ---------------------------------------------------------------- export (segkit export)
+export { EXPORTERS, exportFormats, exportSegmentor, testPipelineNormalization } from './export';
+export type { ExportOptions, ExportReport, Exporter } from './export';
+export { exportOnnx, segmentorOnnxBytes, buildOnnxModel, OnnxGraphBuilder, ONNX_OPSET, encodeOnnxModel, decodeOnnxModel } from './export/onnx';
+export type { ImageNormalization, SegmentorOnnxOptions, OnnxModelSpec, OnnxGraphInput } from './export/onnx';
