@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import { Option, type Command } from 'commander';
 import { SegkitError } from '../errors';
 import { initSegmentor } from '../apis/segmentor';
@@ -36,6 +37,8 @@ export function installExportCommand(program: Command): void {
     .option('--no-normalization', "leave the test pipeline's Normalize out of the graph: the input is then the normalized tensor (default: the graph takes RGB pixels 0..255)")
     .action(async (config: string, checkpoint: string, options: CommonOptions & { format: string; out: string; inputSize?: [number, number]; output: 'logits' | 'labels'; normalization: boolean }) => {
       const exportOptions: ExportOptions = { inputSize: options.inputSize, output: options.output, bakeNormalization: options.normalization };
+      // Before the model is built, so that a typo fails at once.
+      if (!fs.existsSync(checkpoint)) throw new SegkitError(`export: checkpoint not found: ${checkpoint}`);
       const handle = await initSegmentor(config, checkpoint, options);
       try {
         if (handle.testCfg.mode === 'slide') {
