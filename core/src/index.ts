@@ -103,4 +103,4 @@ export { publishCheckpoint, type PublishResult } from './cli/publish-command';
 export { EXPORTERS, exportFormats, exportSegmentor, testPipelineNormalization } from './export';
 export type { ExportOptions, ExportReport, Exporter } from './export';
 export { exportOnnx, segmentorOnnxBytes, buildOnnxModel, OnnxGraphBuilder, ONNX_OPSET, encodeOnnxModel, decodeOnnxModel } from './export/onnx';
-export type { ImageNormalization, SegmentorOnnxOptions, OnnxModelSpec, OnnxGraphInput } from './export/onnx';
+export type { ImageNormalization, SegmentorOnnxOptions, OnnxModelSpec, OnnxGraphInput, OnnxInitializerBytes } from './export/onnx';

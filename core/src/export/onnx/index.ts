@@ -9,6 +9,7 @@ export type { OnnxGraphInput, OnnxModelSpec } from './graph';
 export { segmentorOnnxBytes } from './segmentor-graph';
 export type { ImageNormalization, SegmentorOnnxOptions } from './segmentor-graph';
 export { encodeOnnxModel, decodeOnnxModel } from './proto';
+export type { OnnxInitializerBytes } from './proto';
 
 /** `segkit export --format onnx`: the whole-image inference graph as one .onnx file (weights inside). */
 export const exportOnnx: Exporter = async (handle, outPath, options) => {
