@@ -176,6 +176,37 @@ describe('ONNX export of the shipped models, run in onnxruntime-node', function 
       tf.dispose([x, logits]);
     });
 
+    it('a one-channel (sigmoid) head: labels are sigmoid(logit) > threshold', async () => {
+      const binary = await load(PSPNET, [
+        ...NARROW_PSPNET,
+        'model.decode_head.out_channels=1',
+        'model.decode_head.threshold=0.4',
+        'model.decode_head.num_classes=2',
+        'model.decode_head.loss_decode={"type":"CrossEntropyLoss","use_sigmoid":true}',
+      ]);
+      try {
+        const { bytes } = await segmentorOnnxBytes(binary.model, { output: 'labels', normalization: null });
+        const x = tf.randomNormal([1, 40, 48, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
+        const runtime = await session(bytes);
+        const { labels } = await runtime.run({ image: new ort.Tensor('float32', await nchw(x), [1, 3, 40, 48]) });
+        await runtime.release();
+        const logits = binary.model.inference(x, { mode: 'whole' });
+        const probabilities = (await tf.tidy(() => tf.sigmoid(logits)).data()) as Float32Array;
+        const onnx = labels!.data as Int32Array;
+        let compared = 0;
+        probabilities.forEach((p, i) => {
+          if (Math.abs(p - 0.4) < 1e-5) return;
+          compared++;
+          expect(onnx[i], `pixel ${i}, probability ${p}`).to.equal(p > 0.4 ? 1 : 0);
+        });
+        expect(compared).to.be.greaterThan(0.99 * 40 * 48);
+        expect(new Set(onnx).size, 'both labels occur').to.equal(2);
+        tf.dispose([x, logits]);
+      } finally {
+        binary.dispose();
+      }
+    });
+
     it('leaves the auxiliary head out and uses every ResNet block', async () => {
       const { bytes, operators } = await segmentorOnnxBytes(handle.model, { output: 'logits', normalization: null, inputSize: [48, 48] });
       const graph = (decodeOnnxModel(bytes) as { graph: { initializer: { name: string }[] } }).graph;

@@ -141,13 +141,12 @@ export class EncoderDecoder extends Module implements Segmentor {
   private labelsFromLogitsOnnx(ctx: OnnxExportContext, logits: OnnxValue): OnnxValue {
     const [n, c, h, w] = logits.shape;
     const shape = [n ?? null, h ?? null, w ?? null];
-    const toInt32 = (x: OnnxValue) => ctx.node('Cast', [x], { attributes: { to: 6 }, shape, dtype: 'int32' });
     if (c === 1) {
       const threshold = this.decodeHead.threshold ?? 0.3;
       const probabilities = ctx.node('Squeeze', [ctx.node('Sigmoid', [logits], { shape: logits.shape }), ctx.constant([1], [1], 'int64')], { shape });
-      return toInt32(ctx.node('Greater', [probabilities, ctx.constant([threshold], [])], { shape, dtype: 'bool' }));
+      return ctx.cast(ctx.node('Greater', [probabilities, ctx.constant([threshold], [])], { shape, dtype: 'bool' }), 'int32');
     }
-    return toInt32(ctx.node('ArgMax', [logits], { attributes: { axis: 1, keepdims: 0 }, shape, dtype: 'int64' }));
+    return ctx.cast(ctx.node('ArgMax', [logits], { attributes: { axis: 1, keepdims: 0 }, shape, dtype: 'int64' }), 'int32');
   }
 
   /** int32 label maps [N,H,W] of `inference`'s logits (see `labelsFromLogits`). */

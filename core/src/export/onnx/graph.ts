@@ -199,6 +199,10 @@ export class OnnxGraphBuilder implements OnnxExportContext {
 
   // ------------------------------------------------------------ shared glue
 
+  cast(x: OnnxValue, dtype: OnnxDtype): OnnxValue {
+    return x.dtype === dtype ? x : this.node('Cast', [x], { attributes: { to: ONNX_DTYPE[dtype] }, shape: x.shape, dtype });
+  }
+
   add(a: OnnxValue, b: OnnxValue): OnnxValue {
     return this.node('Add', [a, b], { shape: broadcastShape(a.shape, b.shape), dtype: a.dtype });
   }
@@ -250,8 +254,8 @@ export class OnnxGraphBuilder implements OnnxExportContext {
   scaleSize(size: OnnxSize, factor: number): OnnxSize {
     if (isStaticSize(size)) return [Math.floor(size[0] * factor), Math.floor(size[1] * factor)];
     if (Number.isInteger(factor)) return this.node('Mul', [size, this.constant([factor], [1], 'int64')], { shape: [2], dtype: 'int64' });
-    const scaled = this.node('Mul', [this.node('Cast', [size], { attributes: { to: ONNX_DTYPE.float32 }, shape: [2] }), this.constant([factor], [1])], { shape: [2] });
-    return this.node('Cast', [this.node('Floor', [scaled], { shape: [2] })], { attributes: { to: ONNX_DTYPE.int64 }, shape: [2], dtype: 'int64' });
+    const scaled = this.node('Mul', [this.cast(size, 'float32'), this.constant([factor], [1])], { shape: [2] });
+    return this.cast(this.node('Floor', [scaled], { shape: [2] }), 'int64');
   }
 
   /** A spatial size as an int64 [2] value. */

@@ -69,6 +69,8 @@ export interface OnnxExportContext {
   unsupported(reason: string): never;
 
   // Functional glue several modules share.
+  /** The value converted to `dtype` (ONNX Cast). */
+  cast(x: OnnxValue, dtype: OnnxDtype): OnnxValue;
   /** Element-wise sum (residual connections). */
   add(a: OnnxValue, b: OnnxValue): OnnxValue;
   /** Concatenation along an NCHW axis (1 for channels). */
