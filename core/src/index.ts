@@ -99,3 +99,9 @@ export { BUILTIN_PALETTES, colorizeLabels, defaultPalette, expandImageArguments,
 export type { ClassPalette, Rgb } from './tools/prediction-files';
 export { publishCheckpoint, type PublishResult } from './cli/publish-command';
 export { startLauncher, threadsPerRank, LAUNCHERS } from './distributed/launch';
+
+// ---------------------------------------------------------------- export (segkit export)
+export { EXPORTERS, exportFormats, exportSegmentor, testPipelineNormalization } from './export';
+export type { ExportOptions, ExportReport, Exporter } from './export';
+export { exportOnnx, segmentorOnnxBytes, buildOnnxModel, OnnxGraphBuilder, ONNX_OPSET, encodeOnnxModel, decodeOnnxModel } from './export/onnx';
+export type { ImageNormalization, SegmentorOnnxOptions, OnnxModelSpec, OnnxGraphInput, OnnxInitializerBytes } from './export/onnx';

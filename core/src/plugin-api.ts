@@ -142,3 +142,5 @@ export { SINGLE_PROCESS, processGroup, setProcessGroup, broadcastJson } from './
 export type { Communicator, LauncherContribution } from './distributed/communicator';
 export { allreduceGradients, broadcastModel, averageScalars, bucketize, DEFAULT_BUCKET_BYTES } from './distributed/data-parallel';
 export type { GradientSyncResult } from './distributed/data-parallel';
+// ---------------------------------------------------------------- ONNX export of modules
+export type { OnnxExportContext, OnnxValue, OnnxDim, OnnxDtype, OnnxSize, OnnxNodeOptions, OnnxAttributeValue, OnnxExportable } from './export/onnx/types';

@@ -86,6 +86,24 @@ describe('nn.Conv2d', () => {
     grouped.dispose();
   });
 
+  it('non-square kernels and strides with equal padding get PyTorch output sizes (conv and max-pool; hand values)', () => {
+    expectNoLeak(() => {
+      // 1×3 kernel, padding 1: H = 3 + 2 − 1 + 1 = 5, W = 3 + 2 − 3 + 1 = 3 (tfjs's numeric padding gave W = 5).
+      const conv = new nn.Conv2d(1, 1, [1, 3], { padding: 1, bias: false });
+      setValue(conv.weight, [1, 1, 1]);
+      const x = tf.tensor4d(INPUT_3X3, [1, 3, 3, 1]);
+      const y = conv.forward(x);
+      expect(y.shape).to.deep.equal([1, 5, 3, 1]);
+      expectClose(y, [0, 0, 0, 3, 6, 5, 9, 15, 11, 15, 24, 17, 0, 0, 0]);
+      // 3×3 max-pool, stride [1, 2], padding 1: H = 3, W = (3 + 2 − 3)/2 + 1 = 2.
+      const pooled = new nn.MaxPool2d(3, [1, 2], 1).forward(x);
+      expect(pooled.shape).to.deep.equal([1, 3, 2, 1]);
+      expectClose(pooled, [5, 6, 8, 9, 8, 9]);
+      tf.dispose([x, y, pooled]);
+      conv.dispose();
+    });
+  });
+
   it('reports MMCV FLOPs (multiply-adds plus bias) while a counter is active', () => {
     const conv = new nn.Conv2d(3, 4, 3, { padding: 1 });
     const x = tf.zeros([2, 5, 5, 3]) as tf.Tensor4D;

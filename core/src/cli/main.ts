@@ -9,6 +9,7 @@ import { collect, quietLogger } from './options';
 import { installConvertCommands, installTrainingCommands } from './training-commands';
 import { installAnalysisCommands } from './analysis-commands';
 import { installPublishCommand } from './publish-command';
+import { installExportCommand } from './export-command';
 
 /**
  * Commands that installed plugins contribute: a plugin declares their names in its package.json
@@ -64,6 +65,7 @@ function buildProgram(): Command {
   installAnalysisCommands(program);
   installConvertCommands(program);
   installPublishCommand(program);
+  installExportCommand(program);
   return program;
 }
 

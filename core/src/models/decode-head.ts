@@ -6,6 +6,7 @@ import type { BuildContext } from '../plugin-system/registries';
 import type { DecodeHead, Loss, PixelSampler } from '../components';
 import { checkDecodeLossConfig, computeDecodeLosses } from './decode-losses';
 import { describeValue } from '../config/validation';
+import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 /** A nested component config (`{ type, ...options }`), validated by that component's own schema when built. */
 export const componentConfigSchema = z.looseObject({ type: z.string({ error: 'expected a type name' }) });
@@ -118,13 +119,29 @@ export abstract class BaseDecodeHead extends Module implements DecodeHead {
       const [, h, w] = selected[0]!.shape;
       return tf.tidy(() => tf.concat(selected.map((x) => resize(x, [h, w], { alignCorners: this.alignCorners })), 3));
     }
-    return pick(features, this.inIndex as number, this.headName);
+    return pick(features, this.inIndex as number, this.headName) as tf.Tensor4D;
   }
 
   /** The inputs at `in_index` (a list with `multiple_select` / `resize_concat`). */
   protected selectInputs(features: tf.Tensor[]): tf.Tensor4D[] {
     const indices = Array.isArray(this.inIndex) ? this.inIndex : [this.inIndex];
-    return indices.map((index) => pick(features, index, this.headName));
+    return indices.map((index) => pick(features, index, this.headName) as tf.Tensor4D);
+  }
+
+  /** `transformInputs` for an ONNX graph (NCHW values: channels are axis 1). */
+  protected transformInputsOnnx(ctx: OnnxExportContext, features: OnnxValue[]): OnnxValue {
+    if (this.inputTransform === 'multiple_select') ctx.unsupported("uses input_transform 'multiple_select'; its exportOnnx must take the inputs itself");
+    if (this.inputTransform === 'resize_concat') {
+      const selected = (Array.isArray(this.inIndex) ? this.inIndex : [this.inIndex]).map((index) => pick(features, index, this.headName));
+      const size = ctx.spatialSize(selected[0]!);
+      return ctx.concat(selected.map((x) => ctx.resize(x, size, { alignCorners: this.alignCorners })), 1);
+    }
+    return pick(features, this.inIndex as number, this.headName);
+  }
+
+  /** `clsSeg` for an ONNX graph. */
+  protected clsSegOnnx(ctx: OnnxExportContext, features: OnnxValue): OnnxValue {
+    return ctx.call(this.convSeg, this.dropout ? ctx.call(this.dropout, features) : features);
   }
 
   /** Dropout2d (train mode only) → 1×1 `conv_seg`. */
@@ -148,10 +165,10 @@ export abstract class BaseDecodeHead extends Module implements DecodeHead {
   }
 }
 
-function pick(features: tf.Tensor[], index: number, headName: string): tf.Tensor4D {
+function pick<T>(features: T[], index: number, headName: string): T {
   const feature = features[index < 0 ? features.length + index : index];
   if (!feature) throw new SegkitError(`${headName}.in_index: ${index} is out of range for the ${features.length} feature maps of the backbone/neck`, headName);
-  return feature as tf.Tensor4D;
+  return feature;
 }
 
 function resolveInputs(options: ParsedDecodeHeadOptions, path: string): [number | number[], number | number[]] {

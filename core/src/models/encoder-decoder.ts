@@ -7,6 +7,7 @@ import type { DecodeHead, FeatureExtractor, InferenceOptions, Segmentor } from '
 import { componentConfigSchema } from './decode-head';
 import { slideInference } from './inference';
 import { describeValue, formatValue } from '../config/validation';
+import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 const sizePair = z.tuple([z.number().int().positive(), z.number().int().positive()]);
 
@@ -121,6 +122,31 @@ export class EncoderDecoder extends Module implements Segmentor {
       }
       return options.oriShape ? resize(logits, options.oriShape, { alignCorners: this.alignCorners }) : logits;
     });
+  }
+
+  /**
+   * The whole-image inference graph (`encodeDecode`): image [N,3,H,W] → logits [N,C,H,W], or with
+   * `output: 'labels'` the int32 label map [N,H,W] of `labelsFromLogits`. Auxiliary heads (training
+   * only) are left out; slide inference stays with the caller.
+   */
+  override exportOnnx(ctx: OnnxExportContext, image: OnnxValue, options: { output?: 'logits' | 'labels' } = {}): OnnxValue {
+    let features = ctx.call<OnnxValue[]>(this.backbone, image);
+    if (this.neck) features = ctx.call<OnnxValue[]>(this.neck, features);
+    const headLogits = ctx.call(this.decodeHead, features);
+    const logits = ctx.resize(headLogits, ctx.spatialSize(image), { alignCorners: this.alignCorners });
+    return options.output === 'labels' ? this.labelsFromLogitsOnnx(ctx, logits) : logits;
+  }
+
+  /** `labelsFromLogits` as ONNX nodes: argmax over channels (first maximum, as tf.argMax), or sigmoid > threshold. */
+  private labelsFromLogitsOnnx(ctx: OnnxExportContext, logits: OnnxValue): OnnxValue {
+    const [n, c, h, w] = logits.shape;
+    const shape = [n ?? null, h ?? null, w ?? null];
+    if (c === 1) {
+      const threshold = this.decodeHead.threshold ?? 0.3;
+      const probabilities = ctx.node('Squeeze', [ctx.node('Sigmoid', [logits], { shape: logits.shape }), ctx.constant([1], [1], 'int64')], { shape });
+      return ctx.cast(ctx.node('Greater', [probabilities, ctx.constant([threshold], [])], { shape, dtype: 'bool' }), 'int32');
+    }
+    return ctx.cast(ctx.node('ArgMax', [logits], { attributes: { axis: 1, keepdims: 0 }, shape, dtype: 'int64' }), 'int32');
   }
 
   /** int32 label maps [N,H,W] of `inference`'s logits (see `labelsFromLogits`). */

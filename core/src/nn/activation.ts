@@ -3,10 +3,17 @@ import { Module } from './module';
 import { isShapesOnly, reportFlops } from './flops';
 import { SegkitError } from '../errors';
 import { formatValue } from '../config/validation';
+import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 /** Element-wise activation layers; MMCV counts one FLOP per output element. */
 abstract class Activation extends Module {
   protected abstract apply(x: tf.Tensor): tf.Tensor;
+  /** The same function as one ONNX node. */
+  protected abstract applyOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue;
+
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    return this.applyOnnx(ctx, x);
+  }
 
   override forward<T extends tf.Tensor>(x: T): T {
     reportFlops(this, x.size);
@@ -18,11 +25,19 @@ export class ReLU extends Activation {
   protected apply(x: tf.Tensor): tf.Tensor {
     return tf.relu(x);
   }
+
+  protected applyOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    return ctx.node('Relu', [x], { shape: x.shape });
+  }
 }
 
 export class ReLU6 extends Activation {
   protected apply(x: tf.Tensor): tf.Tensor {
     return tf.relu6(x);
+  }
+
+  protected applyOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    return ctx.node('Clip', [x, ctx.constant([0], []), ctx.constant([6], [])], { shape: x.shape });
   }
 }
 
@@ -34,17 +49,29 @@ export class LeakyReLU extends Activation {
   protected apply(x: tf.Tensor): tf.Tensor {
     return tf.leakyRelu(x, this.negativeSlope);
   }
+
+  protected applyOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    return ctx.node('LeakyRelu', [x], { attributes: { alpha: ctx.float(this.negativeSlope) }, shape: x.shape });
+  }
 }
 
 export class Sigmoid extends Activation {
   protected apply(x: tf.Tensor): tf.Tensor {
     return tf.sigmoid(x);
   }
+
+  protected applyOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    return ctx.node('Sigmoid', [x], { shape: x.shape });
+  }
 }
 
 export class Tanh extends Activation {
   protected apply(x: tf.Tensor): tf.Tensor {
     return tf.tanh(x);
+  }
+
+  protected applyOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    return ctx.node('Tanh', [x], { shape: x.shape });
   }
 }
 

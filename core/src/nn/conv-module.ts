@@ -6,6 +6,7 @@ import { buildActivation, type ActivationConfig } from './activation';
 import { constantInit, kaimingInit } from './init';
 import { SegkitError } from '../errors';
 import type { Pair } from './utils';
+import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 export interface ConvModuleOptions {
   stride?: Pair;
@@ -65,5 +66,12 @@ export class ConvModule extends Module {
       if (activate && this.activate) y = this.activate.forward(y) as tf.Tensor4D;
       return y;
     });
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue, activate = true, norm = true): OnnxValue {
+    let y = ctx.call(this.conv, x);
+    if (norm && this.norm) y = ctx.call(this.norm, y);
+    if (activate && this.activate) y = ctx.call(this.activate, y);
+    return y;
   }
 }

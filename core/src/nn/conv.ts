@@ -3,6 +3,7 @@ import { Module } from './module';
 import { isShapesOnly, reportFlops } from './flops';
 import { pair, type Pair } from './utils';
 import { nextOpSeed } from './random';
+import type { OnnxDim, OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 /** tfjs's explicit NHWC padding (not exported by tfjs-core). */
 type ExplicitPadding = [[number, number], [number, number], [number, number], [number, number]];
@@ -67,9 +68,26 @@ export class Conv2d extends Module {
 
   /** PyTorch's output size: floor((size + 2·pad − dilation·(k − 1) − 1) / stride) + 1. */
   outputShape([n, h, w]: readonly number[]): [number, number, number, number] {
-    const size = (input: number, axis: 0 | 1) =>
-      Math.floor((input + 2 * this.padding[axis] - this.dilation[axis] * (this.kernelSize[axis] - 1) - 1) / this.stride[axis]) + 1;
-    return [n!, size(h!, 0), size(w!, 1), this.outChannels];
+    return [n!, this.outputSize(h!, 0), this.outputSize(w!, 1), this.outChannels];
+  }
+
+  private outputSize(input: number, axis: 0 | 1): number {
+    return Math.floor((input + 2 * this.padding[axis] - this.dilation[axis] * (this.kernelSize[axis] - 1) - 1) / this.stride[axis]) + 1;
+  }
+
+  /** ONNX Conv: the weight as OIHW (PyTorch's layout), PyTorch's symmetric padding. */
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    if (typeof x.shape[1] === 'number' && x.shape[1] !== this.inChannels) ctx.unsupported(`expects ${this.inChannels} input channels, got a value of shape [${x.shape.join(',')}]`);
+    // HWIO [kh,kw,in/g,out] → OIHW [out,in/g,kh,kw].
+    const weight = ctx.initializer('weight', this.weight, { permutation: [3, 2, 0, 1] });
+    const bias = this.bias ? ctx.initializer('bias', this.bias) : null;
+    const [n, , h, w] = x.shape;
+    const size = (input: OnnxDim | undefined, axis: 0 | 1) => (typeof input === 'number' ? this.outputSize(input, axis) : null);
+    const [ph, pw] = this.padding;
+    return ctx.node('Conv', [x, weight, bias], {
+      attributes: { kernel_shape: this.kernelSize, strides: this.stride, pads: [ph, pw, ph, pw], dilations: this.dilation, group: this.groups },
+      shape: [n ?? null, this.outChannels, size(h, 0), size(w, 1)],
+    });
   }
 
   private convolve(x: tf.Tensor4D): tf.Tensor4D {
@@ -77,7 +95,7 @@ export class Conv2d extends Module {
     // A dilation only matters along an axis whose kernel is larger than 1.
     const dh = kh > 1 ? this.dilation[0] : 1;
     const dw = kw > 1 ? this.dilation[1] : 1;
-    if (dh === 1 && dw === 1) return this.groupedConv(x, this.stride, padArgument(this.padding));
+    if (dh === 1 && dw === 1) return this.groupedConv(x, this.stride, padArgument(this.padding, this.kernelSize, this.stride));
     // tfjs has no gradient for dilated convolutions (and no strided+dilated kernel): run the
     // undilated kernel on the space-to-batch rearranged input (the atrous trick), then stride.
     const [ph, pw] = this.padding;
@@ -111,6 +129,15 @@ export class Conv2d extends Module {
   }
 }
 
-function padArgument([ph, pw]: [number, number]): number | ExplicitPadding {
-  return ph === pw ? ph : [[0, 0], [ph, ph], [pw, pw], [0, 0]];
+/**
+ * tfjs's padding argument for PyTorch's symmetric padding (convolution and pooling). A single number only
+ * when kernel and stride are square too: tfjs computes the output size of numeric padding with the kernel's
+ * height and the stride's height on both axes, which gives a wrong width for a 1×3 kernel with padding 1.
+ */
+export function padArgument(
+  [ph, pw]: readonly [number, number],
+  [kh, kw]: readonly [number, number],
+  [sh, sw]: readonly [number, number],
+): number | ExplicitPadding {
+  return ph === pw && kh === kw && sh === sw ? ph : [[0, 0], [ph, ph], [pw, pw], [0, 0]];
 }

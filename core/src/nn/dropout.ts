@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
 import { nextOpSeed } from './random';
+import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 /**
  * Dropout2d(p): in train mode zeroes whole channels of each sample with probability p and scales the
@@ -20,5 +21,11 @@ export class Dropout2d extends Module {
       const keep = tf.cast(tf.less(tf.randomUniform([n, 1, 1, c], 0, 1, 'float32', nextOpSeed()), 1 - this.p), 'float32');
       return tf.mul(x, tf.div(keep, 1 - this.p));
     }) as T;
+  }
+
+  /** Inference graphs are eval mode, where Dropout2d is the identity. */
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    if (this.training && this.p > 0) ctx.unsupported('is in training mode; export a model in eval mode');
+    return x;
   }
 }

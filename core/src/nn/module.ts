@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
 import { ensureGradientsRegistered } from './gradients';
+import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 /** One parameter as seen by a traversal: its full PyTorch-style name, local name and owning module. */
 export interface ParameterEntry {
@@ -66,6 +67,13 @@ export class Module {
   forward(..._inputs: unknown[]): unknown {
     throw new Error(`${this.constructor.name} does not implement forward()`);
   }
+
+  /**
+   * Optional: this module's ONNX nodes, for `segkit export --format onnx`. It mirrors `forward` with graph
+   * values (NCHW) for tensors: emits its own computation through `ctx` and exports its children with
+   * `ctx.call(child, ...)`. A module without it is reported by path and class when a model using it is exported.
+   */
+  exportOnnx?(ctx: OnnxExportContext, ...inputs: unknown[]): unknown;
 
   /** Direct children in registration order. */
   namedChildren(): [string, Module][] {
@@ -225,6 +233,10 @@ export class Sequential extends Module {
 
   override forward(input: tf.Tensor): tf.Tensor {
     return this.namedChildren().reduce<tf.Tensor>((x, [, layer]) => layer.forward(x) as tf.Tensor, input);
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, input: OnnxValue): OnnxValue {
+    return this.namedChildren().reduce<OnnxValue>((x, [, layer]) => ctx.call(layer, x), input);
   }
 }
 

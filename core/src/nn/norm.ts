@@ -6,6 +6,7 @@ import { backendHasKernel } from '../plugin-system/backend';
 import { describeValue, formatValue } from '../config/validation';
 import { processGroup } from '../distributed/communicator';
 import { syncBatchNormWithBatchStats } from './sync-batch-norm';
+import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 /**
  * Marker base of every normalisation layer (BatchNorm, GroupNorm, a future LayerNorm): the optimizer
@@ -79,6 +80,18 @@ export class BatchNorm2d extends NormLayer {
   /** Training-mode normalisation with batch statistics (SyncBatchNorm2d takes them over every rank). */
   protected normalizeWithBatchStats(x: tf.Tensor4D, onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void): tf.Tensor4D {
     return batchNormWithBatchStats(x, this.weight, this.bias, this.eps, onMoments && ((mean, variance) => onMoments(mean, variance, x.shape[0] * x.shape[1] * x.shape[2])));
+  }
+
+  /** Eval mode: ONNX BatchNormalization with the running statistics (runtimes fold it into the conv before). */
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    if (this.training) ctx.unsupported('is in training mode (batch statistics); export a model in eval mode');
+    if (!this.runningMean || !this.runningVar) ctx.unsupported('has no running statistics (track_running_stats=False normalises with batch statistics at inference)');
+    const c = this.numFeatures;
+    const scale = this.weight ? ctx.initializer('weight', this.weight) : ctx.constant(new Array<number>(c).fill(1), [c]);
+    const offset = this.bias ? ctx.initializer('bias', this.bias) : ctx.constant(new Array<number>(c).fill(0), [c]);
+    const mean = ctx.initializer('running_mean', this.runningMean);
+    const variance = ctx.initializer('running_var', this.runningVar);
+    return ctx.node('BatchNormalization', [x, scale, offset, mean, variance], { attributes: { epsilon: ctx.float(this.eps) }, shape: x.shape });
   }
 
   private updateRunningStats(x: tf.Tensor4D, mean: tf.Tensor, variance: tf.Tensor, count: number): void {
@@ -212,6 +225,24 @@ export class GroupNorm extends NormLayer {
       const normalized = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, this.eps))), [n, h, w, c]) as tf.Tensor4D;
       return this.weight && this.bias ? tf.add(tf.mul(normalized, this.weight), this.bias) : normalized;
     });
+  }
+
+  /**
+   * [N, G, C/G·H·W] through InstanceNormalization (per-sample statistics of each group), back to the
+   * input's shape, then the per-channel affine transform.
+   */
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    const g = this.numGroups;
+    const grouped = ctx.node('Reshape', [x, ctx.constant([0, g, -1], [3], 'int64')], { shape: [x.shape[0] ?? null, g, null] });
+    const ones = ctx.constant(new Array<number>(g).fill(1), [g]);
+    const zeros = ctx.constant(new Array<number>(g).fill(0), [g]);
+    const normalized = ctx.node('InstanceNormalization', [grouped, ones, zeros], { attributes: { epsilon: ctx.float(this.eps) }, shape: grouped.shape });
+    const shape = ctx.node('Shape', [x], { shape: [x.shape.length], dtype: 'int64' });
+    const y = ctx.node('Reshape', [normalized, shape], { shape: x.shape });
+    if (!this.weight || !this.bias) return y;
+    // [C] → [C, 1, 1]: broadcast over H and W of NCHW.
+    const perChannel = (name: string, variable: tf.Variable) => ctx.initializer(name, variable, { shape: [this.numFeatures, 1, 1] });
+    return ctx.add(ctx.node('Mul', [y, perChannel('weight', this.weight)], { shape: x.shape }), perChannel('bias', this.bias));
   }
 }
 

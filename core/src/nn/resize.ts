@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
 import { isShapesOnly, reportFlops } from './flops';
+import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 export type InterpolationMode = 'bilinear' | 'nearest';
 
@@ -102,5 +103,10 @@ export class Upsample extends Module {
     const y = resize(x, size, { mode: this.mode, alignCorners: this.alignCorners });
     reportFlops(this, y.size);
     return y;
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    const size = this.size ?? ctx.scaleSize(ctx.spatialSize(x), this.scaleFactor!);
+    return ctx.resize(x, size, { mode: this.mode, alignCorners: this.alignCorners });
   }
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { nn, SegkitError, type FeatureExtractor } from '@segkit/core';
+import { nn, SegkitError, type FeatureExtractor, type OnnxExportContext, type OnnxValue } from '@segkit/core';
 
 type NormConfig = nn.NormConfig;
 
@@ -64,6 +64,13 @@ export class BasicBlock extends nn.Module {
       return this.relu.forward(tf.add(out, identity) as tf.Tensor4D);
     });
   }
+
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    let out = ctx.call(this.relu, ctx.call(this.bn1, ctx.call(this.conv1, x)));
+    out = ctx.call(this.bn2, ctx.call(this.conv2, out));
+    const identity = this.downsample ? ctx.call(this.downsample, x) : x;
+    return ctx.call(this.relu, ctx.add(out, identity));
+  }
 }
 
 /**
@@ -110,6 +117,14 @@ export class Bottleneck extends nn.Module {
       const identity = this.downsample ? this.downsample.forward(x) : x;
       return this.relu.forward(tf.add(out, identity) as tf.Tensor4D);
     });
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    let out = ctx.call(this.relu, ctx.call(this.bn1, ctx.call(this.conv1, x)));
+    out = ctx.call(this.relu, ctx.call(this.bn2, ctx.call(this.conv2, out)));
+    out = ctx.call(this.bn3, ctx.call(this.conv3, out));
+    const identity = this.downsample ? ctx.call(this.downsample, x) : x;
+    return ctx.call(this.relu, ctx.add(out, identity));
   }
 }
 
@@ -266,6 +281,20 @@ export class ResNet extends nn.Module implements FeatureExtractor {
       });
       return outs;
     });
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, input: OnnxValue | OnnxValue[]): OnnxValue[] {
+    const x0 = Array.isArray(input) ? input[0]! : input;
+    let x = this.stem
+      ? ctx.call(this.stem, x0)
+      : ctx.call(this.child('relu'), ctx.call(this.child(this.stemNormName), ctx.call(this.child('conv1'), x0)));
+    x = ctx.call(this.child('maxpool'), x);
+    const outs: OnnxValue[] = [];
+    this.stages.forEach((stage, i) => {
+      x = ctx.call(stage, x);
+      if (this.outIndices.includes(i)) outs.push(x);
+    });
+    return outs;
   }
 
   private stemForward(x: tf.Tensor4D): tf.Tensor4D {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { nn, SegkitError, type FeatureExtractor } from '@segkit/core';
+import { nn, SegkitError, type FeatureExtractor, type OnnxExportContext, type OnnxValue } from '@segkit/core';
 
 type NormConfig = nn.NormConfig;
 type ActivationConfig = nn.ActivationConfig;
@@ -35,6 +35,10 @@ export class BasicConvBlock extends nn.Module {
 
   override forward(x: tf.Tensor4D): tf.Tensor4D {
     return this.convs.forward(x) as tf.Tensor4D;
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    return ctx.call(this.convs, x);
   }
 }
 
@@ -74,6 +78,10 @@ export class InterpConv extends nn.Module {
   override forward(x: tf.Tensor4D): tf.Tensor4D {
     return this.interpUpsample.forward(x) as tf.Tensor4D;
   }
+
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue {
+    return ctx.call(this.interpUpsample, x);
+  }
 }
 
 /** Decoder level: upsample the deeper feature, concatenate [skip, upsampled], then a BasicConvBlock. */
@@ -102,6 +110,10 @@ export class UpConvBlock extends nn.Module {
 
   override forward(skip: tf.Tensor4D, x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => this.convBlock.forward(tf.concat([skip, this.upsample.forward(x) as tf.Tensor4D], 3)));
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, skip: OnnxValue, x: OnnxValue): OnnxValue {
+    return ctx.call(this.convBlock, ctx.concat([skip, ctx.call(this.upsample, x)], 1));
   }
 }
 
@@ -188,9 +200,7 @@ export class UNet extends nn.Module implements FeatureExtractor {
     return this;
   }
 
-  override forward(input: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
-    const x0 = (Array.isArray(input) ? input[0] : input) as tf.Tensor4D;
-    const [, h, w] = x0.shape;
+  private checkInputSize(h: number, w: number): void {
     const rate = this.downsampleRate;
     if (h % rate !== 0 || w % rate !== 0) {
       throw new SegkitError(
@@ -198,6 +208,35 @@ export class UNet extends nn.Module implements FeatureExtractor {
         this.path,
       );
     }
+  }
+
+  /**
+   * `forward` as ONNX nodes. With a dynamic input size the graph cannot check divisibility by
+   * `downsampleRate`: other sizes fail in the runtime at the decoder's concatenation.
+   */
+  override exportOnnx(ctx: OnnxExportContext, input: OnnxValue | OnnxValue[]): OnnxValue[] {
+    const x0 = Array.isArray(input) ? input[0]! : input;
+    const [, , h, w] = x0.shape;
+    if (typeof h === 'number' && typeof w === 'number') this.checkInputSize(h, w);
+    const encoded: OnnxValue[] = [];
+    let x = x0;
+    for (const stage of this.encoder.items()) {
+      x = ctx.call(stage, x);
+      encoded.push(x);
+    }
+    const outs: OnnxValue[] = [x];
+    const decoders = this.decoder.items();
+    for (let i = decoders.length - 1; i >= 0; i--) {
+      x = ctx.call(decoders[i]!, encoded[i]!, x);
+      outs.push(x);
+    }
+    return outs;
+  }
+
+  override forward(input: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
+    const x0 = (Array.isArray(input) ? input[0] : input) as tf.Tensor4D;
+    const [, h, w] = x0.shape;
+    this.checkInputSize(h, w);
     return tf.tidy(() => {
       const encoded: tf.Tensor4D[] = [];
       let x = x0;

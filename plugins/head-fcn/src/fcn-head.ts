@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BaseDecodeHead, nn, SegkitError, type BuildContext, type ParsedDecodeHeadOptions } from '@segkit/core';
+import { BaseDecodeHead, nn, SegkitError, type BuildContext, type OnnxExportContext, type OnnxValue, type ParsedDecodeHeadOptions } from '@segkit/core';
 
 export type FCNHeadOptions = ParsedDecodeHeadOptions & { num_convs: number; kernel_size: number; concat_input: boolean; dilation: number };
 
@@ -35,5 +35,12 @@ export class FCNHead extends BaseDecodeHead {
       if (this.convCat) out = this.convCat.forward(tf.concat([x, out], 3));
       return this.clsSeg(out);
     });
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, features: OnnxValue[]): OnnxValue {
+    const x = this.transformInputsOnnx(ctx, features);
+    let out = this.convs ? ctx.call(this.convs, x) : x;
+    if (this.convCat) out = ctx.call(this.convCat, ctx.concat([x, out], 1));
+    return this.clsSegOnnx(ctx, out);
   }
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BaseDecodeHead, nn, type BuildContext, type ParsedDecodeHeadOptions } from '@segkit/core';
+import { BaseDecodeHead, nn, type BuildContext, type OnnxExportContext, type OnnxValue, type ParsedDecodeHeadOptions } from '@segkit/core';
 
 /**
  * Pyramid pooling module (a ModuleList, as in MMSegmentation): per scale, adaptive average pooling to
@@ -25,6 +25,11 @@ export class PPM extends nn.ModuleList {
     return this.items<nn.Sequential>().map((branch) =>
       tf.tidy(() => nn.resize(branch.forward(x) as tf.Tensor4D, [h, w], { alignCorners: this.alignCorners })),
     );
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, x: OnnxValue): OnnxValue[] {
+    const size = ctx.spatialSize(x);
+    return this.items().map((branch) => ctx.resize(ctx.call(branch, x), size, { alignCorners: this.alignCorners }));
   }
 }
 
@@ -52,5 +57,11 @@ export class PSPHead extends BaseDecodeHead {
       const pyramid = tf.concat([x, ...this.pspModules.forward(x)], 3);
       return this.clsSeg(this.bottleneck.forward(pyramid));
     });
+  }
+
+  override exportOnnx(ctx: OnnxExportContext, features: OnnxValue[]): OnnxValue {
+    const x = this.transformInputsOnnx(ctx, features);
+    const pyramid = ctx.concat([x, ...ctx.call<OnnxValue[]>(this.pspModules, x)], 1);
+    return this.clsSegOnnx(ctx, ctx.call(this.bottleneck, pyramid));
   }
 }
