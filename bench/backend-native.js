@@ -11,7 +11,7 @@ const { spawnSync } = require('node:child_process');
 const tf = require('@tensorflow/tfjs-core');
 require('@tensorflow/tfjs-backend-cpu');
 const { timeOnBackend, printTable } = require('./backend-timing');
-const { nativeBackendProvider, loadAddon, registerFastCpuKernels } = require('../plugins/backend-cpu-native');
+const { nativeBackendProvider, loadAddon, registerFastCpuKernels, describeNativeBackend } = require('../plugins/backend-cpu-native');
 
 const option = (name, fallback) => {
   const arg = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
@@ -57,7 +57,7 @@ async function main() {
     process.exit(1);
   }
   const addon = loadAddon().addon;
-  console.log(`native backend: micro-kernel ${addon.microKernel()}, ${addon.numThreads()} thread(s) (SEGKIT_NUM_THREADS); cpu budget ${CPU_BUDGET_MS} ms per measurement`);
+  console.log(`native backend: ${describeNativeBackend(addon)} (SEGKIT_NATIVE_ISA, SEGKIT_NUM_THREADS); cpu budget ${CPU_BUDGET_MS} ms per measurement`);
 
   // (a) GEMM
   const gemmRows = [];

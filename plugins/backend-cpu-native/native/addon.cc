@@ -289,6 +289,18 @@ napi_value getMicroKernel(napi_env env, Arguments&) {
   return result;
 }
 
+napi_value getMicroKernels(napi_env env, Arguments&) {
+  const std::vector<std::string> names = availableMicroKernels();
+  napi_value result;
+  napi_create_array_with_length(env, names.size(), &result);
+  for (size_t i = 0; i < names.size(); ++i) {
+    napi_value name;
+    napi_create_string_utf8(env, names[i].c_str(), names[i].size(), &name);
+    napi_set_element(env, result, static_cast<uint32_t>(i), name);
+  }
+  return result;
+}
+
 napi_value setMicroKernel(napi_env env, Arguments& args) {
   napi_value result;
   napi_get_boolean(env, selectMicroKernel(args.string(0).c_str()), &result);
@@ -323,6 +335,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"numThreads", nullptr, guarded<getNumThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, guarded<setNumThreadsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"microKernel", nullptr, guarded<getMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"microKernels", nullptr, guarded<getMicroKernels>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setMicroKernel", nullptr, guarded<setMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);

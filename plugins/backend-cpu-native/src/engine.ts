@@ -49,8 +49,11 @@ export interface NativeAddon extends ConvEngine, ElementwiseEngine {
   softmax(x: Float32Array, out: Float32Array, rows: number, columns: number): void;
   numThreads(): number;
   setNumThreads(n: number): number;
-  /** 'avx2-fma' or 'portable'. */
+  /** The GEMM micro-kernel in use: 'avx512', 'avx2-fma' or 'portable' (CPUID, or SEGKIT_NATIVE_ISA). */
   microKernel(): string;
+  /** The micro-kernels this CPU can run, fastest first. */
+  microKernels(): string[];
+  /** Switches the micro-kernel ('avx2' is 'avx2-fma'); false when this CPU cannot run it. */
   setMicroKernel(name: string): boolean;
 }
 
