@@ -133,3 +133,4 @@ export type { ImageSource, ReadImageOptions } from './io/image';
 export { prettyTable } from './evaluation/metrics';
 export { formatTextTable } from './tools/text-table';
 export { isDict } from './config/loader';
+export { ADAM_UPDATE_KERNEL } from './plugin-system/backend';

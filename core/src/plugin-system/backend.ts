@@ -59,6 +59,14 @@ export function backendReadsSynchronously(): boolean {
  */
 export const SGD_UPDATE_KERNEL = 'SegkitSgdUpdate';
 
+/**
+ * One Adam / AdamW step of a float32 parameter, PyTorch's semantics: inputs { param, grad, expAvg?,
+ * expAvgSq?, maxExpAvgSq? } (moments absent on the parameter's first step; maxExpAvgSq only with amsgrad
+ * after its first step), attrs { lr, beta1, beta2, eps, weightDecay, decoupled, amsgrad, step } →
+ * [newParam, newExpAvg, newExpAvgSq] (+ newMaxExpAvgSq with amsgrad). @segkit/optimizers' Adam uses it.
+ */
+export const ADAM_UPDATE_KERNEL = 'SegkitAdamUpdate';
+
 export interface BackendChoice {
   readonly name: string;
   /** Why each other backend was not taken, for the log. */

@@ -35,6 +35,10 @@ class Arguments {
     return static_cast<float*>(data);
   }
 
+  const double* doubles(size_t i, size_t minLength) {
+    return static_cast<const double*>(typedArray(i, napi_float64_array, minLength));
+  }
+
   /** A Float32Array or null/undefined (returns nullptr). */
   float* optionalFloats(size_t i) {
     napi_valuetype type;
@@ -107,12 +111,13 @@ class Arguments {
   void* typedArray(size_t i, napi_typedarray_type expected, size_t minLength) {
     bool isTypedArray = false;
     napi_is_typedarray(env_, at(i), &isTypedArray);
-    if (!isTypedArray) fail(i, expected == napi_float32_array ? "a Float32Array" : "an Int32Array");
+    const char* expectedName = expected == napi_float32_array ? "a Float32Array" : expected == napi_float64_array ? "a Float64Array" : "an Int32Array";
+    if (!isTypedArray) fail(i, expectedName);
     napi_typedarray_type type;
     size_t length;
     void* data;
     napi_get_typedarray_info(env_, at(i), &type, &length, &data, nullptr, nullptr);
-    if (type != expected) fail(i, expected == napi_float32_array ? "a Float32Array" : "an Int32Array");
+    if (type != expected) fail(i, expectedName);
     if (length < minLength) throw ArgumentError("argument " + std::to_string(i) + " is too short");
     return data;
   }
@@ -243,6 +248,30 @@ napi_value sgdUpdateBinding(napi_env env, Arguments& args) {
   return undefinedValue(env);
 }
 
+// adamUpdate(param, grad, expAvg | null, expAvgSq | null, maxExpAvgSq | null, newParam, newExpAvg, newExpAvgSq,
+//            newMax | null, [lr, beta1, beta2, eps, weightDecay, step] (Float64Array), decoupled, amsgrad)
+napi_value adamUpdateBinding(napi_env env, Arguments& args) {
+  const size_t n = args.length(0);
+  auto optionalOfLength = [&](size_t i) {
+    float* values = args.optionalFloats(i);
+    if (values && args.length(i) < n) throw ArgumentError("argument " + std::to_string(i) + " is too short");
+    return values;
+  };
+  const float* expAvg = optionalOfLength(2);
+  const float* expAvgSq = optionalOfLength(3);
+  const float* maxExpAvgSq = optionalOfLength(4);
+  float* newMax = optionalOfLength(8);
+  const double* hyper = args.doubles(9, 6);
+  const bool amsgrad = args.boolean(11);
+  if (amsgrad && !newMax) throw ArgumentError("argument 8 must hold the new max_exp_avg_sq with amsgrad");
+  const AdamHyperparameters h{static_cast<float>(hyper[0]), static_cast<float>(hyper[1]), static_cast<float>(hyper[2]),
+                              static_cast<float>(hyper[3]), static_cast<float>(hyper[4]), args.boolean(10),
+                              static_cast<int64_t>(hyper[5])};
+  adamUpdate(args.floats(0, n), args.floats(1, n), expAvg, expAvgSq, maxExpAvgSq, static_cast<int64_t>(n), h, amsgrad,
+             args.floats(5, n), args.floats(6, n), args.floats(7, n), newMax);
+  return undefinedValue(env);
+}
+
 // copyRows(src, srcOffset, srcStride, dst, dstOffset, dstStride, rows, run): every row inside both arrays
 napi_value copyRowsBinding(napi_env env, Arguments& args) {
   const int64_t srcOffset = args.integer(1), srcStride = args.integer(2), dstOffset = args.integer(4), dstStride = args.integer(5);
@@ -329,6 +358,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"batchMoments", nullptr, guarded<batchMomentsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, guarded<batchNormGradBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdUpdate", nullptr, guarded<sgdUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamUpdate", nullptr, guarded<adamUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, guarded<copyRowsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, guarded<softmaxBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduce", nullptr, guarded<reduceBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -369,6 +369,42 @@ void sgdUpdate(const float* param, const float* grad, const float* buffer, int64
   });
 }
 
+void adamUpdate(const float* param, const float* grad, const float* expAvg, const float* expAvgSq, const float* maxExpAvgSq,
+                int64_t n, const AdamHyperparameters& h, bool amsgrad, float* newParam, float* newExpAvg,
+                float* newExpAvgSq, float* newMax) {
+  // Scalars rounded to float32 as tfjs's scalar tensors are; every operation below is one element-wise
+  // op of optimizers/src/adam.ts in its order, so results match it exactly (no FMA contraction here).
+  const float decay = static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weightDecay);
+  const float oneMinusBeta1 = static_cast<float>(1.0 - h.beta1);
+  const float oneMinusBeta2 = static_cast<float>(1.0 - h.beta2);
+  const double biasCorrection1 = 1.0 - std::pow(static_cast<double>(h.beta1), static_cast<double>(h.step));
+  const double biasCorrection2 = 1.0 - std::pow(static_cast<double>(h.beta2), static_cast<double>(h.step));
+  const float sqrtCorrection2 = static_cast<float>(std::sqrt(biasCorrection2));
+  const float stepSize = static_cast<float>(h.lr / biasCorrection1);
+  const bool decay_ = h.weightDecay != 0.0f;
+  parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float value = param[i];
+      float g = grad[i];
+      if (decay_) {
+        if (h.decoupled) value = value * decay;
+        else g = g + value * h.weightDecay;
+      }
+      const float m = (expAvg ? expAvg[i] * h.beta1 : 0.0f) + g * oneMinusBeta1;
+      const float v = (expAvgSq ? expAvgSq[i] * h.beta2 : 0.0f) + (g * g) * oneMinusBeta2;
+      float denominatorMoment = v;
+      if (amsgrad) {
+        denominatorMoment = maxExpAvgSq ? (maxExpAvgSq[i] != maxExpAvgSq[i] || maxExpAvgSq[i] > v ? maxExpAvgSq[i] : v) : v;
+        newMax[i] = denominatorMoment;
+      }
+      const float denominator = std::sqrt(denominatorMoment) / sqrtCorrection2 + h.eps;
+      newExpAvg[i] = m;
+      newExpAvgSq[i] = v;
+      newParam[i] = value - (m / denominator) * stepSize;
+    }
+  });
+}
+
 void copyRows(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t rows, int64_t run) {
   parallelRanges(rows, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(run, 1)), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) std::memcpy(dst + r * dstStride, src + r * srcStride, sizeof(float) * run);

@@ -87,6 +87,21 @@ struct SgdHyperparameters {
 void sgdUpdate(const float* param, const float* grad, const float* buffer, int64_t n, const SgdHyperparameters& h,
                float* newParam, float* newBuffer);
 
+struct AdamHyperparameters {
+  float lr, beta1, beta2, eps, weightDecay;
+  bool decoupled;  // AdamW: p <- p * (1 - lr * wd) before the step; else wd * p joins the gradient
+  int64_t step;    // this parameter's step count, from 1
+};
+
+/**
+ * One Adam/AdamW step (PyTorch's semantics, the float32 rounding of segkit's element-wise version):
+ * expAvg / expAvgSq null on the first step (zeros); maxExpAvgSq non-null only with amsgrad (null
+ * on its first step too, then newMax = v). Outputs may alias their own inputs (an in-place step).
+ */
+void adamUpdate(const float* param, const float* grad, const float* expAvg, const float* expAvgSq, const float* maxExpAvgSq,
+                int64_t n, const AdamHyperparameters& h, bool amsgrad, float* newParam, float* newExpAvg,
+                float* newExpAvgSq, float* newMax);
+
 /** x viewed as [outer, size, inner] reduced over the middle axis into out[outer, inner]. */
 void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner);
 

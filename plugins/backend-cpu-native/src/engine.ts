@@ -43,6 +43,11 @@ export interface NativeAddon extends ConvEngine, ElementwiseEngine {
   batchNormGrad(x: Float32Array, dy: Float32Array, rows: number, channels: number, scale: Float32Array | null, epsilon: number, dx: Float32Array, dScale: Float32Array, dOffset: Float32Array): void;
   /** One SGD step into newParam (and newBuffer when momentum ≠ 0); buffer null on the first step. */
   sgdUpdate(param: Float32Array, grad: Float32Array, buffer: Float32Array | null, newParam: Float32Array, newBuffer: Float32Array | null, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean): void;
+  /**
+   * One Adam/AdamW step; moments null on the first step, maxExpAvgSq/newMax only with amsgrad. hyper is
+   * [lr, beta1, beta2, eps, weightDecay, step]. Outputs may be the inputs' own arrays (in place).
+   */
+  adamUpdate(param: Float32Array, grad: Float32Array, expAvg: Float32Array | null, expAvgSq: Float32Array | null, maxExpAvgSq: Float32Array | null, newParam: Float32Array, newExpAvg: Float32Array, newExpAvgSq: Float32Array, newMax: Float32Array | null, hyper: Float64Array, decoupled: boolean, amsgrad: boolean): void;
   /** `rows` runs of `run` floats: dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i]. */
   copyRows(src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number, rows: number, run: number): void;
   /** Softmax over the last axis of x [rows, columns]. */

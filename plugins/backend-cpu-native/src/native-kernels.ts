@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SGD_UPDATE_KERNEL, nn } from '@segkit/core';
+import { ADAM_UPDATE_KERNEL, SGD_UPDATE_KERNEL, nn } from '@segkit/core';
 import { ACTIVATION_CODES, UNARY_OP_CODES, packGeometry, type NativeAddon, type WindowGeometry } from './engine';
 import { convInfo, convKernels, windowGeometry } from './conv-kernels';
 import { dataKernels } from './data-kernels';
@@ -148,6 +148,30 @@ function sgdUpdateKernel(addon: NativeAddon): ReplacementKernel {
   };
 }
 
+/**
+ * Core's ADAM_UPDATE_KERNEL: an Adam/AdamW step in one pass over the parameter, its gradient and
+ * moments, in place (as SGD's) when no other tensor shares the parameter's or a moment's data.
+ */
+function adamUpdateKernel(addon: NativeAddon): ReplacementKernel {
+  return (args, fallback) => {
+    const { param, grad, expAvg, expAvgSq, maxExpAvgSq } = args.inputs;
+    const { lr, beta1, beta2, eps, weightDecay, decoupled, amsgrad, step } = args.attrs as { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; decoupled: boolean; amsgrad: boolean; step: number };
+    const paramValues = float32Values(args.backend, param);
+    const n = paramValues?.length ?? -1;
+    const optional = (t: tf.TensorInfo | undefined) => (t ? float32Values(args.backend, t) : null);
+    const [gradValues, m, v, vMax] = [float32Values(args.backend, grad), optional(expAvg), optional(expAvgSq), optional(maxExpAvgSq)];
+    if (!paramValues || gradValues?.length !== n || [[expAvg, m], [expAvgSq, v], [maxExpAvgSq, vMax]].some(([t, values]) => t && (values as Float32Array | null)?.length !== n)) return fallback();
+    const exclusive = (t: tf.TensorInfo | undefined) => t === undefined || args.backend.refCount(t.dataId) === 1;
+    const inPlace = exclusive(param) && exclusive(expAvg) && exclusive(expAvgSq) && exclusive(maxExpAvgSq);
+    const target = (values: Float32Array | null) => (inPlace && values ? values : new Float32Array(n));
+    const [newParam, newM, newV] = [target(paramValues), target(m), target(v)];
+    const newMax = amsgrad ? target(vMax) : null;
+    addon.adamUpdate(paramValues, gradValues, m, v, amsgrad ? vMax : null, newParam, newM, newV, newMax, Float64Array.of(lr, beta1, beta2, eps, weightDecay, step), decoupled, amsgrad);
+    const out = (values: Float32Array) => args.backend.makeTensorInfo(param.shape.slice(), 'float32', values);
+    return [out(newParam), out(newM), out(newV), ...(newMax ? [out(newMax)] : [])];
+  };
+}
+
 /** Every kernel the `native` backend runs in the addon; the rest of its kernels are cpu's. */
 export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKernel> {
   const conv = convKernels(addon);
@@ -194,6 +218,7 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
     [tf.FusedBatchNorm]: batchNormKernel(addon),
     ...batchNormTrainingKernels(addon),
     [SGD_UPDATE_KERNEL]: sgdUpdateKernel(addon),
+    [ADAM_UPDATE_KERNEL]: adamUpdateKernel(addon),
     [tf.Softmax]: (args, fallback) => {
       const { logits } = args.inputs;
       const rank = logits.shape.length;
