@@ -235,6 +235,30 @@ napi_value batchNormGradBinding(napi_env env, Arguments& args) {
   return undefinedValue(env);
 }
 
+// batchNormTrain(x, rows, channels, scale | null, offset | null, epsilon, relu, out, mean, variance)
+napi_value batchNormTrainBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(1), channels = args.integer(2);
+  const float* scale = args.optionalFloats(3);
+  const float* offset = args.optionalFloats(4);
+  if ((scale && args.length(3) < static_cast<size_t>(channels)) || (offset && args.length(4) < static_cast<size_t>(channels)))
+    throw ArgumentError("scale and offset need one value per channel");
+  batchNormTrain(args.floats(0, rows * channels), rows, channels, scale, offset, args.number(5), args.boolean(6),
+                 args.floats(7, rows * channels), args.floats(8, channels), args.floats(9, channels));
+  return undefinedValue(env);
+}
+
+// batchNormReluGrad(x, dy, rows, channels, scale | null, offset | null, epsilon, dx, dScale, dOffset)
+napi_value batchNormReluGradBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(2), channels = args.integer(3);
+  const float* scale = args.optionalFloats(4);
+  const float* offset = args.optionalFloats(5);
+  if ((scale && args.length(4) < static_cast<size_t>(channels)) || (offset && args.length(5) < static_cast<size_t>(channels)))
+    throw ArgumentError("scale and offset need one value per channel");
+  batchNormReluGrad(args.floats(0, rows * channels), args.floats(1, rows * channels), rows, channels, scale, offset,
+                    args.number(6), args.floats(7, rows * channels), args.floats(8, channels), args.floats(9, channels));
+  return undefinedValue(env);
+}
+
 // sgdUpdate(param, grad, buffer | null, newParam, newBuffer | null, lr, momentum, dampening, weightDecay, nesterov)
 napi_value sgdUpdateBinding(napi_env env, Arguments& args) {
   const size_t n = args.length(0);
@@ -357,6 +381,8 @@ napi_value init(napi_env env, napi_value exports) {
       {"batchNorm", nullptr, guarded<batchNormBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchMoments", nullptr, guarded<batchMomentsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, guarded<batchNormGradBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrain", nullptr, guarded<batchNormTrainBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormReluGrad", nullptr, guarded<batchNormReluGradBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdUpdate", nullptr, guarded<sgdUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamUpdate", nullptr, guarded<adamUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, guarded<copyRowsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -63,6 +63,21 @@ void batchNorm(const float* x, float* out, int64_t rows, int64_t channels, const
 void batchMoments(const float* x, int64_t rows, int64_t channels, float* mean, float* variance);
 
 /**
+ * Training-mode batch norm in one call: the batch's mean and biased variance (as batchMoments), then
+ * out = (x - mean) * multiplier + offset with multiplier = scale / sqrt(variance + epsilon) (in double,
+ * rounded to float), and max(out, 0) when relu. scale / offset may be null (1 / 0).
+ */
+void batchNormTrain(const float* x, int64_t rows, int64_t channels, const float* scale, const float* offset, double epsilon,
+                    bool relu, float* out, float* mean, float* variance);
+
+/**
+ * Gradient of relu(batchNormTrain(x)): batchNormGrad with dy zeroed where the forward's pre-activation
+ * (recomputed exactly as batchNormTrain computes it) was not positive, as relu's gradient does.
+ */
+void batchNormReluGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale,
+                       const float* offset, double epsilon, float* dx, float* dScale, float* dOffset);
+
+/**
  * Gradient of training-mode batch norm y = (x - mean) / sqrt(var + eps) * scale + offset with the
  * batch's own statistics over the rows of [rows, channels]: dx, dScale, dOffset (scale may be null: 1).
  */

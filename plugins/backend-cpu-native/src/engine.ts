@@ -41,6 +41,10 @@ export interface NativeAddon extends ConvEngine, ElementwiseEngine {
   batchMoments(x: Float32Array, rows: number, channels: number, mean: Float32Array, variance: Float32Array): void;
   /** Training-mode batch-norm gradient (batch statistics recomputed from x); scale null means 1. */
   batchNormGrad(x: Float32Array, dy: Float32Array, rows: number, channels: number, scale: Float32Array | null, epsilon: number, dx: Float32Array, dScale: Float32Array, dOffset: Float32Array): void;
+  /** Training-mode batch norm (statistics, normalisation and optionally ReLU) in one call; scale/offset null mean 1/0. */
+  batchNormTrain(x: Float32Array, rows: number, channels: number, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, relu: boolean, out: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  /** Gradient of relu(batchNormTrain(x)) (the ReLU mask recomputed from x, scale and offset). */
+  batchNormReluGrad(x: Float32Array, dy: Float32Array, rows: number, channels: number, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, dx: Float32Array, dScale: Float32Array, dOffset: Float32Array): void;
   /** One SGD step into newParam (and newBuffer when momentum ≠ 0); buffer null on the first step. */
   sgdUpdate(param: Float32Array, grad: Float32Array, buffer: Float32Array | null, newParam: Float32Array, newBuffer: Float32Array | null, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean): void;
   /**

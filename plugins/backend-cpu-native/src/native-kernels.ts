@@ -105,6 +105,25 @@ function batchNormTrainingKernels(addon: NativeAddon): Record<string, Replacemen
       addon.batchMoments(xv, rows, channels, mean, variance);
       return [args.backend.makeTensorInfo([channels], 'float32', mean), args.backend.makeTensorInfo([channels], 'float32', variance)];
     },
+    [nn.BATCH_NORM_TRAIN_KERNEL]: (args, fallback) => {
+      const { x, scale, offset } = args.inputs;
+      const { rows, channels } = rowsAndChannels(x);
+      const [xv, s, o] = [float32Values(args.backend, x), scale ? float32Values(args.backend, scale) : null, offset ? float32Values(args.backend, offset) : null];
+      if (!xv || (scale && s?.length !== channels) || (offset && o?.length !== channels)) return fallback();
+      const [out, mean, variance] = [new Float32Array(xv.length), new Float32Array(channels), new Float32Array(channels)];
+      addon.batchNormTrain(xv, rows, channels, s, o, args.attrs.varianceEpsilon, Boolean(args.attrs.relu), out, mean, variance);
+      return [args.backend.makeTensorInfo(x.shape.slice(), 'float32', out), args.backend.makeTensorInfo([channels], 'float32', mean), args.backend.makeTensorInfo([channels], 'float32', variance)];
+    },
+    [nn.BATCH_NORM_RELU_GRAD_KERNEL]: (args, fallback) => {
+      const { x, dy, scale, offset } = args.inputs;
+      const { rows, channels } = rowsAndChannels(x);
+      const [xv, dyv] = [float32Values(args.backend, x), float32Values(args.backend, dy)];
+      const [s, o] = [scale ? float32Values(args.backend, scale) : null, offset ? float32Values(args.backend, offset) : null];
+      if (!xv || !dyv || dyv.length !== xv.length || (scale && s?.length !== channels) || (offset && o?.length !== channels)) return fallback();
+      const [dx, dScale, dOffset] = [new Float32Array(xv.length), new Float32Array(channels), new Float32Array(channels)];
+      addon.batchNormReluGrad(xv, dyv, rows, channels, s, o, args.attrs.varianceEpsilon, dx, dScale, dOffset);
+      return [args.backend.makeTensorInfo(x.shape.slice(), 'float32', dx), args.backend.makeTensorInfo([channels], 'float32', dScale), args.backend.makeTensorInfo([channels], 'float32', dOffset)];
+    },
     [nn.BATCH_NORM_GRAD_KERNEL]: (args, fallback) => {
       const { x, dy, scale } = args.inputs;
       const [xv, dyv] = [float32Values(args.backend, x), float32Values(args.backend, dy)];
