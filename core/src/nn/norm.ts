@@ -84,6 +84,13 @@ export class BatchNorm2d extends NormLayer {
     tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
     // The cumulative average (momentum null) needs the count on the host; the usual momentum does not.
     const factor = this.momentum ?? 1 / (tracked.dataSync()[0] ?? 1);
+    if (backendHasKernel(RUNNING_STATS_KERNEL)) {
+      const inputs = { runningMean: this.runningMean!, runningVar: this.runningVar!, mean, variance };
+      const [newMean, newVar] = tf.engine().runKernel(RUNNING_STATS_KERNEL, inputs, { factor, count }) as tf.Tensor[];
+      this.runningMean!.assign(newMean!);
+      this.runningVar!.assign(newVar!);
+      return;
+    }
     const blend = (running: tf.Variable, batch: tf.Tensor) =>
       running.assign(tf.add(tf.mul(running, 1 - factor), tf.mul(batch, factor)));
     blend(this.runningMean!, mean);
@@ -109,6 +116,12 @@ export const BATCH_NORM_GRAD_KERNEL = 'SegkitBatchNormGrad';
  * of relu(batch norm), the ReLU mask recomputed from x. Optional like the two above (native has them).
  */
 export const BATCH_NORM_TRAIN_KERNEL = 'SegkitBatchNormTrain';
+/**
+ * RUNNING_STATS_KERNEL: inputs { runningMean, runningVar, mean, variance (biased) }, attrs { factor, count } →
+ * [running·(1 − factor) + mean·factor, running·(1 − factor) + variance·count/(count − 1)·factor]: BatchNorm2d's
+ * running-statistics update in one kernel instead of seven (float32 rounding of the element-wise version).
+ */
+export const RUNNING_STATS_KERNEL = 'SegkitRunningStatsUpdate';
 export const BATCH_NORM_RELU_GRAD_KERNEL = 'SegkitBatchNormReluGrad';
 
 function batchMoments(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1D } {

@@ -114,6 +114,23 @@ function batchNormTrainingKernels(addon: NativeAddon): Record<string, Replacemen
       addon.batchNormTrain(xv, rows, channels, s, o, args.attrs.varianceEpsilon, Boolean(args.attrs.relu), out, mean, variance);
       return [args.backend.makeTensorInfo(x.shape.slice(), 'float32', out), args.backend.makeTensorInfo([channels], 'float32', mean), args.backend.makeTensorInfo([channels], 'float32', variance)];
     },
+    // Per-channel vectors: a loop here costs less than an addon call. Math.fround after every operation
+    // keeps the float32 rounding of core's element-wise version (scalars are float32 tensors there too).
+    [nn.RUNNING_STATS_KERNEL]: (args, fallback) => {
+      const { runningMean, runningVar, mean, variance } = args.inputs;
+      const values = [runningMean, runningVar, mean, variance].map((t) => float32Values(args.backend, t));
+      const n = values[0]?.length;
+      if (values.some((v) => !v || v.length !== n)) return fallback();
+      const [rm, rv, m, v] = values as Float32Array[];
+      const f = Math.fround;
+      const factor = f(args.attrs.factor), keep = f(1 - args.attrs.factor), unbias = f(args.attrs.count / (args.attrs.count - 1));
+      const newMean = new Float32Array(n!), newVar = new Float32Array(n!);
+      for (let c = 0; c < n!; c++) {
+        newMean[c] = f(f(rm[c]! * keep) + f(m[c]! * factor));
+        newVar[c] = f(f(rv[c]! * keep) + f(f(v[c]! * unbias) * factor));
+      }
+      return [args.backend.makeTensorInfo(runningMean.shape.slice(), 'float32', newMean), args.backend.makeTensorInfo(runningVar.shape.slice(), 'float32', newVar)];
+    },
     [nn.BATCH_NORM_RELU_GRAD_KERNEL]: (args, fallback) => {
       const { x, dy, scale, offset } = args.inputs;
       const { rows, channels } = rowsAndChannels(x);

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import type { NativeAddon } from '../src/engine';
 import { describeNativeBackend, isaRequestProblem } from '../src/isa';
-import { checkNoTensorLeaks, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon } from './helpers';
+import { checkNoTensorLeaks, expectSameAsCpu, makeRandom, randomConvCase, randomValues, requireAddon, type ConvCase, type Padding } from './helpers';
 
 const ADDON_PATH = path.resolve(__dirname, '../../build/Release/segkit_native.node');
 
@@ -47,14 +47,19 @@ describe('native ISA dispatch: every path this CPU runs matches the cpu backend'
   });
 
   for (const kernel of ['avx512', 'avx2-fma', 'portable']) {
-    it(`${kernel}: convolutions (random shapes, forward and through tf.grads) and matMul gradients`, function () {
+    it(`${kernel}: convolutions (random shapes and pointwise, forward and through tf.grads) and matMul gradients`, function () {
       if (!addon.setMicroKernel(kernel)) this.skip();
       const random = makeRandom(kernel.length * 7);
-      for (let i = 0; i < 8; i++) {
-        const c = randomConvCase(random, { gradients: true });
-        // Wider channel counts than the generic cases, so full 12x32 / 6x16 tiles occur.
-        c.inC = random.int(1, 40);
-        c.outC = random.int(1, 70);
+      // Pointwise (1x1, stride 1, unpadded) convolutions skip im2col: both filter-gradient orientations.
+      const pointwise = [[2, 5, 7, 9, 40, 'valid'], [1, 3, 3, 16, 70, 'same'], [3, 8, 8, 33, 5, [[0, 0], [0, 0], [0, 0], [0, 0]]]] as const;
+      const cases: ConvCase[] = pointwise.map(([batch, h, w, inC, outC, pad]) => ({ batch, inH: h, inW: w, inC, outC, kH: 1, kW: 1, strides: [1, 1] as [number, number], dilations: [1, 1] as [number, number], pad: pad as Padding, label: `pointwise x[${batch},${h},${w},${inC}] out${outC} ${JSON.stringify(pad)}` }));
+      for (let i = 0; i < 8; i++) cases.push(randomConvCase(random, { gradients: true }));
+      for (const [index, c] of cases.entries()) {
+        if (index >= pointwise.length) {
+          // Wider channel counts than the generic cases, so full 12x32 / 6x16 tiles occur.
+          c.inC = random.int(1, 40);
+          c.outC = random.int(1, 70);
+        }
         const x = randomValues(random, [c.batch, c.inH, c.inW, c.inC]);
         const w = randomValues(random, [c.kH, c.kW, c.inC, c.outC]);
         const seed = random.int(0, 1000);

@@ -89,6 +89,22 @@ describe('native training kernels match the reference paths on cpu', function ()
     results[NATIVE]!.forEach((values, i) => values.forEach((v, j) => expect(v, `output ${i} [${j}]`).to.be.closeTo(results.cpu![i]![j]!, 1e-3 * Math.max(1, Math.abs(results.cpu![i]![j]!)))));
   });
 
+  it('BatchNorm2d training updates the running statistics the same way (RUNNING_STATS_KERNEL on native), over three steps', () => {
+    expect(tf.getKernel(nn.RUNNING_STATS_KERNEL, NATIVE)).to.not.equal(undefined);
+    expect(tf.getKernel(nn.RUNNING_STATS_KERNEL, 'cpu')).to.equal(undefined);
+    const random = makeRandom(22);
+    const steps = [randomValues(random, [2, 5, 5, 6]), randomValues(random, [2, 5, 5, 6]).map((v) => 3 * v + 1), randomValues(random, [2, 5, 5, 6])];
+    for (const momentum of [0.1, null]) {
+      expectSameAsCpu(NATIVE, `running stats, momentum ${momentum}`, () => {
+        const bn = new nn.BatchNorm2d(6, { momentum });
+        for (const x of steps) tf.tidy(() => bn.forward(tf.tensor4d(x, [2, 5, 5, 6])));
+        const stats = [bn.runningMean!, bn.runningVar!].map((v) => v.clone());
+        bn.dispose();
+        return stats;
+      }, 1e-6);
+    }
+  });
+
   it('BatchNorm2d training updates the running statistics the same way', () => {
     const random = makeRandom(22);
     const x = randomValues(random, [2, 5, 5, 6]);
