@@ -11,7 +11,7 @@ const { spawnSync } = require('node:child_process');
 const tf = require('@tensorflow/tfjs-core');
 require('@tensorflow/tfjs-backend-cpu');
 const { timeOnBackend, printTable } = require('./backend-timing');
-const { nativeBackendProvider, loadAddon, registerFastCpuKernels } = require('../plugins/backend-cpu-native');
+const { nativeBackendProvider, loadAddon, registerFastCpuKernels, describeNativeBackend } = require('../plugins/backend-cpu-native');
 
 const option = (name, fallback) => {
   const arg = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
@@ -57,7 +57,7 @@ async function main() {
     process.exit(1);
   }
   const addon = loadAddon().addon;
-  console.log(`native backend: micro-kernel ${addon.microKernel()}, ${addon.numThreads()} thread(s) (SEGKIT_NUM_THREADS); cpu budget ${CPU_BUDGET_MS} ms per measurement`);
+  console.log(`native backend: ${describeNativeBackend(addon)} (SEGKIT_NATIVE_ISA, SEGKIT_NUM_THREADS); cpu budget ${CPU_BUDGET_MS} ms per measurement`);
 
   // (a) GEMM
   const gemmRows = [];
@@ -80,7 +80,9 @@ async function main() {
     gemmRows.push([`${size}`, nativeMs, flops / nativeMs / 1e6, cpuCell, ratio]);
     tf.dispose([a, b]);
   }
-  printTable('(a) GEMM [n,n]x[n,n], float32', ['n', 'native ms', 'native GFLOP/s', 'cpu GFLOP/s', 'native speedup'], gemmRows);
+  const numpyRates = RUN_TORCH ? numpySgemm(GEMM_SIZES) : null;
+  if (numpyRates) gemmRows.forEach((row, i) => row.push(numpyRates[i], `${((100 * row[2]) / numpyRates[i]).toFixed(0)}%`));
+  printTable('(a) GEMM [n,n]x[n,n], float32', ['n', 'native ms', 'native GFLOP/s', 'cpu GFLOP/s', 'native speedup', ...(numpyRates ? ['numpy GFLOP/s', 'native/numpy'] : [])], gemmRows);
 
   // (b) 3x3 'same' convolutions: native and tfjs cpu, then cpu with registerFastCpuKernels()
   // (the TypeScript im2col + GEMM kernels, what a machine without a compiler gets).
@@ -135,6 +137,23 @@ async function main() {
 
   // 1 thread too: a per-core comparison that other processes on the machine disturb least
   if (RUN_TORCH) for (const threads of new Set([1, addon.numThreads()])) if (!printTorch(threads)) break;
+}
+
+/** numpy's sgemm GFLOP/s (its BLAS, all threads) for each size, median of 7, or null without numpy. */
+function numpySgemm(sizes) {
+  const script = `
+import time, numpy as np
+def median(xs):
+    xs = sorted(xs); return xs[len(xs) // 2]
+for n in ${JSON.stringify(sizes)}:
+    a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32); a @ b
+    ts = []
+    for _ in range(7):
+        t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)
+    print(2 * n ** 3 / median(ts) / 1e9)
+`;
+  const result = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8' });
+  return result.status === 0 ? result.stdout.trim().split('\n').map(Number) : null;
 }
 
 /** PyTorch's numbers for the same convolutions, when /usr/bin/python3 has torch. */

@@ -210,9 +210,19 @@ def main():
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--task', choices=['train', 'slide', 'whole'], default='train',
+                        help='train: one training iteration; slide / whole: inference (eval, no grad) of one image '
+                             '--height x --width, slide with --crop / --stride windows batched --window-batch at a time')
+    parser.add_argument('--height', type=int, default=584)
+    parser.add_argument('--width', type=int, default=565)
+    parser.add_argument('--crop', type=int, default=64)
+    parser.add_argument('--stride', type=int, default=42)
+    parser.add_argument('--window-batch', type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.task != 'train':
+        return inference(args)
     model = build(args.model, args.base, args.classes).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     images = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
@@ -232,7 +242,59 @@ def main():
         start = time.perf_counter()
         step()
         samples.append((time.perf_counter() - start) * 1000)
-    print('@@RESULT ' + json.dumps({'medianMs': statistics.median(samples), 'samples': samples}))
+    print('@@RESULT ' + json.dumps({'medianMs': statistics.median(samples), 'samples': samples, 'peakRssMb': peak_rss_mb()}))
+
+
+def peak_rss_mb():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def slide_windows(height, width, crop, stride):
+    """MMSegmentation's slide_inference windows (as core/src/models/inference.ts)."""
+    grids_h = max(height - crop + stride - 1, 0) // stride + 1
+    grids_w = max(width - crop + stride - 1, 0) // stride + 1
+    windows = []
+    for i in range(grids_h):
+        for j in range(grids_w):
+            y2, x2 = min(i * stride + crop, height), min(j * stride + crop, width)
+            windows.append((max(y2 - crop, 0), y2, max(x2 - crop, 0), x2))
+    return windows
+
+
+def inference(args):
+    """Eval-mode logits of one image: whole, or summed over sliding windows (batched) and averaged."""
+    model = build(args.model, args.base, args.classes).eval()
+    image = torch.rand(1, 3, args.height, args.width) * 2 - 1
+
+    def decode(x):
+        features = model.backbone(x)
+        logits = model.decode(features)
+        return F.interpolate(logits, size=x.shape[2:], mode='bilinear', align_corners=False)
+
+    def run():
+        with torch.no_grad():
+            if args.task == 'whole':
+                return decode(image)
+            windows = slide_windows(args.height, args.width, args.crop, args.stride)
+            total = torch.zeros(1, args.classes, args.height, args.width)
+            count = torch.zeros(1, 1, args.height, args.width)
+            for start in range(0, len(windows), args.window_batch):
+                chunk = windows[start:start + args.window_batch]
+                logits = decode(torch.cat([image[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk]))
+                for k, (y1, y2, x1, x2) in enumerate(chunk):
+                    total[:, :, y1:y2, x1:x2] += logits[k:k + 1]
+                    count[:, :, y1:y2, x1:x2] += 1
+            return total / count
+
+    for _ in range(max(1, args.warmup)):
+        run()
+    samples = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1000)
+    print('@@RESULT ' + json.dumps({'medianMs': statistics.median(samples), 'samples': samples, 'peakRssMb': peak_rss_mb()}))
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@
 const path = require('path');
 const { spawnSync } = require('child_process');
 const os = require('os');
+const { recordResult } = require('./summary');
 
 const CONFIGS = path.resolve(__dirname, '../configs');
 const PYTHON = '/usr/bin/python3';
@@ -180,6 +181,8 @@ async function main() {
       times.torch = result.error ? null : result.medianMs;
       if (result.error) notes.push(`${setting.name} in PyTorch: ${result.error}`);
     }
+    recordResult(key, 'train', 'native', times.native);
+    recordResult(key, 'train', 'torch', times.torch);
     const ms = (value) => (value == null ? 'skipped' : value);
     const ratio = (a, b) => (a == null || b == null ? '-' : `${(a / b).toFixed(2)}x`);
     const row = [setting.name, ...backends.map((b) => ms(times[b]))];
@@ -195,8 +198,12 @@ async function main() {
   console.log(`  load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
+module.exports = { SETTINGS, buildStep };
+
 const workerArg = option('worker', null);
-(workerArg ? worker(...workerArg.split(':')) : main()).catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+if (require.main === module) {
+  (workerArg ? worker(...workerArg.split(':')) : main()).catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

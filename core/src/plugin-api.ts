@@ -144,3 +144,4 @@ export { allreduceGradients, broadcastModel, averageScalars, bucketize, DEFAULT_
 export type { GradientSyncResult } from './distributed/data-parallel';
 // ---------------------------------------------------------------- ONNX export of modules
 export type { OnnxExportContext, OnnxValue, OnnxDim, OnnxDtype, OnnxSize, OnnxNodeOptions, OnnxAttributeValue, OnnxExportable } from './export/onnx/types';
+export { ADAM_UPDATE_KERNEL } from './plugin-system/backend';

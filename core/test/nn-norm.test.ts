@@ -103,6 +103,17 @@ describe('nn norms', () => {
       });
     }
 
+    for (const affine of [true, false]) {
+      it(`with relu: matches tfjs differentiating relu(formula) to 1e-4 (${affine ? 'affine' : 'no affine'})`, () => {
+        const actual = valueAndGrads((x, w, b, eps) => nn.batchNormWithBatchStats(x, w, b, eps, undefined, true), affine, 9);
+        const expected = valueAndGrads((x, w, b, eps) => tf.relu(reference(x, w, b, eps)), affine, 9);
+        expect(actual.length).to.equal(affine ? 4 : 2);
+        expect(actual[0]!.filter((v) => v === 0).length, 'some outputs clipped').to.be.greaterThan(10);
+        expect(actual[0]!.filter((v) => v > 0).length, 'some outputs pass').to.be.greaterThan(10);
+        actual.forEach((values, i) => values.forEach((v, j) => expect(v, `output ${i} element ${j}`).to.be.closeTo(expected[i]![j]!, 1e-4)));
+      });
+    }
+
     it('hands the batch statistics to onMoments', () => {
       const seen: number[][] = [];
       tf.tidy(() => {

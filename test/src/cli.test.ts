@@ -28,7 +28,7 @@ describe('segkit CLI', function () {
     expect(code).to.equal(0);
     const core = (require('@segkit/core/package.json') as { version: string }).version;
     expect(stdout).to.match(new RegExp(`^@segkit/core ${core.replace(/\./g, '\\.')} \\(node v\\d+`));
-    expect(stdout).to.match(/^backend: native$/m);
+    expect(stdout).to.match(/^backend: native \[ISA (avx512|avx2-fma|portable)[^\]]*; \d+ thread\(s\)\]$/m);
     const dice = (require('@segkit/loss-dice/package.json') as { version: string }).version;
     expect(stdout).to.match(new RegExp(`^  @segkit/loss-dice +${dice.replace(/\./g, '\\.')}$`, 'm'));
   });

@@ -3,6 +3,7 @@ import { isSegkitError } from '../errors';
 import { loadConfig } from '../config/loader';
 import { createKernel, discoverInstalledPlugins, installedPluginManifests, type Kernel } from '../plugin-system/kernel';
 import { REGISTRY_NAMES } from '../plugin-system/registries';
+import { describedName } from '../plugin-system/backend';
 import { TOKENS, type CliServices } from '../plugin-system/plugin';
 import { loadConfigAndKernel } from '../apis/segmentor';
 import { collect, quietLogger } from './options';
@@ -93,10 +94,16 @@ async function versionReport(): Promise<string> {
   const width = Math.max(0, ...loaded.map((p) => p.name.length));
   return [
     `@segkit/core ${core} (node ${process.version}, ${process.platform}-${process.arch})`,
-    `backend: ${kernel.backend}`,
+    `backend: ${backendLine(kernel)}`,
     `plugins (${loaded.length}):`,
     ...loaded.map((p) => `  ${p.name.padEnd(width)}  ${p.version}`),
   ].join('\n');
+}
+
+/** The active backend, with how it runs here when its provider says (e.g. `native [ISA avx512; 2 thread(s)]`). */
+function backendLine(kernel: Kernel): string {
+  const provider = kernel.backendProviders().find((p) => p.name === kernel.backend);
+  return provider ? describedName(provider) : kernel.backend;
 }
 
 /** Runs the CLI; returns the exit code. User errors print one line, never a stack trace. */

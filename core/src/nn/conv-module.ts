@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module';
 import { Conv2d } from './conv';
-import { buildNormLayer, type NormConfig, type NormLayer } from './norm';
-import { buildActivation, type ActivationConfig } from './activation';
+import { BatchNorm2d, buildNormLayer, type NormConfig, type NormLayer } from './norm';
+import { ReLU, buildActivation, type ActivationConfig } from './activation';
+import { reportFlops } from './flops';
 import { constantInit, kaimingInit } from './init';
 import { SegkitError } from '../errors';
 import type { Pair } from './utils';
@@ -21,6 +22,18 @@ export interface ConvModuleOptions {
   act_cfg?: ActivationConfig | null;
   /** Config path for error messages. */
   path?: string;
+}
+
+/**
+ * activation(norm(x)); a BatchNorm2d followed by a plain ReLU runs as one op (one fused kernel each way
+ * on backends that have them, e.g. native), with the same values, gradients and FLOP count.
+ */
+export function normActivation(norm: NormLayer, activation: Module, x: tf.Tensor4D): tf.Tensor4D {
+  if (norm instanceof BatchNorm2d && activation.constructor === ReLU) {
+    reportFlops(activation, x.size);
+    return norm.forward(x, { relu: true });
+  }
+  return activation.forward(norm.forward(x) as tf.Tensor4D) as tf.Tensor4D;
 }
 
 /**
@@ -62,6 +75,7 @@ export class ConvModule extends Module {
   override forward(x: tf.Tensor4D, activate = true, norm = true): tf.Tensor4D {
     return tf.tidy(() => {
       let y = this.conv.forward(x);
+      if (norm && activate && this.norm && this.activate) return normActivation(this.norm, this.activate, y);
       if (norm && this.norm) y = this.norm.forward(y) as tf.Tensor4D;
       if (activate && this.activate) y = this.activate.forward(y) as tf.Tensor4D;
       return y;

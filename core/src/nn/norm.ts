@@ -60,26 +60,29 @@ export class BatchNorm2d extends NormLayer {
     }
   }
 
-  override forward(x: tf.Tensor4D): tf.Tensor4D {
+  /** `relu`: return relu(batchNorm(x)), one fused kernel pair on backends that have them (ConvModule's BN + ReLU). */
+  override forward(x: tf.Tensor4D, options: { relu?: boolean } = {}): tf.Tensor4D {
     if (x.rank !== 4 || x.shape[3] !== this.numFeatures) {
       throw new Error(`BatchNorm2d: expected input [N,H,W,${this.numFeatures}], got [${x.shape.join(',')}]`);
     }
     reportFlops(this, x.size * (this.affine ? 2 : 1));
     if (isShapesOnly()) return x;
+    const relu = options.relu ?? false;
     return tf.tidy(() => {
       const offset = this.bias ?? undefined;
       const scale = this.weight ?? undefined;
       if (!this.training && this.runningMean && this.runningVar) {
-        return tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset as tf.Tensor1D | undefined, scale as tf.Tensor1D | undefined, this.eps);
+        const y = tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, offset as tf.Tensor1D | undefined, scale as tf.Tensor1D | undefined, this.eps);
+        return relu ? tf.relu(y) : y;
       }
       const track = this.training && this.runningMean && this.runningVar && this.numBatchesTracked;
-      return this.normalizeWithBatchStats(x, track ? (mean, variance, count) => this.updateRunningStats(x, mean, variance, count) : undefined);
+      return this.normalizeWithBatchStats(x, relu, track ? (mean, variance, count) => this.updateRunningStats(x, mean, variance, count) : undefined);
     });
   }
 
-  /** Training-mode normalisation with batch statistics (SyncBatchNorm2d takes them over every rank). */
-  protected normalizeWithBatchStats(x: tf.Tensor4D, onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void): tf.Tensor4D {
-    return batchNormWithBatchStats(x, this.weight, this.bias, this.eps, onMoments && ((mean, variance) => onMoments(mean, variance, x.shape[0] * x.shape[1] * x.shape[2])));
+  /** Training-mode normalisation with batch statistics (SyncBatchNorm2d takes them over every rank), then ReLU when `relu`. */
+  protected normalizeWithBatchStats(x: tf.Tensor4D, relu: boolean, onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void): tf.Tensor4D {
+    return batchNormWithBatchStats(x, this.weight, this.bias, this.eps, onMoments && ((mean, variance) => onMoments(mean, variance, x.shape[0] * x.shape[1] * x.shape[2])), relu);
   }
 
   /** Eval mode: ONNX BatchNormalization with the running statistics (runtimes fold it into the conv before). */
@@ -100,6 +103,13 @@ export class BatchNorm2d extends NormLayer {
     tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
     // The cumulative average (momentum null) needs the count on the host; the usual momentum does not.
     const factor = this.momentum ?? 1 / (tracked.dataSync()[0] ?? 1);
+    if (backendHasKernel(RUNNING_STATS_KERNEL)) {
+      const inputs = { runningMean: this.runningMean!, runningVar: this.runningVar!, mean, variance };
+      const [newMean, newVar] = tf.engine().runKernel(RUNNING_STATS_KERNEL, inputs, { factor, count }) as tf.Tensor[];
+      this.runningMean!.assign(newMean!);
+      this.runningVar!.assign(newVar!);
+      return;
+    }
     const blend = (running: tf.Variable, batch: tf.Tensor) =>
       running.assign(tf.add(tf.mul(running, 1 - factor), tf.mul(batch, factor)));
     blend(this.runningMean!, mean);
@@ -113,10 +123,11 @@ export class BatchNorm2d extends NormLayer {
  * with BatchNorm over N × b. With one process it is BatchNorm2d.
  */
 export class SyncBatchNorm2d extends BatchNorm2d {
-  protected override normalizeWithBatchStats(x: tf.Tensor4D, onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void): tf.Tensor4D {
+  protected override normalizeWithBatchStats(x: tf.Tensor4D, relu: boolean, onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void): tf.Tensor4D {
     const group = processGroup();
-    if (group.size === 1) return super.normalizeWithBatchStats(x, onMoments);
-    return syncBatchNormWithBatchStats(x, this.weight, this.bias, this.eps, onMoments, group);
+    if (group.size === 1) return super.normalizeWithBatchStats(x, relu, onMoments);
+    const y = syncBatchNormWithBatchStats(x, this.weight, this.bias, this.eps, onMoments, group);
+    return relu ? tf.relu(y) : y;
   }
 }
 
@@ -131,6 +142,20 @@ const BATCH_AXES = [0, 1, 2];
  */
 export const BATCH_MOMENTS_KERNEL = 'SegkitBatchMoments';
 export const BATCH_NORM_GRAD_KERNEL = 'SegkitBatchNormGrad';
+/**
+ * BATCH_NORM_TRAIN_KERNEL: inputs { x, scale?, offset? }, attrs { varianceEpsilon, relu } → [y, mean, variance]:
+ * the statistics and the normalisation (then ReLU when `relu`) in one kernel.
+ * BATCH_NORM_RELU_GRAD_KERNEL: inputs { x, dy, scale?, offset? }, attrs { varianceEpsilon } → [dx, dScale, dOffset]
+ * of relu(batch norm), the ReLU mask recomputed from x. Optional like the two above (native has them).
+ */
+export const BATCH_NORM_TRAIN_KERNEL = 'SegkitBatchNormTrain';
+/**
+ * RUNNING_STATS_KERNEL: inputs { runningMean, runningVar, mean, variance (biased) }, attrs { factor, count } →
+ * [running·(1 − factor) + mean·factor, running·(1 − factor) + variance·count/(count − 1)·factor]: BatchNorm2d's
+ * running-statistics update in one kernel instead of seven (float32 rounding of the element-wise version).
+ */
+export const RUNNING_STATS_KERNEL = 'SegkitRunningStatsUpdate';
+export const BATCH_NORM_RELU_GRAD_KERNEL = 'SegkitBatchNormReluGrad';
 
 function batchMoments(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
   if (backendHasKernel(BATCH_MOMENTS_KERNEL)) {
@@ -140,8 +165,22 @@ function batchMoments(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1
   return tf.moments(x, BATCH_AXES) as { mean: tf.Tensor1D; variance: tf.Tensor1D };
 }
 
-/** [dx, dScale, dOffset] of batchNormWithBatchStats (dScale is computed even without a scale). */
-function batchNormGradient(x: tf.Tensor4D, dy: tf.Tensor4D, scale: tf.Tensor1D | undefined, eps: number): tf.Tensor[] {
+/**
+ * [dx, dScale, dOffset] of batchNormWithBatchStats (dScale is computed even without a scale); with
+ * `relu` of relu(batch norm): dy passes only where the recomputed pre-activation is positive.
+ */
+function batchNormGradient(x: tf.Tensor4D, dy: tf.Tensor4D, scale: tf.Tensor1D | undefined, eps: number, relu?: { offset: tf.Tensor1D | undefined }): tf.Tensor[] {
+  if (relu) {
+    if (backendHasKernel(BATCH_NORM_RELU_GRAD_KERNEL)) {
+      const inputs: tf.NamedTensorMap = { x, dy };
+      if (scale) inputs.scale = scale;
+      if (relu.offset) inputs.offset = relu.offset;
+      return tf.engine().runKernel(BATCH_NORM_RELU_GRAD_KERNEL, inputs, { varianceEpsilon: eps }) as tf.Tensor[];
+    }
+    const { mean, variance } = batchMoments(x);
+    const preActivation = tf.batchNorm4d(x, mean, variance, relu.offset, scale, eps);
+    dy = tf.where(tf.greater(preActivation, 0), dy, tf.zerosLike(dy));
+  }
   if (backendHasKernel(BATCH_NORM_GRAD_KERNEL)) {
     const inputs: tf.NamedTensorMap = scale ? { x, dy, scale } : { x, dy };
     return tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, { varianceEpsilon: eps }) as tf.Tensor[];
@@ -162,7 +201,8 @@ function batchNormGradient(x: tf.Tensor4D, dy: tf.Tensor4D, scale: tf.Tensor1D |
  * gradient written out: dx = γ·σ⁻¹·(dy − mean(dy) − x̂·mean(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy. Differentiating
  * tf.moments and tf.batchNorm instead costs dozens of full-size element-wise ops per layer; this is
  * about ten, or one kernel on a backend that has BATCH_NORM_GRAD_KERNEL. `onMoments` sees the
- * statistics (for the running averages) without putting them on the tape.
+ * statistics (for the running averages) without putting them on the tape. `relu` applies ReLU to the
+ * output inside the same op (its gradient folded into the batch-norm gradient: no mask tensors).
  */
 export function batchNormWithBatchStats(
   x: tf.Tensor4D,
@@ -170,6 +210,7 @@ export function batchNormWithBatchStats(
   bias: tf.Tensor1D | tf.Variable | null,
   eps: number,
   onMoments?: (mean: tf.Tensor1D, variance: tf.Tensor1D) => void,
+  relu = false,
 ): tf.Tensor4D {
   const params = [weight, bias].filter((p): p is tf.Tensor1D => p !== null);
   const normalize = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -177,14 +218,25 @@ export function batchNormWithBatchStats(
     const input = args[0] as tf.Tensor4D;
     const scale = weight ? (args[1] as tf.Tensor1D) : undefined;
     const offset = bias ? (args[args.length - 1] as tf.Tensor1D) : undefined;
-    const { mean, variance } = batchMoments(input);
-    onMoments?.(mean, variance);
-    const value = tf.batchNorm4d(input, mean, variance, offset, scale, eps);
+    let value: tf.Tensor4D;
+    if (backendHasKernel(BATCH_NORM_TRAIN_KERNEL)) {
+      const inputs: tf.NamedTensorMap = { x: input };
+      if (scale) inputs.scale = scale;
+      if (offset) inputs.offset = offset;
+      const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN_KERNEL, inputs, { varianceEpsilon: eps, relu }) as tf.Tensor[];
+      onMoments?.(mean as tf.Tensor1D, variance as tf.Tensor1D);
+      value = y as tf.Tensor4D;
+    } else {
+      const { mean, variance } = batchMoments(input);
+      onMoments?.(mean, variance);
+      value = tf.batchNorm4d(input, mean, variance, offset, scale, eps);
+      if (relu) value = tf.relu(value);
+    }
     // Only the input is saved: a saved intermediate would outlive this kernel scope, which tfjs's
     // leak check (on under IS_TEST, as segkit runs) rejects. The gradient recomputes the statistics.
     save([input]);
     const gradFunc = (dy: tf.Tensor4D, [savedInput]: tf.Tensor[]): tf.Tensor[] => {
-      const [dx, dScale, dOffset] = batchNormGradient(savedInput as tf.Tensor4D, dy, scale, eps);
+      const [dx, dScale, dOffset] = batchNormGradient(savedInput as tf.Tensor4D, dy, scale, eps, relu ? { offset } : undefined);
       return [dx, ...(scale ? [dScale] : []), ...(offset ? [dOffset] : [])];
     };
     return { value, gradFunc };

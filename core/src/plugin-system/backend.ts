@@ -10,6 +10,19 @@ export interface BackendProvider {
   readonly packageName: string;
   /** Registers the tfjs backend if possible. Resolves to null when ready, or a one-line reason why not (never throws). */
   load(): Promise<string | null>;
+  /** After a successful load: one line on how it runs here (e.g. the instruction set chosen, threads). */
+  describe?(): string | undefined;
+}
+
+/** `name`, plus the provider's describe() line in brackets when it has one. */
+export function describedName(provider: BackendProvider): string {
+  let details: string | undefined;
+  try {
+    details = provider.describe?.();
+  } catch {
+    details = undefined; // a description is for the log only: never a reason to fail
+  }
+  return details ? `${provider.name} [${details}]` : provider.name;
 }
 
 export const CPU_BACKEND_PROVIDER: BackendProvider = {
@@ -46,6 +59,14 @@ export function backendReadsSynchronously(): boolean {
  */
 export const SGD_UPDATE_KERNEL = 'SegkitSgdUpdate';
 
+/**
+ * One Adam / AdamW step of a float32 parameter, PyTorch's semantics: inputs { param, grad, expAvg?,
+ * expAvgSq?, maxExpAvgSq? } (moments absent on the parameter's first step; maxExpAvgSq only with amsgrad
+ * after its first step), attrs { lr, beta1, beta2, eps, weightDecay, decoupled, amsgrad, step } →
+ * [newParam, newExpAvg, newExpAvgSq] (+ newMaxExpAvgSq with amsgrad). @segkit/optimizers' Adam uses it.
+ */
+export const ADAM_UPDATE_KERNEL = 'SegkitAdamUpdate';
+
 export interface BackendChoice {
   readonly name: string;
   /** Why each other backend was not taken, for the log. */
@@ -72,7 +93,7 @@ export async function selectBackend(
     const reason = await provider.load();
     if (reason !== null) fail(`backend: '${requested}' cannot be used: ${reason}`);
     await activate(provider.name, fail);
-    logger.info(`backend: ${provider.name} (requested)`);
+    logger.info(`backend: ${describedName(provider)} (requested)`);
     return { name: provider.name, skipped };
   }
   for (const provider of ordered) {
@@ -80,7 +101,7 @@ export async function selectBackend(
     if (reason === null && (await tryActivate(provider.name))) {
       for (const lower of ordered.slice(ordered.indexOf(provider) + 1)) skipped.push({ name: lower.name, reason: `lower priority than ${provider.name}` });
       const notes = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
-      logger.info(`backend: ${provider.name} (auto${notes ? `; skipped ${notes}` : ''})`);
+      logger.info(`backend: ${describedName(provider)} (auto${notes ? `; skipped ${notes}` : ''})`);
       return { name: provider.name, skipped };
     }
     skipped.push({ name: provider.name, reason: reason ?? 'failed to initialise' });

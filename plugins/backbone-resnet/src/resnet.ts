@@ -58,7 +58,7 @@ export class BasicBlock extends nn.Module {
 
   override forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      let out = this.relu.forward(this.bn1.forward(this.conv1.forward(x)) as tf.Tensor4D);
+      let out = nn.normActivation(this.bn1, this.relu, this.conv1.forward(x));
       out = this.bn2.forward(this.conv2.forward(out)) as tf.Tensor4D;
       const identity = this.downsample ? this.downsample.forward(x) : x;
       return this.relu.forward(tf.add(out, identity) as tf.Tensor4D);
@@ -111,8 +111,8 @@ export class Bottleneck extends nn.Module {
 
   override forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      let out = this.relu.forward(this.bn1.forward(this.conv1.forward(x)) as tf.Tensor4D);
-      out = this.relu.forward(this.bn2.forward(this.conv2.forward(out)) as tf.Tensor4D);
+      let out = nn.normActivation(this.bn1, this.relu, this.conv1.forward(x));
+      out = nn.normActivation(this.bn2, this.relu, this.conv2.forward(out));
       out = this.bn3.forward(this.conv3.forward(out)) as tf.Tensor4D;
       const identity = this.downsample ? this.downsample.forward(x) : x;
       return this.relu.forward(tf.add(out, identity) as tf.Tensor4D);
@@ -300,6 +300,6 @@ export class ResNet extends nn.Module implements FeatureExtractor {
   private stemForward(x: tf.Tensor4D): tf.Tensor4D {
     const conv1 = this.child<nn.Conv2d>('conv1');
     const bn1 = this.child<nn.NormLayer>(this.stemNormName);
-    return this.child<nn.ReLU>('relu').forward(bn1.forward(conv1.forward(x)) as tf.Tensor4D);
+    return nn.normActivation(bn1, this.child<nn.ReLU>('relu'), conv1.forward(x));
   }
 }

@@ -35,6 +35,10 @@ class Arguments {
     return static_cast<float*>(data);
   }
 
+  const double* doubles(size_t i, size_t minLength) {
+    return static_cast<const double*>(typedArray(i, napi_float64_array, minLength));
+  }
+
   /** A Float32Array or null/undefined (returns nullptr). */
   float* optionalFloats(size_t i) {
     napi_valuetype type;
@@ -107,12 +111,13 @@ class Arguments {
   void* typedArray(size_t i, napi_typedarray_type expected, size_t minLength) {
     bool isTypedArray = false;
     napi_is_typedarray(env_, at(i), &isTypedArray);
-    if (!isTypedArray) fail(i, expected == napi_float32_array ? "a Float32Array" : "an Int32Array");
+    const char* expectedName = expected == napi_float32_array ? "a Float32Array" : expected == napi_float64_array ? "a Float64Array" : "an Int32Array";
+    if (!isTypedArray) fail(i, expectedName);
     napi_typedarray_type type;
     size_t length;
     void* data;
     napi_get_typedarray_info(env_, at(i), &type, &length, &data, nullptr, nullptr);
-    if (type != expected) fail(i, expected == napi_float32_array ? "a Float32Array" : "an Int32Array");
+    if (type != expected) fail(i, expectedName);
     if (length < minLength) throw ArgumentError("argument " + std::to_string(i) + " is too short");
     return data;
   }
@@ -230,6 +235,30 @@ napi_value batchNormGradBinding(napi_env env, Arguments& args) {
   return undefinedValue(env);
 }
 
+// batchNormTrain(x, rows, channels, scale | null, offset | null, epsilon, relu, out, mean, variance)
+napi_value batchNormTrainBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(1), channels = args.integer(2);
+  const float* scale = args.optionalFloats(3);
+  const float* offset = args.optionalFloats(4);
+  if ((scale && args.length(3) < static_cast<size_t>(channels)) || (offset && args.length(4) < static_cast<size_t>(channels)))
+    throw ArgumentError("scale and offset need one value per channel");
+  batchNormTrain(args.floats(0, rows * channels), rows, channels, scale, offset, args.number(5), args.boolean(6),
+                 args.floats(7, rows * channels), args.floats(8, channels), args.floats(9, channels));
+  return undefinedValue(env);
+}
+
+// batchNormReluGrad(x, dy, rows, channels, scale | null, offset | null, epsilon, dx, dScale, dOffset)
+napi_value batchNormReluGradBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(2), channels = args.integer(3);
+  const float* scale = args.optionalFloats(4);
+  const float* offset = args.optionalFloats(5);
+  if ((scale && args.length(4) < static_cast<size_t>(channels)) || (offset && args.length(5) < static_cast<size_t>(channels)))
+    throw ArgumentError("scale and offset need one value per channel");
+  batchNormReluGrad(args.floats(0, rows * channels), args.floats(1, rows * channels), rows, channels, scale, offset,
+                    args.number(6), args.floats(7, rows * channels), args.floats(8, channels), args.floats(9, channels));
+  return undefinedValue(env);
+}
+
 // sgdUpdate(param, grad, buffer | null, newParam, newBuffer | null, lr, momentum, dampening, weightDecay, nesterov)
 napi_value sgdUpdateBinding(napi_env env, Arguments& args) {
   const size_t n = args.length(0);
@@ -240,6 +269,30 @@ napi_value sgdUpdateBinding(napi_env env, Arguments& args) {
   if (buffer && args.length(2) < n) throw ArgumentError("argument 2 is too short");
   if (h.momentum != 0.0f && (!newBuffer || args.length(4) < n)) throw ArgumentError("argument 4 must hold the new momentum buffer");
   sgdUpdate(args.floats(0, n), args.floats(1, n), buffer, static_cast<int64_t>(n), h, args.floats(3, n), newBuffer);
+  return undefinedValue(env);
+}
+
+// adamUpdate(param, grad, expAvg | null, expAvgSq | null, maxExpAvgSq | null, newParam, newExpAvg, newExpAvgSq,
+//            newMax | null, [lr, beta1, beta2, eps, weightDecay, step] (Float64Array), decoupled, amsgrad)
+napi_value adamUpdateBinding(napi_env env, Arguments& args) {
+  const size_t n = args.length(0);
+  auto optionalOfLength = [&](size_t i) {
+    float* values = args.optionalFloats(i);
+    if (values && args.length(i) < n) throw ArgumentError("argument " + std::to_string(i) + " is too short");
+    return values;
+  };
+  const float* expAvg = optionalOfLength(2);
+  const float* expAvgSq = optionalOfLength(3);
+  const float* maxExpAvgSq = optionalOfLength(4);
+  float* newMax = optionalOfLength(8);
+  const double* hyper = args.doubles(9, 6);
+  const bool amsgrad = args.boolean(11);
+  if (amsgrad && !newMax) throw ArgumentError("argument 8 must hold the new max_exp_avg_sq with amsgrad");
+  const AdamHyperparameters h{static_cast<float>(hyper[0]), static_cast<float>(hyper[1]), static_cast<float>(hyper[2]),
+                              static_cast<float>(hyper[3]), static_cast<float>(hyper[4]), args.boolean(10),
+                              static_cast<int64_t>(hyper[5])};
+  adamUpdate(args.floats(0, n), args.floats(1, n), expAvg, expAvgSq, maxExpAvgSq, static_cast<int64_t>(n), h, amsgrad,
+             args.floats(5, n), args.floats(6, n), args.floats(7, n), newMax);
   return undefinedValue(env);
 }
 
@@ -289,6 +342,18 @@ napi_value getMicroKernel(napi_env env, Arguments&) {
   return result;
 }
 
+napi_value getMicroKernels(napi_env env, Arguments&) {
+  const std::vector<std::string> names = availableMicroKernels();
+  napi_value result;
+  napi_create_array_with_length(env, names.size(), &result);
+  for (size_t i = 0; i < names.size(); ++i) {
+    napi_value name;
+    napi_create_string_utf8(env, names[i].c_str(), names[i].size(), &name);
+    napi_set_element(env, result, static_cast<uint32_t>(i), name);
+  }
+  return result;
+}
+
 napi_value setMicroKernel(napi_env env, Arguments& args) {
   napi_value result;
   napi_get_boolean(env, selectMicroKernel(args.string(0).c_str()), &result);
@@ -316,13 +381,17 @@ napi_value init(napi_env env, napi_value exports) {
       {"batchNorm", nullptr, guarded<batchNormBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchMoments", nullptr, guarded<batchMomentsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormGrad", nullptr, guarded<batchNormGradBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormTrain", nullptr, guarded<batchNormTrainBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormReluGrad", nullptr, guarded<batchNormReluGradBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdUpdate", nullptr, guarded<sgdUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamUpdate", nullptr, guarded<adamUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, guarded<copyRowsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, guarded<softmaxBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduce", nullptr, guarded<reduceBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"numThreads", nullptr, guarded<getNumThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, guarded<setNumThreadsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"microKernel", nullptr, guarded<getMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"microKernels", nullptr, guarded<getMicroKernels>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setMicroKernel", nullptr, guarded<setMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);

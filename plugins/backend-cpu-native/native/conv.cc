@@ -120,9 +120,27 @@ class FlippedSwappedFilterView final : public MatrixView {
   WindowGeometry g_;
 };
 
+/** A 1x1, stride-1, unpadded window: its im2col matrix is the image itself ([pixels, inC], row-major). */
+bool isPointwise(const WindowGeometry& g) {
+  return g.kH == 1 && g.kW == 1 && g.strideH == 1 && g.strideW == 1 && g.padTop == 0 && g.padLeft == 0 &&
+         g.outH == g.inH && g.outW == g.inW;
+}
+
+/** Runs use(im2col(x)) with the cheapest view of it: the image as a plain matrix where the window is pointwise. */
+template <typename Use>
+void withColumns(const float* x, const WindowGeometry& g, Use use) {
+  if (isPointwise(g)) {
+    use(StridedView(x, g.inC, 1));
+  } else {
+    use(Im2colView(x, g));
+  }
+}
+
 // out[pixels, outC] = im2col(x)[pixels, taps*inC] * filter[taps*inC, outC]
 void convolve(const float* x, const MatrixView& filter, float* out, const WindowGeometry& g) {
-  gemm(Im2colView(x, g), filter, OutputMatrix{out, g.outC, 1}, outputPixels(g), g.outC, filterRows(g), false);
+  withColumns(x, g, [&](const MatrixView& columns) {
+    gemm(columns, filter, OutputMatrix{out, g.outC, 1}, outputPixels(g), g.outC, filterRows(g), false);
+  });
 }
 
 
@@ -172,17 +190,18 @@ void conv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const
   // im2col(x)^T * dy, whose result rows are dFilter's contiguous rows: scattering the transposed
   // product below then costs more than the product (3x3x1024x1024 from 64 pixels: 33 -> 22 ms);
   // elsewhere the orientation below packs faster (measured both ways from 64 to 4096 pixels).
-  if (outputPixels(g) < g.outC) {
-    const Im2colView columns(x, g);
-    gemm(TransposedView(columns), StridedView(dy, g.outC, 1), OutputMatrix{dFilter, g.outC, 1}, filterRows(g), g.outC,
-         outputPixels(g), false);
-    return;
-  }
-  // dFilter^T[outC, taps*inC] = dy^T[outC, pixels] * im2col(x)[pixels, taps*inC], written transposed
-  // into dFilter. This orientation packs im2col as the B operand, in runs of 16 channels per pixel
-  // (as A it would be runs of 6), which is what bounds this GEMM's speed.
-  gemm(StridedView(dy, 1, g.outC), Im2colView(x, g), OutputMatrix{dFilter, 1, g.outC}, g.outC, filterRows(g),
-       outputPixels(g), false);
+  withColumns(x, g, [&](const MatrixView& columns) {
+    if (outputPixels(g) < g.outC) {
+      gemm(TransposedView(columns), StridedView(dy, g.outC, 1), OutputMatrix{dFilter, g.outC, 1}, filterRows(g), g.outC,
+           outputPixels(g), false);
+      return;
+    }
+    // dFilter^T[outC, taps*inC] = dy^T[outC, pixels] * im2col(x)[pixels, taps*inC], written transposed
+    // into dFilter. This orientation packs im2col as the B operand, in runs of 16 channels per pixel
+    // (as A it would be runs of 6), which is what bounds this GEMM's speed.
+    gemm(StridedView(dy, 1, g.outC), columns, OutputMatrix{dFilter, 1, g.outC}, g.outC, filterRows(g), outputPixels(g),
+         false);
+  });
 }
 
 // Depthwise: output channel o = c * multiplier + q reads input channel c with filter[kh, kw, c, q]

@@ -241,10 +241,23 @@ void batchMoments(const float* x, int64_t rows, int64_t channels, float* mean, f
   }
 }
 
-void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale, float epsilon,
-                   float* dx, float* dScale, float* dOffset) {
-  const std::vector<float> mean = channelMean(x, rows, channels);
-  // One pass for Σ(x-μ)², Σdy and Σdy·(x-μ), laid out as three blocks of `channels`.
+namespace {
+
+/** Per-channel multiplier scale / sqrt(variance + epsilon), computed as the JS batch-norm kernel does. */
+std::vector<float> normMultiplier(const float* variance, const float* scale, int64_t channels, double epsilon) {
+  std::vector<float> multiplier(channels);
+  for (int64_t c = 0; c < channels; ++c)
+    multiplier[c] = static_cast<float>((scale ? static_cast<double>(scale[c]) : 1.0) / std::sqrt(static_cast<double>(variance[c]) + epsilon));
+  return multiplier;
+}
+
+/**
+ * The batch-norm gradient with mean given and dy read through gate(r, c, dy) (relu's mask, or dy itself):
+ * Σ(x-μ)², Σdy and Σdy·(x-μ) in one pass, then dx = scale·σ⁻¹·(dy − mean(dy) − (x−μ)·σ⁻²·mean(dy·(x−μ))).
+ */
+template <typename Gate>
+void batchNormGradWith(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale, double epsilon,
+                       const std::vector<float>& mean, float* dx, float* dScale, float* dOffset, Gate gate) {
   const std::vector<double> sums = sumOverRows(rows, 2 * channels, 3 * channels, [&](int64_t begin, int64_t end, double* acc) {
     double* squares = acc;
     double* dySum = acc + channels;
@@ -254,13 +267,13 @@ void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channe
       const float* dyr = dy + r * channels;
       for (int64_t c = 0; c < channels; ++c) {
         const float d = xr[c] - mean[c];
+        const float g = gate(xr[c], c, dyr[c]);
         squares[c] += d * d;
-        dySum[c] += dyr[c];
-        dyCentered[c] += dyr[c] * d;
+        dySum[c] += g;
+        dyCentered[c] += g * d;
       }
     }
   });
-  // dx = scale·σ⁻¹·(dy − mean(dy) − (x−μ)·σ⁻²·mean(dy·(x−μ))), per-channel factors in double.
   const double n = static_cast<double>(rows);
   std::vector<float> outFactor(channels), centeredFactor(channels), dyMean(channels);
   for (int64_t c = 0; c < channels; ++c) {
@@ -278,8 +291,50 @@ void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channe
       const float* dyr = dy + r * channels;
       float* o = dx + r * channels;
       for (int64_t c = 0; c < channels; ++c)
-        o[c] = (dyr[c] - dyMean[c] - (xr[c] - mean[c]) * centeredFactor[c]) * outFactor[c];
+        o[c] = (gate(xr[c], c, dyr[c]) - dyMean[c] - (xr[c] - mean[c]) * centeredFactor[c]) * outFactor[c];
     }
+  });
+}
+
+}  // namespace
+
+void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale, float epsilon,
+                   float* dx, float* dScale, float* dOffset) {
+  batchNormGradWith(x, dy, rows, channels, scale, epsilon, channelMean(x, rows, channels), dx, dScale, dOffset,
+                    [](float, int64_t, float g) { return g; });
+}
+
+void batchNormTrain(const float* x, int64_t rows, int64_t channels, const float* scale, const float* offset, double epsilon,
+                    bool relu, float* out, float* mean, float* variance) {
+  batchMoments(x, rows, channels, mean, variance);
+  const std::vector<float> multiplier = normMultiplier(variance, scale, channels, epsilon);
+  const std::vector<float> shift = offset ? std::vector<float>(offset, offset + channels) : std::vector<float>(channels, 0.0f);
+  const std::vector<float> m(mean, mean + channels);
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(1, channels)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * channels;
+      float* o = out + r * channels;
+      if (relu) {
+        for (int64_t c = 0; c < channels; ++c) {
+          const float y = (xr[c] - m[c]) * multiplier[c] + shift[c];
+          o[c] = y > 0.0f ? y : (y != y ? y : 0.0f);  // NaN stays NaN, as tf.relu
+        }
+      } else {
+        for (int64_t c = 0; c < channels; ++c) o[c] = (xr[c] - m[c]) * multiplier[c] + shift[c];
+      }
+    }
+  });
+}
+
+void batchNormReluGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale,
+                       const float* offset, double epsilon, float* dx, float* dScale, float* dOffset) {
+  // The forward's statistics and pre-activation, recomputed with the same code: the mask is exact.
+  std::vector<float> mean(channels), variance(channels);
+  batchMoments(x, rows, channels, mean.data(), variance.data());
+  const std::vector<float> multiplier = normMultiplier(variance.data(), scale, channels, epsilon);
+  const std::vector<float> shift = offset ? std::vector<float>(offset, offset + channels) : std::vector<float>(channels, 0.0f);
+  batchNormGradWith(x, dy, rows, channels, scale, epsilon, mean, dx, dScale, dOffset, [&](float xv, int64_t c, float g) {
+    return (xv - mean[c]) * multiplier[c] + shift[c] > 0.0f ? g : 0.0f;
   });
 }
 
@@ -365,6 +420,42 @@ void sgdUpdate(const float* param, const float* grad, const float* buffer, int64
         direction = h.nesterov ? direction + b * h.momentum : b;
       }
       newParam[i] = param[i] - direction * h.lr;
+    }
+  });
+}
+
+void adamUpdate(const float* param, const float* grad, const float* expAvg, const float* expAvgSq, const float* maxExpAvgSq,
+                int64_t n, const AdamHyperparameters& h, bool amsgrad, float* newParam, float* newExpAvg,
+                float* newExpAvgSq, float* newMax) {
+  // Scalars rounded to float32 as tfjs's scalar tensors are; every operation below is one element-wise
+  // op of optimizers/src/adam.ts in its order, so results match it exactly (no FMA contraction here).
+  const float decay = static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weightDecay);
+  const float oneMinusBeta1 = static_cast<float>(1.0 - h.beta1);
+  const float oneMinusBeta2 = static_cast<float>(1.0 - h.beta2);
+  const double biasCorrection1 = 1.0 - std::pow(static_cast<double>(h.beta1), static_cast<double>(h.step));
+  const double biasCorrection2 = 1.0 - std::pow(static_cast<double>(h.beta2), static_cast<double>(h.step));
+  const float sqrtCorrection2 = static_cast<float>(std::sqrt(biasCorrection2));
+  const float stepSize = static_cast<float>(h.lr / biasCorrection1);
+  const bool decay_ = h.weightDecay != 0.0f;
+  parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float value = param[i];
+      float g = grad[i];
+      if (decay_) {
+        if (h.decoupled) value = value * decay;
+        else g = g + value * h.weightDecay;
+      }
+      const float m = (expAvg ? expAvg[i] * h.beta1 : 0.0f) + g * oneMinusBeta1;
+      const float v = (expAvgSq ? expAvgSq[i] * h.beta2 : 0.0f) + (g * g) * oneMinusBeta2;
+      float denominatorMoment = v;
+      if (amsgrad) {
+        denominatorMoment = maxExpAvgSq ? (maxExpAvgSq[i] != maxExpAvgSq[i] || maxExpAvgSq[i] > v ? maxExpAvgSq[i] : v) : v;
+        newMax[i] = denominatorMoment;
+      }
+      const float denominator = std::sqrt(denominatorMoment) / sqrtCorrection2 + h.eps;
+      newExpAvg[i] = m;
+      newExpAvgSq[i] = v;
+      newParam[i] = value - (m / denominator) * stepSize;
     }
   });
 }

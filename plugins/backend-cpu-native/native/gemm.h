@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace segkit {
 
@@ -52,10 +54,16 @@ struct OutputMatrix {
 /** C[m, n] = A[m, k] * B[k, n] (+ C when accumulate). Multi-threaded over the thread pool. */
 void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k, bool accumulate);
 
-/** Name of the micro-kernel in use: "avx2-fma" or "portable". */
+/**
+ * Name of the micro-kernel in use: "avx512", "avx2-fma" or "portable". By default the fastest this
+ * CPU runs (CPUID); the environment variable SEGKIT_NATIVE_ISA (avx512, avx2, portable) forces a lower one.
+ */
 const char* microKernelName();
 
-/** Forces a micro-kernel ("avx2-fma" or "portable"); returns false if it is not available here. */
+/** Forces a micro-kernel ("avx512", "avx2-fma" or "avx2", "portable"); false if this CPU cannot run it. */
 bool selectMicroKernel(const char* name);
+
+/** The micro-kernels this CPU can run, fastest first. */
+std::vector<std::string> availableMicroKernels();
 
 }  // namespace segkit

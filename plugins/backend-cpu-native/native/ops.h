@@ -63,6 +63,21 @@ void batchNorm(const float* x, float* out, int64_t rows, int64_t channels, const
 void batchMoments(const float* x, int64_t rows, int64_t channels, float* mean, float* variance);
 
 /**
+ * Training-mode batch norm in one call: the batch's mean and biased variance (as batchMoments), then
+ * out = (x - mean) * multiplier + offset with multiplier = scale / sqrt(variance + epsilon) (in double,
+ * rounded to float), and max(out, 0) when relu. scale / offset may be null (1 / 0).
+ */
+void batchNormTrain(const float* x, int64_t rows, int64_t channels, const float* scale, const float* offset, double epsilon,
+                    bool relu, float* out, float* mean, float* variance);
+
+/**
+ * Gradient of relu(batchNormTrain(x)): batchNormGrad with dy zeroed where the forward's pre-activation
+ * (recomputed exactly as batchNormTrain computes it) was not positive, as relu's gradient does.
+ */
+void batchNormReluGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale,
+                       const float* offset, double epsilon, float* dx, float* dScale, float* dOffset);
+
+/**
  * Gradient of training-mode batch norm y = (x - mean) / sqrt(var + eps) * scale + offset with the
  * batch's own statistics over the rows of [rows, channels]: dx, dScale, dOffset (scale may be null: 1).
  */
@@ -86,6 +101,21 @@ struct SgdHyperparameters {
  */
 void sgdUpdate(const float* param, const float* grad, const float* buffer, int64_t n, const SgdHyperparameters& h,
                float* newParam, float* newBuffer);
+
+struct AdamHyperparameters {
+  float lr, beta1, beta2, eps, weightDecay;
+  bool decoupled;  // AdamW: p <- p * (1 - lr * wd) before the step; else wd * p joins the gradient
+  int64_t step;    // this parameter's step count, from 1
+};
+
+/**
+ * One Adam/AdamW step (PyTorch's semantics, the float32 rounding of segkit's element-wise version):
+ * expAvg / expAvgSq null on the first step (zeros); maxExpAvgSq non-null only with amsgrad (null
+ * on its first step too, then newMax = v). Outputs may alias their own inputs (an in-place step).
+ */
+void adamUpdate(const float* param, const float* grad, const float* expAvg, const float* expAvgSq, const float* maxExpAvgSq,
+                int64_t n, const AdamHyperparameters& h, bool amsgrad, float* newParam, float* newExpAvg,
+                float* newExpAvgSq, float* newMax);
 
 /** x viewed as [outer, size, inner] reduced over the middle axis into out[outer, inner]. */
 void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner);

@@ -41,16 +41,28 @@ export interface NativeAddon extends ConvEngine, ElementwiseEngine {
   batchMoments(x: Float32Array, rows: number, channels: number, mean: Float32Array, variance: Float32Array): void;
   /** Training-mode batch-norm gradient (batch statistics recomputed from x); scale null means 1. */
   batchNormGrad(x: Float32Array, dy: Float32Array, rows: number, channels: number, scale: Float32Array | null, epsilon: number, dx: Float32Array, dScale: Float32Array, dOffset: Float32Array): void;
+  /** Training-mode batch norm (statistics, normalisation and optionally ReLU) in one call; scale/offset null mean 1/0. */
+  batchNormTrain(x: Float32Array, rows: number, channels: number, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, relu: boolean, out: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  /** Gradient of relu(batchNormTrain(x)) (the ReLU mask recomputed from x, scale and offset). */
+  batchNormReluGrad(x: Float32Array, dy: Float32Array, rows: number, channels: number, scale: Float32Array | null, offset: Float32Array | null, epsilon: number, dx: Float32Array, dScale: Float32Array, dOffset: Float32Array): void;
   /** One SGD step into newParam (and newBuffer when momentum ≠ 0); buffer null on the first step. */
   sgdUpdate(param: Float32Array, grad: Float32Array, buffer: Float32Array | null, newParam: Float32Array, newBuffer: Float32Array | null, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean): void;
+  /**
+   * One Adam/AdamW step; moments null on the first step, maxExpAvgSq/newMax only with amsgrad. hyper is
+   * [lr, beta1, beta2, eps, weightDecay, step]. Outputs may be the inputs' own arrays (in place).
+   */
+  adamUpdate(param: Float32Array, grad: Float32Array, expAvg: Float32Array | null, expAvgSq: Float32Array | null, maxExpAvgSq: Float32Array | null, newParam: Float32Array, newExpAvg: Float32Array, newExpAvgSq: Float32Array, newMax: Float32Array | null, hyper: Float64Array, decoupled: boolean, amsgrad: boolean): void;
   /** `rows` runs of `run` floats: dst[dstOffset + r·dstStride + i] = src[srcOffset + r·srcStride + i]. */
   copyRows(src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number, rows: number, run: number): void;
   /** Softmax over the last axis of x [rows, columns]. */
   softmax(x: Float32Array, out: Float32Array, rows: number, columns: number): void;
   numThreads(): number;
   setNumThreads(n: number): number;
-  /** 'avx2-fma' or 'portable'. */
+  /** The GEMM micro-kernel in use: 'avx512', 'avx2-fma' or 'portable' (CPUID, or SEGKIT_NATIVE_ISA). */
   microKernel(): string;
+  /** The micro-kernels this CPU can run, fastest first. */
+  microKernels(): string[];
+  /** Switches the micro-kernel ('avx2' is 'avx2-fma'); false when this CPU cannot run it. */
   setMicroKernel(name: string): boolean;
 }
 

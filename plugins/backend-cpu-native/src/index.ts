@@ -7,6 +7,7 @@ export { NativeBackend, registerNativeBackend, NATIVE_BACKEND_NAME } from './nat
 export { loadAddon, DEFAULT_ADDON_PATHS, type AddonLoadResult } from './addon';
 export { registerFastCpuKernels, fastCpuKernelsRegistered } from './js-kernels';
 export type { NativeAddon, ConvEngine, WindowGeometry } from './engine';
+export { describeNativeBackend, isaRequestProblem, ISA_ENV } from './isa';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };

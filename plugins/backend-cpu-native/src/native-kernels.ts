@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SGD_UPDATE_KERNEL, nn } from '@segkit/core';
+import { ADAM_UPDATE_KERNEL, SGD_UPDATE_KERNEL, nn } from '@segkit/core';
 import { ACTIVATION_CODES, UNARY_OP_CODES, packGeometry, type NativeAddon, type WindowGeometry } from './engine';
 import { convInfo, convKernels, windowGeometry } from './conv-kernels';
 import { dataKernels } from './data-kernels';
@@ -105,6 +105,42 @@ function batchNormTrainingKernels(addon: NativeAddon): Record<string, Replacemen
       addon.batchMoments(xv, rows, channels, mean, variance);
       return [args.backend.makeTensorInfo([channels], 'float32', mean), args.backend.makeTensorInfo([channels], 'float32', variance)];
     },
+    [nn.BATCH_NORM_TRAIN_KERNEL]: (args, fallback) => {
+      const { x, scale, offset } = args.inputs;
+      const { rows, channels } = rowsAndChannels(x);
+      const [xv, s, o] = [float32Values(args.backend, x), scale ? float32Values(args.backend, scale) : null, offset ? float32Values(args.backend, offset) : null];
+      if (!xv || (scale && s?.length !== channels) || (offset && o?.length !== channels)) return fallback();
+      const [out, mean, variance] = [new Float32Array(xv.length), new Float32Array(channels), new Float32Array(channels)];
+      addon.batchNormTrain(xv, rows, channels, s, o, args.attrs.varianceEpsilon, Boolean(args.attrs.relu), out, mean, variance);
+      return [args.backend.makeTensorInfo(x.shape.slice(), 'float32', out), args.backend.makeTensorInfo([channels], 'float32', mean), args.backend.makeTensorInfo([channels], 'float32', variance)];
+    },
+    // Per-channel vectors: a loop here costs less than an addon call. Math.fround after every operation
+    // keeps the float32 rounding of core's element-wise version (scalars are float32 tensors there too).
+    [nn.RUNNING_STATS_KERNEL]: (args, fallback) => {
+      const { runningMean, runningVar, mean, variance } = args.inputs;
+      const values = [runningMean, runningVar, mean, variance].map((t) => float32Values(args.backend, t));
+      const n = values[0]?.length;
+      if (values.some((v) => !v || v.length !== n)) return fallback();
+      const [rm, rv, m, v] = values as Float32Array[];
+      const f = Math.fround;
+      const factor = f(args.attrs.factor), keep = f(1 - args.attrs.factor), unbias = f(args.attrs.count / (args.attrs.count - 1));
+      const newMean = new Float32Array(n!), newVar = new Float32Array(n!);
+      for (let c = 0; c < n!; c++) {
+        newMean[c] = f(f(rm[c]! * keep) + f(m[c]! * factor));
+        newVar[c] = f(f(rv[c]! * keep) + f(f(v[c]! * unbias) * factor));
+      }
+      return [args.backend.makeTensorInfo(runningMean.shape.slice(), 'float32', newMean), args.backend.makeTensorInfo(runningVar.shape.slice(), 'float32', newVar)];
+    },
+    [nn.BATCH_NORM_RELU_GRAD_KERNEL]: (args, fallback) => {
+      const { x, dy, scale, offset } = args.inputs;
+      const { rows, channels } = rowsAndChannels(x);
+      const [xv, dyv] = [float32Values(args.backend, x), float32Values(args.backend, dy)];
+      const [s, o] = [scale ? float32Values(args.backend, scale) : null, offset ? float32Values(args.backend, offset) : null];
+      if (!xv || !dyv || dyv.length !== xv.length || (scale && s?.length !== channels) || (offset && o?.length !== channels)) return fallback();
+      const [dx, dScale, dOffset] = [new Float32Array(xv.length), new Float32Array(channels), new Float32Array(channels)];
+      addon.batchNormReluGrad(xv, dyv, rows, channels, s, o, args.attrs.varianceEpsilon, dx, dScale, dOffset);
+      return [args.backend.makeTensorInfo(x.shape.slice(), 'float32', dx), args.backend.makeTensorInfo([channels], 'float32', dScale), args.backend.makeTensorInfo([channels], 'float32', dOffset)];
+    },
     [nn.BATCH_NORM_GRAD_KERNEL]: (args, fallback) => {
       const { x, dy, scale } = args.inputs;
       const [xv, dyv] = [float32Values(args.backend, x), float32Values(args.backend, dy)];
@@ -145,6 +181,30 @@ function sgdUpdateKernel(addon: NativeAddon): ReplacementKernel {
     const outputs = [args.backend.makeTensorInfo(param.shape.slice(), 'float32', newParam)];
     if (newBuffer) outputs.push(args.backend.makeTensorInfo(param.shape.slice(), 'float32', newBuffer));
     return outputs;
+  };
+}
+
+/**
+ * Core's ADAM_UPDATE_KERNEL: an Adam/AdamW step in one pass over the parameter, its gradient and
+ * moments, in place (as SGD's) when no other tensor shares the parameter's or a moment's data.
+ */
+function adamUpdateKernel(addon: NativeAddon): ReplacementKernel {
+  return (args, fallback) => {
+    const { param, grad, expAvg, expAvgSq, maxExpAvgSq } = args.inputs;
+    const { lr, beta1, beta2, eps, weightDecay, decoupled, amsgrad, step } = args.attrs as { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; decoupled: boolean; amsgrad: boolean; step: number };
+    const paramValues = float32Values(args.backend, param);
+    const n = paramValues?.length ?? -1;
+    const optional = (t: tf.TensorInfo | undefined) => (t ? float32Values(args.backend, t) : null);
+    const [gradValues, m, v, vMax] = [float32Values(args.backend, grad), optional(expAvg), optional(expAvgSq), optional(maxExpAvgSq)];
+    if (!paramValues || gradValues?.length !== n || [[expAvg, m], [expAvgSq, v], [maxExpAvgSq, vMax]].some(([t, values]) => t && (values as Float32Array | null)?.length !== n)) return fallback();
+    const exclusive = (t: tf.TensorInfo | undefined) => t === undefined || args.backend.refCount(t.dataId) === 1;
+    const inPlace = exclusive(param) && exclusive(expAvg) && exclusive(expAvgSq) && exclusive(maxExpAvgSq);
+    const target = (values: Float32Array | null) => (inPlace && values ? values : new Float32Array(n));
+    const [newParam, newM, newV] = [target(paramValues), target(m), target(v)];
+    const newMax = amsgrad ? target(vMax) : null;
+    addon.adamUpdate(paramValues, gradValues, m, v, amsgrad ? vMax : null, newParam, newM, newV, newMax, Float64Array.of(lr, beta1, beta2, eps, weightDecay, step), decoupled, amsgrad);
+    const out = (values: Float32Array) => args.backend.makeTensorInfo(param.shape.slice(), 'float32', values);
+    return [out(newParam), out(newM), out(newV), ...(newMax ? [out(newMax)] : [])];
   };
 }
 
@@ -194,6 +254,7 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
     [tf.FusedBatchNorm]: batchNormKernel(addon),
     ...batchNormTrainingKernels(addon),
     [SGD_UPDATE_KERNEL]: sgdUpdateKernel(addon),
+    [ADAM_UPDATE_KERNEL]: adamUpdateKernel(addon),
     [tf.Softmax]: (args, fallback) => {
       const { logits } = args.inputs;
       const rank = logits.shape.length;

@@ -2,6 +2,7 @@ import type { BackendProvider } from '@segkit/core';
 import { loadAddon, type AddonLoadResult } from './addon';
 import { NATIVE_BACKEND_NAME, registerNativeBackend } from './native-backend';
 import { registerFastCpuKernels } from './js-kernels';
+import { describeNativeBackend, isaRequestProblem } from './isa';
 
 export const PACKAGE_NAME = '@segkit/backend-cpu-native';
 
@@ -9,6 +10,10 @@ export const PACKAGE_NAME = '@segkit/backend-cpu-native';
 export function createNativeBackendProvider(load: () => AddonLoadResult = () => loadAddon()): BackendProvider {
   return {
     name: NATIVE_BACKEND_NAME,
+    describe() {
+      const { addon } = load();
+      return addon ? describeNativeBackend(addon) : undefined;
+    },
     priority: 100,
     packageName: PACKAGE_NAME,
     async load() {
@@ -20,6 +25,8 @@ export function createNativeBackendProvider(load: () => AddonLoadResult = () => 
           registerFastCpuKernels();
           return `${result.reason}; cpu will run with segkit's TypeScript kernels`;
         }
+        const isaProblem = isaRequestProblem(result.addon);
+        if (isaProblem) return isaProblem;
         registerNativeBackend(result.addon);
         return null;
       } catch (error) {

@@ -29,18 +29,22 @@ describe('native GEMM', function () {
   });
 
   it('picks a micro-kernel at run time and has a thread pool', () => {
-    expect(['avx2-fma', 'portable']).to.include(addon.microKernel());
+    if (!process.env.SEGKIT_NATIVE_ISA) expect(addon.microKernels()[0]).to.equal(addon.microKernel()); // CPUID's fastest
+    expect(addon.microKernels()).to.include('portable');
+    for (const name of addon.microKernels()) expect(['avx512', 'avx2-fma', 'portable']).to.include(name);
     expect(addon.numThreads()).to.be.at.least(1);
     expect(addon.setMicroKernel('no-such-kernel')).to.equal(false);
   });
 
-  for (const kernel of ['avx2-fma', 'portable']) {
+  // Every ISA is one micro-kernel source (native/gemm_microkernel.inl); each this CPU runs is checked.
+  for (const kernel of ['avx512', 'avx2-fma', 'portable']) {
     for (const threads of [1, 2]) {
       it(`matches a float64 reference (${kernel}, ${threads} thread(s), edge tiles, offsets, transposes)`, function () {
         if (!addon.setMicroKernel(kernel)) this.skip();
         addon.setNumThreads(threads);
         const random = makeRandom(threads * 10 + kernel.length);
-        for (const [m, n, k] of [[1, 1, 1], [7, 19, 5], [6, 16, 256], [50, 33, 300], [130, 17, 9], [200, 90, 530]]) {
+        // Tiles: 6x8 (portable), 6x16 (avx2), 12x32 (avx512); k past KC (512) splits the depth.
+        for (const [m, n, k] of [[1, 1, 1], [7, 19, 5], [6, 16, 256], [12, 32, 64], [13, 33, 17], [50, 33, 300], [130, 17, 9], [200, 90, 530], [150, 70, 1030]]) {
           const transposeA = random.next() < 0.5, transposeB = random.next() < 0.5;
           const offset = random.int(0, 5);
           const a = randomValues(random, [m * k + offset]), b = randomValues(random, [k * n + offset]);

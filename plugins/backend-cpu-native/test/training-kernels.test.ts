@@ -42,6 +42,69 @@ describe('native training kernels match the reference paths on cpu', function ()
     }
   });
 
+  it('BN + ReLU fused (BATCH_NORM_TRAIN_KERNEL, BATCH_NORM_RELU_GRAD_KERNEL): output, statistics and gradients', () => {
+    expect(tf.getKernel(nn.BATCH_NORM_TRAIN_KERNEL, NATIVE)).to.not.equal(undefined);
+    expect(tf.getKernel(nn.BATCH_NORM_RELU_GRAD_KERNEL, NATIVE)).to.not.equal(undefined);
+    const random = makeRandom(23);
+    for (let i = 0; i < 6; i++) {
+      const shape = [random.int(1, 3), random.int(1, 9), random.int(1, 9), random.int(1, 40)] as const;
+      if (shape[0] * shape[1] * shape[2] < 2) continue;
+      const affine = random.next() < 0.7;
+      const channels = shape[3];
+      const x = randomValues(random, shape).map((v) => 4 * v + 2);
+      const r = randomValues(random, shape);
+      const weight = randomValues(random, [channels]).map((v) => v + 1.5);
+      const bias = randomValues(random, [channels]);
+      expectSameAsCpu(NATIVE, `bn+relu ${shape.join('x')}${affine ? ' affine' : ''}`, () => {
+        const xt = tf.tensor4d(x, [...shape]);
+        const params = affine ? [tf.tensor1d(weight), tf.tensor1d(bias)] : [];
+        const moments: Float32Array[] = [];
+        const bnRelu = (t: tf.Tensor4D, w: tf.Tensor1D | null, b: tf.Tensor1D | null, onMoments?: (m: tf.Tensor1D, v: tf.Tensor1D) => void) =>
+          nn.batchNormWithBatchStats(t, w, b, 1e-5, onMoments, true);
+        const f = (...args: tf.Tensor[]) => tf.sum(tf.mul(bnRelu(args[0] as tf.Tensor4D, (args[1] as tf.Tensor1D) ?? null, (args[2] as tf.Tensor1D) ?? null), tf.tensor4d(r, [...shape])));
+        const y = bnRelu(xt, params[0] ?? null, params[1] ?? null, (mean, variance) => moments.push(mean.dataSync() as Float32Array, variance.dataSync() as Float32Array));
+        return [y, ...moments.map((values) => tf.tensor1d(values)), ...tf.grads(f)([xt, ...params])];
+      });
+    }
+  });
+
+  it('ConvModule (conv + BN + ReLU, train mode) forward and parameter gradients match cpu', () => {
+    const random = makeRandom(24);
+    const x = randomValues(random, [2, 9, 7, 5]);
+    const results: Record<string, Float32Array[]> = {};
+    for (const backend of ['cpu', NATIVE]) {
+      const previous = tf.getBackend();
+      tf.setBackend(backend);
+      const module = new nn.ConvModule(5, 12, 3, { padding: 1, norm_cfg: { type: 'BN' } });
+      const conv = module.conv.weight;
+      tf.tidy(() => conv.assign(tf.tensor(randomValues(makeRandom(25), conv.shape), conv.shape))); // same weights on both backends
+      const input = tf.tensor4d(x, [2, 9, 7, 5]);
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(module.forward(input))), module.parameters().filter((p) => p.trainable));
+      results[backend] = [Float32Array.from(value.dataSync()), ...Object.values(grads).map((g) => Float32Array.from(g.dataSync()))];
+      tf.dispose([input, value, ...Object.values(grads)]);
+      module.dispose();
+      tf.setBackend(previous);
+    }
+    expect(results[NATIVE]!.length).to.equal(4); // loss, conv weight, bn weight, bn bias
+    results[NATIVE]!.forEach((values, i) => values.forEach((v, j) => expect(v, `output ${i} [${j}]`).to.be.closeTo(results.cpu![i]![j]!, 1e-3 * Math.max(1, Math.abs(results.cpu![i]![j]!)))));
+  });
+
+  it('BatchNorm2d training updates the running statistics the same way (RUNNING_STATS_KERNEL on native), over three steps', () => {
+    expect(tf.getKernel(nn.RUNNING_STATS_KERNEL, NATIVE)).to.not.equal(undefined);
+    expect(tf.getKernel(nn.RUNNING_STATS_KERNEL, 'cpu')).to.equal(undefined);
+    const random = makeRandom(22);
+    const steps = [randomValues(random, [2, 5, 5, 6]), randomValues(random, [2, 5, 5, 6]).map((v) => 3 * v + 1), randomValues(random, [2, 5, 5, 6])];
+    for (const momentum of [0.1, null]) {
+      expectSameAsCpu(NATIVE, `running stats, momentum ${momentum}`, () => {
+        const bn = new nn.BatchNorm2d(6, { momentum });
+        for (const x of steps) tf.tidy(() => bn.forward(tf.tensor4d(x, [2, 5, 5, 6])));
+        const stats = [bn.runningMean!, bn.runningVar!].map((v) => v.clone());
+        bn.dispose();
+        return stats;
+      }, 1e-6);
+    }
+  });
+
   it('BatchNorm2d training updates the running statistics the same way', () => {
     const random = makeRandom(22);
     const x = randomValues(random, [2, 5, 5, 6]);
