@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { nn, SegkitError, type FeatureExtractor } from '@segkit/core';
+import { nn, SegkitError, type FeatureExtractor } from '@segkit/core/runtime';
 
 type NormConfig = nn.NormConfig;
 
