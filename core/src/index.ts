@@ -98,3 +98,6 @@ export type { Progress, ProgressOptions, ProgressStream } from './tools/progress
 export { BUILTIN_PALETTES, colorizeLabels, defaultPalette, expandImageArguments, readPaletteOption, resolvePalette } from './tools/prediction-files';
 export type { ClassPalette, Rgb } from './tools/prediction-files';
 export { publishCheckpoint, type PublishResult } from './cli/publish-command';
+
+// ---------------------------------------------------------------- TF.js export (for the browser runtime, @segkit/web)
+export { exportTfjs, readTfjsExport } from './export/tfjs';
