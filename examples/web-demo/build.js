@@ -32,19 +32,20 @@ async function bundlePage(outFile) {
 }
 
 /**
- * Exports `config` + `checkpoint` (random, seeded weights without one) to `outDir`/model and builds the page.
+ * Exports `handle`, or `config` + `checkpoint` (random, seeded weights without one), to `outDir`/model and builds the page.
  * Returns the folder, and the page's size: every file the page fetches, raw and gzipped.
  */
-async function buildWebDemo({ config = DEMO_CONFIG, checkpoint, outDir, backend = 'cpu', logger } = {}) {
+async function buildWebDemo({ config = DEMO_CONFIG, checkpoint, handle, outDir, backend = 'cpu', logger } = {}) {
   const { initSegmentor, exportTfjs } = require('@segkit/core');
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.mkdirSync(outDir, { recursive: true });
-  const handle = await initSegmentor(config, checkpoint, { backend, logger });
+  // A caller's handle (an initSegmentor result) is exported as is and left open.
+  const own = handle ? undefined : await initSegmentor(config, checkpoint, { backend, logger });
   let exported;
   try {
-    exported = await exportTfjs(handle, path.join(outDir, 'model'), { output: 'logits', bakeNormalization: true });
+    exported = await exportTfjs(handle ?? own, path.join(outDir, 'model'), { output: 'logits', bakeNormalization: true });
   } finally {
-    handle.dispose();
+    own?.dispose();
   }
   const wasmDir = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
   fs.mkdirSync(path.join(outDir, 'wasm'));

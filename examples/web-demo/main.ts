@@ -2,6 +2,7 @@
 // bundled sample image (or one dropped or picked), and shows the overlay, a legend with each class's pixel
 // share, the inference time and the backend. `?backend=webgl|wasm|cpu|webgpu` forces a backend; the last
 // result is on `window.segkitDemo` for the browser test.
+import * as tf from '@tensorflow/tfjs-core';
 import { classShares, loadSegmentor, overlayImage, type WebBackend, type WebSegmentation, type WebSegmentor } from '@segkit/web';
 
 interface DemoState {
@@ -67,6 +68,11 @@ function fail(error: unknown): void {
 }
 
 async function main(): Promise<void> {
+  // `?tfjs-flag=NAME:value` sets a tfjs flag first (e.g. WEBGL_PACK:false), for experiments.
+  for (const flag of new URLSearchParams(location.search).getAll('tfjs-flag')) {
+    const [name, value] = flag.split(':');
+    tf.env().set(name!, value === 'true' ? true : value === 'false' ? false : Number(value));
+  }
   const backend = (new URLSearchParams(location.search).get('backend') ?? 'auto') as WebBackend | 'auto';
   const segmentor = await loadSegmentor(new URL('model/model.json', location.href).href, { backend, wasmPath: new URL('wasm/', location.href).href });
   const skipped = segmentor.backend.skipped.map((s) => `${s.name} (${s.reason})`).join(', ');
