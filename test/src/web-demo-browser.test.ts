@@ -56,7 +56,8 @@ describe('web demo in Chromium (webgl and wasm equal Node)', function () {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: ${INSTALL_HINT}`);
     const tensorsBefore = tf.memory().numTensors;
     // The demo UNet with its seeded initial weights: the test needs no training run and no dataset folder.
-    handle = await initSegmentor(DEMO_CONFIG, undefined, { backend: 'cpu', logger: { info: () => undefined, warn: () => undefined } });
+    // Node's reference on segkit's native backend (what `auto` picks); after() goes back to cpu.
+    handle = await initSegmentor(DEMO_CONFIG, undefined, { backend: 'native', logger: { info: () => undefined, warn: () => undefined } });
     reference = await inferenceSegmentor(handle, SAMPLE_IMAGE, { logits: true });
     await buildWebDemo({ handle, outDir: path.join(outDir, 'site') });
     handle.dispose();
@@ -74,6 +75,7 @@ describe('web demo in Chromium (webgl and wasm equal Node)', function () {
   after(async () => {
     await context?.close();
     await server?.close();
+    await tf.setBackend('cpu');
     for (const entry of fs.existsSync(outDir) ? fs.readdirSync(outDir) : []) {
       if (entry.startsWith('profile-')) fs.rmSync(path.join(outDir, entry), { recursive: true, force: true });
     }
