@@ -19,7 +19,7 @@ export type { MmsegConfigOptions, ConvertOptions, ConvertResult, TypeCatalog, Ty
 
 // ---------------------------------------------------------------- high-level API (MMSegmentation's apis/)
 export { loadConfigAndKernel, initSegmentor, inferenceSegmentor, testSegmentor, modelFromCheckpoint } from './apis/segmentor';
-export type { SegmentorHandle, InitOptions, ImageInput, InferenceResult, TestOptions, ConfigSource } from './apis/segmentor';
+export type { SegmentorHandle, InitOptions, ImageInput, InferenceOutputs, InferenceResult, TestOptions, ConfigSource } from './apis/segmentor';
 
 // ---------------------------------------------------------------- training
 export { train, IterBasedRunner } from './training/runner';

@@ -8,6 +8,8 @@ import { classShares, loadSegmentor, overlayImage, type WebBackend, type WebSegm
 interface DemoState {
   ready: Promise<void>;
   error?: string;
+  /** bench/web-inference.js: milliseconds of `runs` whole-image inferences (labels read back) at height×width, after one warm-up. */
+  benchmark?: (height: number, width: number, runs: number) => Promise<number[]>;
   result?: { backend: string; milliseconds: number; shape: number[]; labels: number[]; logits?: number[] };
 }
 
@@ -73,11 +75,30 @@ async function main(): Promise<void> {
     const [name, value] = flag.split(':');
     tf.env().set(name!, value === 'true' ? true : value === 'false' ? false : Number(value));
   }
-  const backend = (new URLSearchParams(location.search).get('backend') ?? 'auto') as WebBackend | 'auto';
-  const segmentor = await loadSegmentor(new URL('model/model.json', location.href).href, { backend, wasmPath: new URL('wasm/', location.href).href });
+  const params = new URLSearchParams(location.search);
+  const backend = (params.get('backend') ?? 'auto') as WebBackend | 'auto';
+  const segmentor = await loadSegmentor(new URL(params.get('model') ?? 'model/model.json', location.href).href, { backend, wasmPath: new URL('wasm/', location.href).href });
   const skipped = segmentor.backend.skipped.map((s) => `${s.name} (${s.reason})`).join(', ');
   element('model').textContent = `model: ${String(segmentor.metadata.model.type ?? 'EncoderDecoder')} with ${segmentor.classes.length} classes, ${segmentor.metadata.testCfg.mode ?? 'whole'} inference; backend ${segmentor.backend.name}${skipped ? `; skipped ${skipped}` : ''}`;
-  await segment(segmentor, await (await fetch('sample.png')).blob());
+  state.benchmark = async (height, width, runs) => {
+    const image = tf.randomUniform([1, height, width, 3], -1, 1, 'float32', 0) as tf.Tensor4D;
+    const times: number[] = [];
+    try {
+      for (let run = 0; run <= runs; run++) {
+        const started = performance.now();
+        const labels = tf.tidy(() => segmentor.model.labelsFromLogits(segmentor.model.inference(image, { mode: 'whole' })));
+        await labels.data();
+        labels.dispose();
+        if (run > 0) times.push(performance.now() - started);
+      }
+    } finally {
+      image.dispose();
+    }
+    return times;
+  };
+  // `?sample=none` skips the sample image (the benchmark's big models).
+  if (params.get('sample') !== 'none') await segment(segmentor, await (await fetch('sample.png')).blob());
+  else state.result = { backend: segmentor.backend.name, milliseconds: 0, shape: [], labels: [] };
   const drop = element('drop');
   drop.addEventListener('dragover', (event) => {
     event.preventDefault();

@@ -9,8 +9,6 @@ import { expect } from 'chai';
 import { inferenceSegmentor, initSegmentor, type InferenceResult, type SegmentorHandle } from '@segkit/core';
 
 const root = path.resolve(__dirname, '..', '..');
-const CHROMIUM = process.env.SEGKIT_CHROMIUM ?? '/usr/bin/chromium';
-const INSTALL_HINT = "install Debian's chromium: `apt-get install -y chromium` (CI runs .ci/apt-chromium.sh), or point SEGKIT_CHROMIUM at a Chromium binary";
 
 interface DemoBuild {
   buildWebDemo(options: { handle: SegmentorHandle; outDir: string }): Promise<{ outDir: string }>;
@@ -30,19 +28,8 @@ interface PageResult {
 }
 
 const { buildWebDemo, DEMO_CONFIG, SAMPLE_IMAGE } = require(path.join(root, 'examples', 'web-demo', 'build.js')) as DemoBuild;
+const { CHROMIUM, CHROMIUM_ARGS, INSTALL_HINT } = require(path.join(root, 'examples', 'web-demo', 'chromium.js')) as { CHROMIUM: string; CHROMIUM_ARGS: string[]; INSTALL_HINT: string };
 const { serveStatic } = require(path.join(root, 'examples', 'web-demo', 'serve.js')) as { serveStatic(dir: string): Promise<StaticServer> };
-
-/** Chromium flags: no network beyond 127.0.0.1, a throw-away profile; WebGL through SwiftShader (no --disable-gpu, which would turn WebGL off). */
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-];
 
 describe('web demo in Chromium (webgl and wasm equal Node)', function () {
   this.timeout(300_000);

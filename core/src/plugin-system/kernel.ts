@@ -167,7 +167,9 @@ export function installedPluginManifests(fromDir: string): PluginManifest[] {
         const name = `@segkit/${entry}`;
         const manifestFile = path.join(scope, entry, 'package.json');
         if (entry === 'core' || manifests.has(name) || !fs.existsSync(manifestFile)) continue;
-        const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { version?: string; main?: string; segkit?: { commands?: unknown; provides?: unknown } };
+        const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8')) as { version?: string; main?: string; segkit?: { commands?: unknown; provides?: unknown; plugin?: unknown } };
+        // `"segkit": { "plugin": false }`: a segkit library that is no kernel plugin (e.g. @segkit/web, for browsers).
+        if (manifest.segkit?.plugin === false) continue;
         if (!fs.existsSync(path.join(scope, entry, manifest.main ?? 'index.js'))) continue;
         manifests.set(name, { name, version: manifest.version ?? '0.0.0', commands: stringList(manifest.segkit?.commands), provides: providesOf(manifest.segkit?.provides) });
       }
