@@ -43,6 +43,36 @@ async function nodeTimes(handle, size) {
   return times;
 }
 
+/** Loads `model` in a page on `backend` and times it at each size; a load or a size over the budget is noted. */
+async function benchInPage(context, url, backend, model, results) {
+  const page = await context.newPage();
+  const modelPath = model.key === 'unet' ? 'model/model.json' : `${model.key}/model.json`;
+  // Loading and building a model (PSPNet: 190 MB of weights) can exceed the budget: noted, not fatal.
+  const loaded = await page
+    .goto(`${url}?backend=${backend}&sample=none&model=${modelPath}`, { timeout: BUDGET_MS })
+    .then(() => page.waitForFunction(() => window.segkitDemo && (window.segkitDemo.result || window.segkitDemo.error), null, { timeout: BUDGET_MS }))
+    .then(() => true, () => false);
+  if (!loaded) {
+    for (const size of SIZES) results[`${model.key}:${size}:${backend}`] = `load > ${BUDGET_MS / 1000} s`;
+    console.log(`chromium ${backend} ${model.key}: not loaded within ${BUDGET_MS / 1000} s`);
+    return;
+  }
+  const error = await page.evaluate(() => window.segkitDemo.error);
+  if (error) throw new Error(`${backend} ${model.key}: ${error}`);
+  for (const size of SIZES) {
+    const key = `${model.key}:${size}:${backend}`;
+    if (size === 512 && BROWSER_512 !== 'all' && !(BROWSER_512 === 'unet' && model.key === 'unet')) {
+      results[key] = 'not run';
+      continue;
+    }
+    const timer = new Promise((resolve) => setTimeout(() => resolve('timeout'), BUDGET_MS));
+    const times = await Promise.race([page.evaluate(([s, runs]) => window.segkitDemo.benchmark(s, s, runs), [size, runsAt(size)]), timer]);
+    results[key] = times === 'timeout' ? `> ${BUDGET_MS / 1000} s` : median(times);
+    console.log(`chromium ${backend} ${model.key} ${size}: ${typeof results[key] === 'number' ? `${results[key].toFixed(1)} ms` : results[key]}`);
+    if (times === 'timeout') break;
+  }
+}
+
 async function main() {
   const site = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-web-bench-'));
   const results = {};
@@ -59,46 +89,23 @@ async function main() {
   }
   const server = await serveStatic(site);
   const { chromium } = require('playwright-core');
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-web-bench-profile-'));
   const { CHROMIUM, CHROMIUM_ARGS } = require('../examples/web-demo/chromium');
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   try {
     for (const backend of ['wasm', 'webgl']) {
       for (const model of MODELS) {
-        const page = await context.newPage();
-        const modelPath = model.key === 'unet' ? 'model/model.json' : `${model.key}/model.json`;
-        await page.goto(`${server.url}?backend=${backend}&sample=none&model=${modelPath}`);
-        // Loading and building a model (PSPNet: 190 MB of weights) can exceed the budget: noted, not fatal.
-        const loaded = await page
-          .waitForFunction(() => window.segkitDemo && (window.segkitDemo.result || window.segkitDemo.error), null, { timeout: BUDGET_MS })
-          .then(() => true, () => false);
-        if (!loaded) {
-          for (const size of SIZES) results[`${model.key}:${size}:${backend}`] = `load > ${BUDGET_MS / 1000} s`;
-          console.log(`chromium ${backend} ${model.key}: not loaded within ${BUDGET_MS / 1000} s`);
-          await page.close();
-          continue;
+        // A fresh browser per case: work a timed-out case left queued must not slow down the next one.
+        const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-web-bench-profile-'));
+        const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+        try {
+          await benchInPage(context, server.url, backend, model, results);
+        } finally {
+          await context.close();
+          fs.rmSync(profile, { recursive: true, force: true });
         }
-        const error = await page.evaluate(() => window.segkitDemo.error);
-        if (error) throw new Error(`${backend} ${model.key}: ${error}`);
-        for (const size of SIZES) {
-          const key = `${model.key}:${size}:${backend}`;
-          if (size === 512 && BROWSER_512 !== 'all' && !(BROWSER_512 === 'unet' && model.key === 'unet')) {
-            results[key] = 'not run';
-            continue;
-          }
-          const timer = new Promise((resolve) => setTimeout(() => resolve('timeout'), BUDGET_MS));
-          const times = await Promise.race([page.evaluate(([s, runs]) => window.segkitDemo.benchmark(s, s, runs), [size, runsAt(size)]), timer]);
-          results[key] = times === 'timeout' ? `> ${BUDGET_MS / 1000} s` : median(times);
-          console.log(`chromium ${backend} ${model.key} ${size}: ${typeof results[key] === 'number' ? `${results[key].toFixed(1)} ms` : results[key]}`);
-          if (times === 'timeout') break;
-        }
-        await page.close();
       }
     }
   } finally {
-    await context.close();
     await server.close();
-    fs.rmSync(profile, { recursive: true, force: true });
   }
   const cell = (value) => (typeof value === 'number' ? value.toFixed(1) : value ?? '—');
   const ratio = (value, base) => (typeof value === 'number' ? `${(value / base).toFixed(1)}×` : '');
