@@ -92,7 +92,10 @@ export type {
   DataSplitConfig,
   Mergeable,
   SegkitConfig,
+  OpenTypeName,
+  KnownOptionsCheck,
 } from './config/types';
+export type { PluginTypedSections } from './config/run-spec';
 
 // ---------------------------------------------------------------- hooks and events
 export { Hook, Priority } from './training/hook';

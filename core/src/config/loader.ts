@@ -1,8 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { createRequire } from 'module';
 import { SegkitError } from '../errors';
 import { loadModule } from '../plugin-system/module-loader';
-import type { SegkitConfig } from './types';
+import type { KnownOptionsCheck, SegkitConfig } from './types';
 import { loadMmsegConfig } from './mmseg';
 import { describeValue } from './validation';
 import { formatSyntaxError, syntaxErrorLocation } from './syntax-error';
@@ -69,7 +70,7 @@ async function readConfigFile(file: string, seen: readonly string[] = []): Promi
   return clone(loaded);
 }
 
-/** Reads a config file and its `_base_` chain (paths relative to the file), parents first. */
+/** Reads a config file and its `_base_` chain (paths relative to the file or package specifiers), parents first. */
 export async function readConfigTree(file: string, seen: readonly string[] = []): Promise<ConfigDict> {
   const absolute = path.resolve(file);
   if (seen.includes(absolute)) throw new SegkitError(`config: _base_ cycle: ${[...seen, absolute].join(' -> ')}`);
@@ -80,8 +81,7 @@ export async function readConfigTree(file: string, seen: readonly string[] = [])
   const plugins: unknown[] = [];
   for (const [index, base] of bases.entries()) {
     if (typeof base !== 'string') throw new SegkitError(`config: ${absolute}: _base_.${index}: expected a file path, got ${describeValue(base)}`);
-    const baseFile = path.resolve(path.dirname(absolute), base);
-    if (!fs.existsSync(baseFile)) throw new SegkitError(`config: ${absolute}: _base_ file not found: ${base} (resolved to ${baseFile})`);
+    const baseFile = resolveBaseFile(base, absolute);
     const parent = await readConfigTree(baseFile, [...seen, absolute]);
     plugins.push(...resolvePluginPaths(parent.plugins, path.dirname(baseFile), absolute));
     merged = mergeConfig(merged, parent);
@@ -91,6 +91,40 @@ export async function readConfigTree(file: string, seen: readonly string[] = [])
   // Unlike other lists, `plugins` accumulate over the _base_ chain: every part names what it needs.
   if (plugins.length) result.plugins = [...new Set(plugins)];
   return result;
+}
+
+/**
+ * Where a `_base_` entry points: a path relative to the config file (as MMSegmentation's configs
+ * write them), or a package specifier such as `@segkit/configs/_base_/models/pspnet_r50-d8`, which
+ * Node's module resolution finds from the config's folder, trying the config extensions in the
+ * loader's order when the specifier has none.
+ */
+export function resolveBaseFile(base: string, configFile: string): string {
+  const dir = path.dirname(configFile);
+  const relative = path.resolve(dir, base);
+  const isPath = base.startsWith('.') || path.isAbsolute(base);
+  if (isPath || fs.existsSync(relative)) {
+    if (!fs.existsSync(relative)) throw new SegkitError(`config: ${configFile}: _base_ file not found: ${base} (resolved to ${relative})`);
+    return relative;
+  }
+  const candidates = CONFIG_EXTENSIONS.includes(path.extname(base)) ? [base] : [...CONFIG_EXTENSIONS.map((extension) => base + extension), base];
+  const requireFromConfig = createRequire(configFile);
+  for (const candidate of candidates) {
+    try {
+      const resolved = requireFromConfig.resolve(candidate);
+      if (CONFIG_EXTENSIONS.includes(path.extname(resolved))) return resolved;
+    } catch {
+      // Not this spelling: try the next extension.
+    }
+  }
+  const packageName = base.startsWith('@') ? base.split('/').slice(0, 2).join('/') : base.split('/')[0];
+  const searched = requireFromConfig.resolve.paths(base) ?? [];
+  const installedAt = searched.map((folder) => path.join(folder, packageName)).find((folder) => fs.existsSync(path.join(folder, 'package.json')));
+  const why = installedAt
+    ? `${packageName} is installed (${installedAt}) but has no such config file`
+    : `the package ${packageName} is not installed in ${dir} or any parent folder's node_modules (npm install ${packageName})`;
+  const tried = candidates.length > 1 ? `'${base}' with ${CONFIG_EXTENSIONS.join(', ')} and as written` : `'${base}'`;
+  throw new SegkitError(`config: ${configFile}: _base_ '${base}' not found: ${why}; tried ${tried}, with Node's module resolution from ${dir}`);
 }
 
 /** A base's relative plugin paths are relative to the base file: make them absolute before merging. */
@@ -153,7 +187,12 @@ export async function loadConfig(file: string, overrides: readonly string[] = []
   return config as LoadedConfig;
 }
 
-/** Identity at run time; gives configs their types (extended by each plugin through declaration merging). */
-export function defineConfig(config: SegkitConfig): SegkitConfig {
+/**
+ * Identity at run time; gives configs their types. Plugins extend them through declaration merging;
+ * a `type` no declaration names keeps the generic shape, a declared one is checked against its
+ * declaration (`KnownOptionsCheck`). While an editor completes the argument, `C` is `SegkitConfig` itself
+ * and the check steps aside, so completion sees the plain config types.
+ */
+export function defineConfig<C extends SegkitConfig>(config: C & ([SegkitConfig] extends [C] ? unknown : KnownOptionsCheck<C, SegkitConfig>)): C {
   return config;
 }

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { SegkitError, nearestName } from '../errors';
 import type { Logger } from '../plugin-system/registries';
-import type { HookConfig, ModelConfig, OptimizerConfig, DataSplitConfig } from './types';
+import type { HookConfig, Mergeable, ModelConfig, OptimizerConfig, DataSplitConfig } from './types';
 import { describeValue, validateOptions } from './validation';
 
 type Dict = Record<string, unknown>;
@@ -106,7 +106,18 @@ export const CONFIG_VARIABLES: readonly string[] = [
   'checkpoint_file',
 ];
 
-export type SegkitConfig = z.input<typeof runSpecSchema>;
+/**
+ * The sections whose types plugins extend (optimizers, hooks), spelled out by name: the schema's
+ * inferred type would be written into core's declaration files as it was when core compiled, without
+ * any plugin's declarations.
+ */
+export interface PluginTypedSections {
+  optimizer?: OptimizerConfig & { paramwise_cfg?: Dict | null };
+  log_config?: Mergeable & { interval?: number; hooks?: HookConfig[] };
+  custom_hooks?: HookConfig[];
+}
+
+export type SegkitConfig = Omit<z.input<typeof runSpecSchema>, keyof PluginTypedSections> & PluginTypedSections;
 type ParsedSpec = z.output<typeof runSpecSchema>;
 
 /** A hook to build: its config (with `type`), its config path, and the log interval it may default to. */

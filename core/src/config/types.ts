@@ -31,12 +31,22 @@ export interface Mergeable {
 }
 
 /**
- * `{ type: K, ...options of K }` for every registered K; while none is registered, any `type` with
- * the options `Common` to the kind (e.g. the decode-head base options) and anything else.
+ * Any `type` name: completes the declared names `K` (`string & {}` keeps them from being absorbed by
+ * `string`) and accepts every other one.
  */
-export type ComponentConfig<M, Common = unknown> = [keyof M] extends [never]
-  ? Mergeable & { type?: string } & Common & { [option: string]: unknown }
-  : { [K in keyof M]: Mergeable & { type?: K } & M[K] }[keyof M];
+export type OpenTypeName<K> = (K & string) | (string & {});
+
+/**
+ * A component config in an open world: `{ type: K, ...options of K }` for every type K a plugin
+ * declares in the program, and for any other `type` (a plugin without declarations, a local file)
+ * the generic shape — the options `Common` to the kind (e.g. the decode-head base options) and
+ * anything else. Declarations of several plugins only add members, so they never conflict.
+ * `defineConfig` then checks a config whose `type` is declared against that declaration alone
+ * (see `KnownOptionsCheck`), so a misspelled option of a known type still fails to compile.
+ */
+export type ComponentConfig<M, Common = unknown> =
+  | { [K in keyof M]: Mergeable & { type?: K } & M[K] }[keyof M]
+  | (Mergeable & { type?: OpenTypeName<keyof M> } & Common & { [option: string]: unknown });
 
 export type BackboneConfig = ComponentConfig<BackboneOptionsMap>;
 export type NeckConfig = ComponentConfig<NeckOptionsMap>;
@@ -69,7 +79,7 @@ export interface DecodeHeadBaseOptions {
 }
 
 export interface ModelConfig extends Mergeable {
-  type?: 'EncoderDecoder' | keyof SegmentorOptionsMap;
+  type?: OpenTypeName<'EncoderDecoder' | keyof SegmentorOptionsMap>;
   pretrained?: string | null;
   backbone?: BackboneConfig;
   neck?: NeckConfig | null;
@@ -88,3 +98,44 @@ export interface DataSplitConfig extends Mergeable {
 
 /** The type of `defineConfig`: the run spec's input type (every top-level key MMSegmentation 0.x configs use). */
 export type { SegkitConfig } from './run-spec';
+
+/*
+ * The check `defineConfig` adds to its parameter type. In an open world every component position
+ * accepts the generic shape, so on its own a config `{ type: 'CrossEntropyLoss', loss_wieght: 1 }`
+ * would pass as "some other type". `KnownOptionsCheck<C, T>` walks the config's inferred type `C`
+ * along the expected type `T` and, wherever a dict's `type` is a name the expected type declares,
+ * turns every key that declaration lacks into `never` and intersects each value with the declared
+ * option type; elsewhere it turns unknown keys of closed dicts (the top level, `model`, `data`, ...)
+ * into `never`. Intersected with `C`, a wrong key or value becomes a compile error at that key.
+ */
+type ElementOf<T> = T extends readonly (infer E)[] ? E : never;
+type DictMembers<T> = T extends readonly unknown[] ? never : T extends object ? T : never;
+/** Every key some member of `T` has (`string` when one has an index signature). */
+type KeysOfAny<T> = T extends unknown ? keyof T : never;
+/** The type of key `K` across the members of `T` that have it, index signatures included. */
+type ValueOfAny<T, K> = T extends unknown ? (K extends keyof T ? T[K] : string extends keyof T ? T[string & keyof T] : never) : never;
+/** The members of `T` that declare the type name `N` literally (not the open member's `string`). */
+type DeclaredMember<T, N> = T extends { type?: infer K } ? (string extends K ? never : N extends K ? T : never) : never;
+
+export type KnownOptionsCheck<C, T> = C extends readonly unknown[]
+  ? { [I in keyof C]: KnownOptionsCheck<C[I], ElementOf<T>> }
+  : C extends object
+    ? // \`C &\` keeps each member of a union (e.g. the element type of a list of losses) paired with its own check.
+      C & CheckDict<C, DictMembers<T>>
+    : unknown;
+
+type CheckDict<C, T> = [T] extends [never]
+  ? unknown
+  : C extends { type: infer N extends string }
+    ? [DeclaredMember<T, N>] extends [never]
+      ? CheckKeys<C, T>
+      : CheckDeclared<C, DeclaredMember<T, N>, N>
+    : CheckKeys<C, T>;
+
+type CheckKeys<C, T> = { [K in keyof C]: K extends KeysOfAny<T> ? KnownOptionsCheck<C[K], ValueOfAny<T, K>> : NotAKey<K> };
+
+type CheckDeclared<C, M, N> = { [K in keyof C]: K extends KeysOfAny<M> ? KnownOptionsCheck<C[K], ValueOfAny<M, K>> & ValueOfAny<M, K> : NotAnOption<K, N> };
+
+/** What a wrong key becomes: a type no value has, whose name says why in the compiler's message. */
+export type NotAnOption<K, N> = { readonly [why in `'${K & string}' is not an option of ${N & string}`]: never };
+export type NotAKey<K> = { readonly [why in `'${K & string}' is not a key here`]: never };

@@ -11,6 +11,7 @@ import { RuntimeKernel } from './runtime-kernel';
 import { loadModule } from './module-loader';
 import { configTypeRequirements } from './config-types';
 import { corePlugin } from './core-plugin';
+import { assertSingleTfjs } from './tfjs-copies';
 
 export type PluginSpec = string | SegkitPlugin;
 
@@ -115,6 +116,8 @@ export async function resolvePlugin(spec: PluginSpec, configDir: string): Promis
     const reason = String((error as Error).message).split('\n')[0];
     throw new SegkitError(`plugins: plugin '${spec}' failed to load: ${reason}`);
   }
+  // A plugin that brought its own TensorFlow.js copy is named here, before its kernels go missing later.
+  assertSingleTfjs();
   const candidate = exported.plugin ?? (exported.default as Record<string, unknown> | undefined)?.plugin ?? exported.default;
   if (!isSegkitPlugin(candidate)) {
     throw new SegkitError(`plugins: '${spec}' does not export a segkit plugin (expected \`export const plugin = definePlugin({...})\` with name, version and module)`);
@@ -144,6 +147,8 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     throw new SegkitError(message, 'backend');
   });
   kernel.backend = choice.name;
+  // Backend providers load their modules lazily (tfjs-node brings its own tfjs dependencies).
+  assertSingleTfjs();
   return kernel;
 }
 
