@@ -208,7 +208,7 @@ function indexComponents(records: readonly ComponentRecord[]): Map<RegistryName,
 
 
 export interface RuntimeKernelOptions {
-  /** Plugin objects (a browser bundle imports them: `import { plugin } from '@segkit/backbone-unet'`). */
+  /** Plugin objects (a browser bundle imports each package's `plugin` export, e.g. backbone-unet's). */
   plugins?: readonly SegkitPlugin[];
   /** A tfjs backend to activate (its package imported by the caller); default: whatever tfjs has active. */
   backend?: string;
