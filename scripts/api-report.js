@@ -11,6 +11,7 @@ const core = path.resolve(__dirname, '..', 'core');
 const ENTRIES = [
   ['@segkit/core', 'dist/src/index.d.ts'],
   ['@segkit/core/plugin', 'dist/src/plugin-api.d.ts'],
+  ['@segkit/core/runtime', 'dist/src/runtime.d.ts'],
   ['@segkit/core/testing', 'dist/src/testing/index.d.ts'],
 ];
 const REPORT = path.join(core, 'api-report.md');

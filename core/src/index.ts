@@ -19,7 +19,7 @@ export type { MmsegConfigOptions, ConvertOptions, ConvertResult, TypeCatalog, Ty
 
 // ---------------------------------------------------------------- high-level API (MMSegmentation's apis/)
 export { loadConfigAndKernel, initSegmentor, inferenceSegmentor, testSegmentor, modelFromCheckpoint } from './apis/segmentor';
-export type { SegmentorHandle, InitOptions, ImageInput, InferenceResult, TestOptions, ConfigSource } from './apis/segmentor';
+export type { SegmentorHandle, InitOptions, ImageInput, InferenceOutputs, InferenceResult, TestOptions, ConfigSource } from './apis/segmentor';
 
 // ---------------------------------------------------------------- training
 export { train, IterBasedRunner } from './training/runner';
@@ -105,3 +105,6 @@ export { EXPORTERS, exportFormats, exportSegmentor, testPipelineNormalization } 
 export type { ExportOptions, ExportReport, Exporter } from './export';
 export { exportOnnx, segmentorOnnxBytes, buildOnnxModel, OnnxGraphBuilder, ONNX_OPSET, encodeOnnxModel, decodeOnnxModel } from './export/onnx';
 export type { ImageNormalization, SegmentorOnnxOptions, OnnxModelSpec, OnnxGraphInput, OnnxInitializerBytes } from './export/onnx';
+
+// ---------------------------------------------------------------- TF.js export (for the browser runtime, @segkit/web)
+export { exportTfjs, readTfjsExport } from './export/tfjs';

@@ -5,13 +5,15 @@ import { loadConfig, type LoadedConfig } from '../config/loader';
 import { createKernel, type Kernel } from '../plugin-system/kernel';
 import type { Logger } from '../plugin-system/registries';
 import type { Dataset, EvaluationResult, InferenceOptions, Metric, NdArray, PipelineResults, Segmentor } from '../components';
-import { readCheckpoint } from '../checkpoint/segkit-checkpoint';
-import { evaluateSegmentor, predictSample } from '../evaluation/evaluate';
+import { readCheckpoint, type CheckpointMeta } from '../checkpoint/segkit-checkpoint';
+import { evaluateSegmentor, inferSample, type SampleOutputs } from '../evaluation/evaluate';
 import { seedEverything } from '../training/seed';
 import { Compose } from '../data/compose';
 import { SeededRandom } from '../data/random';
 import { readImage } from '../io/image';
 import { describeValue } from '../config/validation';
+import { pixelsToBgr, runTestPipelineOnPixels, testPipelineSteps, type PixelImage } from './pixels';
+import { defaultPalette, resolvePalette, type Rgb } from '../tools/palette';
 
 /** A config file path, or a loaded config (with its folder for relative plugin paths). */
 export type ConfigSource = string | LoadedConfig;
@@ -31,6 +33,12 @@ export interface SegmentorHandle {
   readonly kernel: Kernel;
   /** The model's `test_cfg` (whole or slide inference). */
   readonly testCfg: InferenceOptions;
+  /** Class names: the checkpoint's `meta.CLASSES`, else the config's dataset; undefined when neither says. */
+  readonly classes?: readonly string[];
+  /** A colour per class (same sources, else generated colours). */
+  readonly palette?: readonly Rgb[];
+  /** The checkpoint's metadata (empty without a checkpoint). */
+  readonly checkpointMeta?: CheckpointMeta;
   /** Frees the model's weights. */
   dispose(): void;
 }
@@ -72,28 +80,45 @@ async function kernelForConfig(config: LoadedConfig, options: { backend?: string
 
 /** Builds the config's model in eval mode; with a checkpoint, loads its weights strictly (every key must match). */
 export function modelFromCheckpoint(kernel: Kernel, config: LoadedConfig, checkpointFile?: string): Segmentor {
-  seedEverything(0);
-  const model = kernel.build('segmentors', configSection(config, 'model'), { path: 'model' });
-  if (checkpointFile) {
-    const checkpoint = readCheckpoint(checkpointFile);
-    try {
-      model.loadStateDict(checkpoint.weights, { source: checkpointFile });
-    } catch (error) {
-      model.dispose();
-      throw error;
-    } finally {
-      checkpoint.dispose();
-    }
-  }
-  return model.eval();
+  return modelAndMeta(kernel, config, checkpointFile).model;
 }
 
-/** MMSegmentation's `init_segmentor`: the config's model with a checkpoint's weights, ready for `inferenceSegmentor`. */
+function modelAndMeta(kernel: Kernel, config: LoadedConfig, checkpointFile?: string): { model: Segmentor; meta?: CheckpointMeta } {
+  seedEverything(0);
+  const model = kernel.build('segmentors', configSection(config, 'model'), { path: 'model' });
+  if (!checkpointFile) return { model: model.eval() };
+  const checkpoint = readCheckpoint(checkpointFile);
+  try {
+    model.loadStateDict(checkpoint.weights, { source: checkpointFile });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  } finally {
+    checkpoint.dispose();
+  }
+  return { model: model.eval(), meta: checkpoint.meta };
+}
+
+/**
+ * MMSegmentation's `init_segmentor`: the config's model with a checkpoint's weights, ready for
+ * `inferenceSegmentor`. Classes and palette come from the checkpoint (`meta.CLASSES`/`PALETTE`, written by
+ * training), so no dataset folder is needed.
+ */
 export async function initSegmentor(config: ConfigSource, checkpoint?: string, options: InitOptions = {}): Promise<SegmentorHandle> {
   const loaded = typeof config === 'string' ? await loadConfig(config, options.cfgOptions ?? []) : config;
   const kernel = await kernelForConfig(loaded, options);
-  const model = modelFromCheckpoint(kernel, loaded, checkpoint);
-  return { model, config: loaded, kernel, testCfg: (configSection(loaded, 'model').test_cfg ?? {}) as InferenceOptions, dispose: () => model.dispose() };
+  const { model, meta } = modelAndMeta(kernel, loaded, checkpoint);
+  const { classes, palette } = resolvePalette({ checkpointMeta: meta as Record<string, unknown> | undefined, config: loaded, numClasses: model.numClasses });
+  return {
+    model,
+    config: loaded,
+    kernel,
+    testCfg: (configSection(loaded, 'model').test_cfg ?? {}) as InferenceOptions,
+    classes,
+    palette,
+    checkpointMeta: meta ?? { iter: 0 },
+    dispose: () => model.dispose(),
+  };
 }
 
 /** The test split's dataset config (MMSegmentation uses `data.test`, segkit falls back to `data.val`), with its config path. */
@@ -108,34 +133,22 @@ export function testDatasetConfig(config: LoadedConfig): { cfg: Record<string, u
  * An image for `inferenceSegmentor`: a file path, the bytes of an encoded image file (PNG, JPEG, ...; a Buffer
  * is a Uint8Array), RGB(A) pixels (`ImageData`-like), or a tensor [H,W,3] RGB.
  */
-export type ImageInput = string | Uint8Array | { data: Uint8Array | Uint8ClampedArray; width: number; height: number } | tf.Tensor3D;
+export type ImageInput = string | Uint8Array | PixelImage | tf.Tensor3D;
+
+/** What `inferenceSegmentor` returns besides the label map (both off by default: they are H·W·C floats). */
+export type InferenceOutputs = SampleOutputs;
 
 export interface InferenceResult {
   /** Label map at the image's size, [H,W] int32. */
   labels: NdArray<Int32Array>;
-}
-
-/** Encoded bytes, RGB(A) pixels or an RGB tensor as the BGR uint8 image `LoadImageFromFile` would have produced. */
-async function toBgr(image: Exclude<ImageInput, string>): Promise<NdArray<Uint8Array>> {
-  if (image instanceof Uint8Array) return readImage(image, { order: 'bgr', name: `the ${image.byteLength} bytes of image data given to inferenceSegmentor` });
-  let rgb: Uint8Array | Uint8ClampedArray | Int32Array | Float32Array;
-  let height: number;
-  let width: number;
-  let channels: number;
-  if (image instanceof tf.Tensor) {
-    [height, width, channels] = image.shape;
-    rgb = (await image.data()) as Float32Array | Int32Array;
-  } else {
-    ({ height, width } = image);
-    rgb = image.data;
-    channels = image.data.length / (width * height);
-  }
-  if (channels !== 3 && channels !== 4) throw new SegkitError(`inferenceSegmentor: expected an RGB or RGBA image, got ${channels} channels for ${height}x${width}`);
-  const bgr = new Uint8Array(height * width * 3);
-  for (let p = 0; p < height * width; p++) {
-    for (let c = 0; c < 3; c++) bgr[p * 3 + c] = Math.max(0, Math.min(255, Math.round(rgb[p * channels + 2 - c]!)));
-  }
-  return { data: bgr, shape: [height, width, 3] };
+  /** Logits [H,W,C] at the image's size, when asked for (`{ logits: true }`). */
+  logits?: NdArray<Float32Array>;
+  /** Softmax probabilities [H,W,C] (sigmoid for one channel), when asked for (`{ probabilities: true }`). */
+  probabilities?: NdArray<Float32Array>;
+  /** A colour per class ([r, g, b]), for overlays. */
+  palette: readonly Rgb[];
+  /** Class names, when the checkpoint or config has them. */
+  classes?: readonly string[];
 }
 
 /**
@@ -143,31 +156,29 @@ async function toBgr(image: Exclude<ImageInput, string>): Promise<NdArray<Uint8A
  * pipeline; pixels in memory replace its LoadImageFromFile step (MMSegmentation's `LoadImage`).
  */
 async function testPipelineResults(handle: SegmentorHandle, image: ImageInput): Promise<PipelineResults> {
-  const { cfg, path: configPath } = testDatasetConfig(handle.config);
-  const steps = cfg.pipeline;
-  if (!Array.isArray(steps)) throw new SegkitError(`${configPath}.pipeline: inference runs the test pipeline; the config has none`, `${configPath}.pipeline`);
-  const build = (stepCfg: unknown, index: number) => handle.kernel.build('transforms', stepCfg, { path: `${configPath}.pipeline.${index}` });
-  const random = SeededRandom.fromSeed(0);
+  const pipeline = testPipelineSteps(handle.config);
   if (typeof image === 'string') {
-    const pipeline = new Compose(steps.map(build));
-    return pipeline.apply({ img_info: { filename: path.resolve(image) }, img_prefix: null, seg_fields: [] }, random);
+    const steps = pipeline.steps.map((stepCfg, index) => handle.kernel.build('transforms', stepCfg, { path: `${pipeline.path}.${index}` }));
+    return new Compose(steps).apply({ img_info: { filename: path.resolve(image) }, img_prefix: null, seg_fields: [] }, SeededRandom.fromSeed(0));
   }
-  const first = steps[0] as { type?: unknown } | undefined;
-  if (first?.type !== 'LoadImageFromFile') throw new SegkitError(`${configPath}.pipeline.0: in-memory images replace a LoadImageFromFile step; the pipeline starts with ${describeValue(first?.type)}`);
-  const img = await toBgr(image);
-  const shape = [...img.shape];
-  const pipeline = new Compose(steps.slice(1).map((stepCfg, i) => build(stepCfg, i + 1)));
-  return pipeline.apply(
-    { img, img_shape: shape, ori_shape: [...shape], pad_shape: [...shape], scale_factor: 1.0, img_norm_cfg: { mean: [0, 0, 0], std: [1, 1, 1], to_rgb: false }, seg_fields: [] },
-    random,
-  );
+  const first = pipeline.steps[0] as { type?: unknown } | undefined;
+  if (first?.type !== 'LoadImageFromFile') throw new SegkitError(`${pipeline.path}.0: in-memory images replace a LoadImageFromFile step; the pipeline starts with ${describeValue(first?.type)}`);
+  const bgr =
+    image instanceof Uint8Array
+      ? await readImage(image, { order: 'bgr', name: `the ${image.byteLength} bytes of image data given to inferenceSegmentor` })
+      : await pixelsToBgr(image, 'inferenceSegmentor');
+  return runTestPipelineOnPixels(handle.kernel, pipeline, bgr);
 }
 
-/** MMSegmentation's `inference_segmentor`: the label map of one image at its original size. */
-export async function inferenceSegmentor(handle: SegmentorHandle, image: ImageInput): Promise<InferenceResult> {
+/**
+ * MMSegmentation's `inference_segmentor`: the label map of one image at its original size, with the
+ * palette and class names, and on request the logits and/or probabilities at that size.
+ */
+export async function inferenceSegmentor(handle: SegmentorHandle, image: ImageInput, outputs: InferenceOutputs = {}): Promise<InferenceResult> {
   if (typeof image === 'string' && !require('fs').existsSync(image)) throw new SegkitError(`infer: image not found: ${image}`);
   const sample = await testPipelineResults(handle, image);
-  return { labels: await predictSample(handle.model, sample, handle.testCfg) };
+  const prediction = await inferSample(handle.model, sample, handle.testCfg, outputs);
+  return { ...prediction, palette: handle.palette ?? defaultPalette(handle.model.numClasses), ...(handle.classes ? { classes: handle.classes } : {}) };
 }
 
 export interface TestOptions {

@@ -21,6 +21,9 @@ export interface CheckpointMeta {
   best?: { metric: string; value: number; iter: number };
   segkitVersion?: string;
   timestamp?: string;
+  /** The training dataset's class names and colours (MMSegmentation's meta keys), for inference without the dataset. */
+  CLASSES?: string[];
+  PALETTE?: number[][];
   /** State that hooks keep across a resume (`Hook.beforeSaveCheckpoint`), by hook name. */
   hooks?: Record<string, unknown>;
 }

@@ -49,31 +49,67 @@ function shapeOf(value: unknown): number[] | undefined {
   return Array.isArray(value[0]) ? (value[0] as number[]) : (value as number[]);
 }
 
+/** Which per-pixel scores `inferSample` returns besides the label map. */
+export interface SampleOutputs {
+  /** The logits [H,W,C] at the original size (before the argmax). */
+  logits?: boolean;
+  /** Softmax over classes [H,W,C] (sigmoid for a single-channel head). */
+  probabilities?: boolean;
+  /** Run the network at this fixed [H, W] (the pipeline's image resized bilinearly, logits resized back); default its own size. */
+  inputSize?: readonly [number, number];
+}
+
+export interface SamplePrediction {
+  /** Label map [H,W] int32 at the original size. */
+  labels: NdArray<Int32Array>;
+  logits?: NdArray<Float32Array>;
+  probabilities?: NdArray<Float32Array>;
+}
+
 /**
  * Predicts one test-pipeline sample at its original size, as MMSegmentation's `simple_test`:
- * inference at the pipeline's size, crop away padding (`img_shape`), resize to `ori_shape`, argmax.
+ * inference at the pipeline's size, crop away padding (`img_shape`), resize to `ori_shape`, argmax;
+ * with `outputs`, also the logits and/or probabilities at that size. Read back asynchronously.
  */
-export async function predictSample(model: Segmentor, sample: PipelineResults, testCfg: InferenceOptions): Promise<NdArray<Int32Array>> {
+export async function inferSample(model: Segmentor, sample: PipelineResults, testCfg: InferenceOptions, outputs: SampleOutputs = {}): Promise<SamplePrediction> {
   const image = firstAugmentation(sample.img as NdArray | NdArray[]);
   if (!image || image.shape.length !== 3) throw new SegkitError('data.test.pipeline: expected an image [H,W,3] after the test pipeline (is Collect/ImageToTensor missing?)');
   const imgShape = shapeOf(sample.img_shape) ?? image.shape;
   const oriShape = shapeOf(sample.ori_shape) ?? imgShape;
-  const labels = tf.tidy(() => {
+  const tensors = tf.tidy(() => {
     const input = tf.tensor4d(image.data as Float32Array, [1, image.shape[0]!, image.shape[1]!, image.shape[2]!], 'float32');
-    let logits: tf.Tensor4D = model.inference(input, testCfg);
+    let logits: tf.Tensor4D;
+    if (outputs.inputSize) {
+      const fixed = resize(input, outputs.inputSize, { alignCorners: model.alignCorners });
+      logits = resize(model.inference(fixed, testCfg), [input.shape[1], input.shape[2]], { alignCorners: model.alignCorners });
+    } else logits = model.inference(input, testCfg);
     if (imgShape[0]! < logits.shape[1]! || imgShape[1]! < logits.shape[2]!) {
       logits = tf.slice(logits, [0, 0, 0, 0], [1, imgShape[0]!, imgShape[1]!, logits.shape[3]!]);
     }
     if (oriShape[0] !== logits.shape[1] || oriShape[1] !== logits.shape[2]) {
       logits = resize(logits, [oriShape[0]!, oriShape[1]!], { alignCorners: model.alignCorners }) as tf.Tensor4D;
     }
-    return model.labelsFromLogits(logits);
+    const result: { labels: tf.Tensor; logits?: tf.Tensor; probabilities?: tf.Tensor } = { labels: model.labelsFromLogits(logits) };
+    if (outputs.logits) result.logits = logits;
+    if (outputs.probabilities) result.probabilities = logits.shape[3] === 1 ? tf.sigmoid(logits) : tf.softmax(logits, -1);
+    return result;
   });
   try {
-    return { data: Int32Array.from((await labels.data()) as Int32Array), shape: [oriShape[0]!, oriShape[1]!] };
+    const [height, width] = [oriShape[0]!, oriShape[1]!];
+    const prediction: SamplePrediction = { labels: { data: Int32Array.from((await tensors.labels.data()) as Int32Array), shape: [height, width] } };
+    for (const key of ['logits', 'probabilities'] as const) {
+      const tensor = tensors[key];
+      if (tensor) prediction[key] = { data: Float32Array.from((await tensor.data()) as Float32Array), shape: [height, width, tensor.shape[3]!] };
+    }
+    return prediction;
   } finally {
-    labels.dispose();
+    tf.dispose([tensors.labels, tensors.logits, tensors.probabilities].filter((t): t is tf.Tensor => t !== undefined));
   }
+}
+
+/** The label map of one test-pipeline sample at its original size (`inferSample` without scores). */
+export async function predictSample(model: Segmentor, sample: PipelineResults, testCfg: InferenceOptions): Promise<NdArray<Int32Array>> {
+  return (await inferSample(model, sample, testCfg)).labels;
 }
 
 /** Runs the model over a dataset (batch 1, eval mode) and computes MMSegmentation's metrics. */

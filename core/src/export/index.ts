@@ -1,6 +1,7 @@
 import { SegkitError } from '../errors';
 import type { SegmentorHandle } from '../apis/segmentor';
 import { exportOnnx } from './onnx';
+import { exportTfjs } from './tfjs';
 
 export { testPipelineNormalization } from './normalization';
 
@@ -21,6 +22,7 @@ export type Exporter = (handle: SegmentorHandle, outPath: string, options: Expor
 /** Every export format by name: the one place `segkit export --format` and `exportSegmentor` dispatch through. */
 export const EXPORTERS: Readonly<Record<string, Exporter>> = {
   onnx: exportOnnx,
+  tfjs: exportTfjs,
 };
 
 export function exportFormats(): string[] {

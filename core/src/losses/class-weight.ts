@@ -1,7 +1,6 @@
-import * as fs from 'fs';
-import * as path from 'path';
 import { z } from 'zod';
 import { SegkitError } from '../errors';
+import { nodeBuiltin } from '../host';
 
 /** `class_weight`: a list of numbers, or a path to a `.json` (list of numbers) or `.npy` (float32/float64, 1-D) file. */
 export const classWeightSchema = z.union([z.array(z.number()), z.string()], { error: 'expected a list of numbers or a path to a .json or .npy file' }).nullable().default(null);
@@ -24,6 +23,8 @@ export function loadClassWeight(value: readonly number[] | string | null | undef
   let weights: number[];
   let source = '';
   if (typeof value === 'string') {
+    const fs = nodeBuiltin('fs', `${options.path}: reading class_weight from a file`);
+    const path = nodeBuiltin('path', `${options.path}: reading class_weight from a file`);
     const file = path.resolve(options.configDir, value);
     source = ` (from '${value}')`;
     if (!fs.existsSync(file)) throw new SegkitError(`${options.path}: class weight file '${value}' not found (resolved to ${file})`, options.path);
@@ -47,7 +48,7 @@ export function loadClassWeight(value: readonly number[] | string | null | undef
 function readJsonWeights(file: string, shown: string, configPath: string): number[] {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    parsed = JSON.parse(nodeBuiltin('fs', `${configPath}: reading class_weight from a file`).readFileSync(file, 'utf8'));
   } catch (error) {
     throw new SegkitError(`${configPath}: class weight file '${shown}' is not valid JSON: ${(error as Error).message}`, configPath);
   }
@@ -77,7 +78,7 @@ export function parseNpy(bytes: Uint8Array, where: string): number[] {
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const dataStart = headerStart + headerLength;
   if (bytes.length < dataStart) fail('truncated header');
-  const header = Buffer.from(bytes.subarray(headerStart, dataStart)).toString(major === 3 ? 'utf8' : 'latin1');
+  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataStart));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || shapeText === undefined) fail('unreadable header');

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { isNode, nodeBuiltin } from '../host';
 
 let registered = false;
 
@@ -13,7 +14,13 @@ export function ensureGradientsRegistered(): void {
   if (registered) return;
   registered = true;
   if (tf.getGradient('Conv2D') && tf.getGradient('Sum')) return;
-  const { createJiti } = require('jiti') as typeof import('jiti');
+  // Outside Node (a browser bundle of the runtime) models are built for inference, which needs no gradients;
+  // a bundle that trains imports '@tensorflow/tfjs-core/dist/register_all_gradients' itself.
+  if (!isNode()) return;
+  // Resolved at run time (not a static require), so browser bundles of the runtime do not pull in jiti;
+  // they load tfjs-core's ES build, which registers the gradients itself.
+  const requireHere = nodeBuiltin('module', 'registering tfjs gradients for training').createRequire(__filename);
+  const { createJiti } = requireHere('jiti') as typeof import('jiti');
   const jiti = createJiti(__filename, { moduleCache: true });
-  jiti(require.resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js'));
+  jiti(requireHere.resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js'));
 }

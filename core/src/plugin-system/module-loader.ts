@@ -18,6 +18,7 @@ export async function loadModule(file: string): Promise<unknown> {
         // Entry points longest first: jiti matches aliases as prefixes.
         alias: {
           '@segkit/core/plugin': path.resolve(__dirname, '..', 'plugin-api.js'),
+          '@segkit/core/runtime': path.resolve(__dirname, '..', 'runtime.js'),
           '@segkit/core/testing': path.resolve(__dirname, '..', 'testing', 'index.js'),
           '@segkit/core': path.resolve(__dirname, '..', 'index.js'),
         },

@@ -179,7 +179,8 @@ export class IterBasedRunner implements RunnerView {
     };
     await this.callHooks('beforeSaveCheckpoint', meta);
     if (format === 'pth') await saveSegkitTorchCheckpoint(file, this.model, this.optimizer, meta, datasetMeta(this.trainLoader?.dataset));
-    else await saveCheckpoint(file, this.model, this.optimizer, meta);
+    // Classes and palette travel with the weights, so inference needs no dataset folder (as the .pth's meta).
+    else await saveCheckpoint(file, this.model, this.optimizer, { ...meta, ...datasetMeta(this.trainLoader?.dataset) });
     this.lastCheckpoint = file;
     this.bus.emit({ type: 'checkpoint:saved', iter: this.iter, path: file, ...(extra.best ? { best: extra.best.metric } : {}) });
   }

@@ -1,4 +1,4 @@
-import { definePlugin, z, type BuildContext, type ComponentOf } from '@segkit/core';
+import { definePlugin, z, type BuildContext, type ComponentOf } from '@segkit/core/runtime';
 import { ResNet, type ResNetOptions } from './resnet';
 
 export { ResNet, BasicBlock, Bottleneck, ARCH_SETTINGS, type ResNetOptions } from './resnet';

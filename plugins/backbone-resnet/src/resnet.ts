@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { nn, SegkitError, type FeatureExtractor, type OnnxExportContext, type OnnxValue } from '@segkit/core';
+import { nn, SegkitError, type FeatureExtractor, type OnnxExportContext, type OnnxValue } from '@segkit/core/runtime';
 
 type NormConfig = nn.NormConfig;
 

@@ -1,4 +1,4 @@
-import { definePlugin, SegkitError, z, type ComponentOf } from '@segkit/core';
+import { definePlugin, SegkitError, z, type ComponentOf } from '@segkit/core/runtime';
 import { UNet } from './unet';
 
 export { UNet, BasicConvBlock, UpConvBlock, InterpConv, INTERP_CONV_DEFAULTS, type UNetOptions, type InterpConvOptions } from './unet';

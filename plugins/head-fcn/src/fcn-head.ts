@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BaseDecodeHead, nn, SegkitError, type BuildContext, type OnnxExportContext, type OnnxValue, type ParsedDecodeHeadOptions } from '@segkit/core';
+import { BaseDecodeHead, nn, SegkitError, type BuildContext, type OnnxExportContext, type OnnxValue, type ParsedDecodeHeadOptions } from '@segkit/core/runtime';
 
 export type FCNHeadOptions = ParsedDecodeHeadOptions & { num_convs: number; kernel_size: number; concat_input: boolean; dilation: number };
 

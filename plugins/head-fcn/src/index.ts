@@ -1,4 +1,4 @@
-import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentOf, type DecodeHeadBaseOptions } from '@segkit/core';
+import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentOf, type DecodeHeadBaseOptions } from '@segkit/core/runtime';
 import { FCNHead } from './fcn-head';
 
 export { FCNHead, type FCNHeadOptions } from './fcn-head';

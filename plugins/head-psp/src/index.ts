@@ -1,4 +1,4 @@
-import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentOf, type DecodeHeadBaseOptions } from '@segkit/core';
+import { decodeHeadBaseSchema, definePlugin, SegkitError, z, type ComponentOf, type DecodeHeadBaseOptions } from '@segkit/core/runtime';
 import { PSPHead } from './psp-head';
 
 export { PSPHead, PPM, type PSPHeadOptions } from './psp-head';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { BaseDecodeHead, nn, type BuildContext, type OnnxExportContext, type OnnxValue, type ParsedDecodeHeadOptions } from '@segkit/core';
+import { BaseDecodeHead, nn, type BuildContext, type OnnxExportContext, type OnnxValue, type ParsedDecodeHeadOptions } from '@segkit/core/runtime';
 
 /**
  * Pyramid pooling module (a ModuleList, as in MMSegmentation): per scale, adaptive average pooling to

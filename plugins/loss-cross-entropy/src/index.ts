@@ -20,7 +20,7 @@ import {
   type ComponentOf,
   type LossCallOptions,
   type Reduction,
-} from '@segkit/core';
+} from '@segkit/core/runtime';
 
 const { version } = require('../../package.json') as { version: string };
 

@@ -14,7 +14,7 @@ import {
   z,
   type ComponentOf,
   type LossCallOptions,
-} from '@segkit/core';
+} from '@segkit/core/runtime';
 
 const { version } = require('../../package.json') as { version: string };
 

@@ -15,7 +15,7 @@ import {
   z,
   type ComponentOf,
   type LossCallOptions,
-} from '@segkit/core';
+} from '@segkit/core/runtime';
 
 export const focalSchema = z.object({
   use_sigmoid: z.literal(true, { error: 'only the sigmoid focal loss exists; expected true' }).default(true),

@@ -1,4 +1,4 @@
-import { definePlugin, type z } from '@segkit/core';
+import { definePlugin, type z } from '@segkit/core/runtime';
 import { focalDefinition, type focalSchema } from './focal';
 import { lovaszDefinition, type lovaszSchema } from './lovasz';
 import { tverskyDefinition, type tverskySchema } from './tversky';

@@ -12,7 +12,7 @@ import {
   z,
   type ComponentOf,
   type LossCallOptions,
-} from '@segkit/core';
+} from '@segkit/core/runtime';
 
 export const lovaszSchema = z.object({
   loss_type: z.enum(['binary', 'multi_class']).default('multi_class'),

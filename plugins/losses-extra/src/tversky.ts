@@ -12,7 +12,7 @@ import {
   softmaxRegionInputs,
   z,
   type ComponentOf,
-} from '@segkit/core';
+} from '@segkit/core/runtime';
 
 export const tverskySchema = z.object({
   smooth: z.number().default(1),

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SegkitError, definePlugin, z, type ComponentOf, type PixelSampler, type SamplerContext } from '@segkit/core';
+import { SegkitError, definePlugin, z, type ComponentOf, type PixelSampler, type SamplerContext } from '@segkit/core/runtime';
 
 const { version } = require('../../package.json') as { version: string };
 

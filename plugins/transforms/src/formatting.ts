@@ -1,4 +1,4 @@
-import { SegkitError, buildPipeline, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
+import { SegkitError, buildPipeline, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core/runtime';
 import { scalePair } from './geometric';
 
 function asFloat32(array: NdArray): NdArray<Float32Array> {

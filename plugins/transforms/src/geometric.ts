@@ -1,4 +1,4 @@
-import { SegkitError, randint, uniform, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
+import { SegkitError, randint, uniform, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core/runtime';
 import { cropArray, flipArray, padArray, requireImage, resizeBilinear, resizeNearest, segFields, type PixelArray } from './ndarray';
 
 const positiveInt = z.number().int().positive({ error: 'expected a positive integer' });

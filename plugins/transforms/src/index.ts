@@ -1,8 +1,6 @@
 import { definePlugin, type TransformConfig } from '@segkit/core';
 import { LoadAnnotations, LoadImageFromFile } from './loading';
-import { Pad, RandomCrop, RandomFlip, Resize } from './geometric';
-import { Normalize, PhotoMetricDistortion } from './photometric';
-import { Collect, DefaultFormatBundle, ImageToTensor, MultiScaleFlipAug } from './formatting';
+import { pixelTransforms } from './runtime';
 
 const { version } = require('../../package.json') as { version: string };
 
@@ -41,19 +39,6 @@ export const plugin = definePlugin({
   name: '@segkit/transforms',
   version,
   components: {
-    transforms: [
-      LoadImageFromFile,
-      LoadAnnotations,
-      Resize,
-      RandomCrop,
-      RandomFlip,
-      PhotoMetricDistortion,
-      Normalize,
-      Pad,
-      DefaultFormatBundle,
-      ImageToTensor,
-      Collect,
-      MultiScaleFlipAug,
-    ],
+    transforms: [LoadImageFromFile, LoadAnnotations, ...pixelTransforms],
   },
 });

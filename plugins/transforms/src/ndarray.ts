@@ -1,4 +1,4 @@
-import { SegkitError, type NdArray } from '@segkit/core';
+import { SegkitError, type NdArray } from '@segkit/core/runtime';
 
 export type PixelArray = Uint8Array | Float32Array | Int32Array | Uint16Array;
 

@@ -1,4 +1,4 @@
-import { SegkitError, randint, uniform, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core';
+import { SegkitError, randint, uniform, z, type ComponentOf, type NdArray, type PipelineResults, type RandomSource, type Transform } from '@segkit/core/runtime';
 import { bgrToHsv, hsvToBgr } from './hsv';
 import { requireImage } from './ndarray';
 
