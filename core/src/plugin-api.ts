@@ -111,7 +111,7 @@ export type { DecodeLossOptions } from './models/decode-losses';
 // ---------------------------------------------------------------- losses
 export { BaseLoss, lossWhere, loadLossClassWeight, checkPerClassList } from './losses/base-loss';
 export type { BaseLossOptions } from './losses/base-loss';
-export { FLOAT32_EPS, reduceLoss, weightReduceLoss } from './losses/reduce';
+export { ADD_N_MAX_INPUTS, FLOAT32_EPS, reduceLoss, sumTensors, weightReduceLoss } from './losses/reduce';
 export { classWeightSchema, loadClassWeight, parseNpy } from './losses/class-weight';
 export type { ClassWeightOptions } from './losses/class-weight';
 export { validMask, labelsWithIgnoredAsZero, checkLabelRange, checkLogitsMatchLabels, oneHotTargets } from './losses/labels';
@@ -133,3 +133,4 @@ export type { ImageSource, ReadImageOptions } from './io/image';
 export { prettyTable } from './evaluation/metrics';
 export { formatTextTable } from './tools/text-table';
 export { isDict } from './config/loader';
+export type { BackendLoadRequest } from './plugin-system/backend';

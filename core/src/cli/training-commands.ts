@@ -85,7 +85,9 @@ export function installTrainingCommands(program: Command): void {
     .action(async (file: string, options: CommonOptions & { workDir?: string; resumeFrom?: string; loadFrom?: string; seed?: number; validate: boolean; strict?: boolean }) => {
       if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new SegkitError('--seed: expected an integer');
       const { config, kernel } = await loadConfigAndKernel(file, options);
-      const result = await train({ kernel, config, workDir: options.workDir, resumeFrom: options.resumeFrom, loadFrom: options.loadFrom, seed: options.seed, noValidate: !options.validate, strict: options.strict });
+      const result = await train({ kernel, config, workDir: options.workDir, resumeFrom: options.resumeFrom, loadFrom: options.loadFrom, seed: options.seed, noValidate: !options.validate, strict: options.strict }).finally(() =>
+        kernel.releaseBackend(),
+      );
       console.log(`finished ${result.iter} iterations; work_dir: ${result.workDir}`);
     });
 
