@@ -139,6 +139,7 @@ export class WebGpuBackendProvider implements BackendProvider {
   }
 
   private registered = false;
+  private adapterConsumed = false;
 
   /** Installs `navigator.gpu` (needed before tfjs's WebGPU backend is imported) and loads both peers; a reason or null. */
   private setUp(): string | null {
@@ -167,6 +168,8 @@ export class WebGpuBackendProvider implements BackendProvider {
     }
     this.backendClass = tfWebGpu.WebGPUBackend;
     this.gpu = gpu;
+    // At once: tfjs's own factory has priority 3, above cpu, and would be picked by tfjs's implicit choice.
+    this.registerFactory();
     return null;
   }
 
@@ -176,6 +179,7 @@ export class WebGpuBackendProvider implements BackendProvider {
     const Backend = this.backendClass!;
     const provider = this;
     tf.registerBackend(BACKEND_NAME, async () => {
+      if (!provider.adapter) throw new SegkitError("webgpu: select the backend through segkit (backend: 'webgpu'), which picks the adapter first", 'backend');
       const device = await provider.createDevice();
       // tfjs's WebGPU backend gives no hook between a kernel and its readback: check at every read.
       class CheckedWebGpuBackend extends (Backend as unknown as new (...args: unknown[]) => tf.KernelBackend) {
@@ -187,7 +191,10 @@ export class WebGpuBackendProvider implements BackendProvider {
           return values;
         }
 
-        override readSync(): tf.backend_util.BackendValues {
+        override readSync(dataId: object): tf.backend_util.BackendValues {
+          // Values still on the host (small tensors tfjs keeps there, CPU-forwarded kernels) read as usual.
+          const data = (this as unknown as { tensorMap: { get(id: object): { values: unknown } | undefined } }).tensorMap.get(dataId);
+          if (data?.values != null) return super.readSync(dataId);
           throw new SegkitError("webgpu: tensors cannot be read synchronously (dataSync/arraySync) on a GPU backend; use 'await tensor.data()'", 'backend');
         }
       }
@@ -197,6 +204,9 @@ export class WebGpuBackendProvider implements BackendProvider {
   }
 
   private async createDevice(): Promise<GpuDevice> {
+    // An adapter gives one device ("consumed" after): a device after `release` needs a fresh adapter.
+    if (this.adapterConsumed) this.adapter = (await this.gpu!.requestAdapter({ powerPreference: 'high-performance' })) ?? this.adapter;
+    this.adapterConsumed = true;
     const adapter = this.adapter!;
     const limits = adapter.limits;
     const wanted = [
@@ -214,7 +224,7 @@ export class WebGpuBackendProvider implements BackendProvider {
     this.deviceError = null;
     device.onuncapturederror = (event) => {
       // The first error is the cause; later ones follow from it.
-      this.deviceError ??= `webgpu: the GPU rejected an operation, so its results are invalid (${event.error.constructor.name}: ${firstLine(event.error.message)}); training stopped`;
+      this.deviceError ??= `webgpu: the GPU rejected an operation, so its results are invalid (${event.error.constructor.name}: ${firstLine(event.error.message)}); the run cannot go on`;
     };
     void device.lost.then((info) => {
       if (this.device === device && info.reason !== 'destroyed') this.deviceError ??= `webgpu: the GPU device was lost (${info.reason}: ${firstLine(info.message)})`;

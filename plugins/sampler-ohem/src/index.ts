@@ -44,7 +44,18 @@ export class OHEMPixelSampler implements PixelSampler {
         `${this.where}: probability mode (thresh) needs softmax logits with one channel per class, but the head has a single output channel (out_channels: 1); remove thresh to rank pixels by loss instead`,
       );
     }
-    // All on the device (no readback): every backend, GPU ones included, runs the same selection.
+    // All on the device (no readback): every backend, GPU ones included, runs the same selection. Inside
+    // customGrad the selection ops stay off the gradient tape (comparisons and top-k have no gradient); the
+    // map carries none.
+    const select = tf.customGrad((logitsInput, labelsInput) => ({
+      value: this.select(logitsInput as tf.Tensor4D, labelsInput as tf.Tensor3D, context, budget),
+      gradFunc: () => [tf.zerosLike(logitsInput as tf.Tensor), tf.zerosLike(labelsInput as tf.Tensor)],
+    }));
+    return select(logits, labels);
+  }
+
+  private select(logits: tf.Tensor4D, labels: tf.Tensor3D, context: SamplerContext, budget: number): tf.Tensor {
+    const [batch, height, width] = labels.shape;
     return tf.tidy(() => {
       const total = batch * height * width;
       const valid = tf.reshape(tf.notEqual(labels, context.ignoreIndex), [total]);
