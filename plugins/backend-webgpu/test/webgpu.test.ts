@@ -11,6 +11,13 @@ const INSTALL =
   'no WebGPU device: install a Vulkan driver and libvulkan1 (CI: `bash .ci/apt-webgpu.sh` installs Mesa 25 lavapipe from bookworm-backports; a GPU machine: the vendor driver)';
 
 /** Seeded uniform values in [low, high) (a 32-bit LCG: the same numbers on every machine). */
+/** max(floor, max |v|) without spreading a large array into arguments. */
+function largestMagnitude(values: Float32Array, floor: number): number {
+  let largest = floor;
+  for (const v of values) largest = Math.max(largest, Math.abs(v));
+  return largest;
+}
+
 function random(count: number, seed: number, low = -1, high = 1): Float32Array {
   let state = seed >>> 0 || 1;
   const out = new Float32Array(count);
@@ -46,7 +53,7 @@ async function valuesOn(backend: string, compute: () => tf.Tensor[]): Promise<Fl
 function expectClose(actual: Float32Array[], expected: Float32Array[], what: string): void {
   expect(actual.length, what).to.equal(expected.length);
   expected.forEach((reference, t) => {
-    const scale = Math.max(1, ...Array.from(reference, Math.abs));
+    const scale = largestMagnitude(reference, 1);
     let worst = 0;
     for (let i = 0; i < reference.length; i++) worst = Math.max(worst, Math.abs(actual[t]![i]! - reference[i]!));
     expect(actual[t]!.length, `${what} output ${t} size`).to.equal(reference.length);
