@@ -206,7 +206,7 @@ async function main() {
       const budgeted = backend === 'cpu' || backend === 'webgpu';
       const timeoutMs = budgeted ? 3 * cpuBudgetMs + 60000 : 30 * 60 * 1000;
       const result = measureTs(key, backend, { timeoutMs, extraArgs: budgeted ? [`--cpu-budget=${cpuBudgetMs / 1000}`] : [] });
-      if (result.adapter && !notes.some((n) => n.startsWith('webgpu adapter'))) notes.unshift(`webgpu adapter: ${result.adapter}${/CPU emulation/.test(result.adapter) ? ' — a CPU emulation of a GPU (lavapipe): the figure shows that training runs on WebGPU, not how fast a GPU is' : ''}`);
+      if (result.adapter && !notes.some((n) => n.startsWith('webgpu adapter'))) notes.unshift(`webgpu ${result.adapter}${/CPU emulation/.test(result.adapter) ? ' — a CPU emulation of a GPU (lavapipe): the figure shows that training runs on WebGPU, not how fast a GPU is' : ''}`);
       times[backend] = result.error ? null : result.medianMs;
       if (result.error) notes.push(`${setting.name} on ${backend}: skipped, ${result.error}`);
       else if (result.samples.length < (backend === 'cpu' ? 3 : setting.runs)) notes.push(`${setting.name} on ${backend}: ${result.samples.length} timed run(s) within the budget`);
