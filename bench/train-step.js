@@ -7,7 +7,8 @@
 // on `native` and `cpu` (cpu is skipped past a time budget), and in PyTorch (bench/torch_models.py, 2 threads)
 // when /usr/bin/python3 has torch. Every measurement runs in its own child process (a clean heap and
 // backend; a timeout is the cpu budget). Median of several runs after warm-up.
-//   node bench/train-step.js [--only=unet16,unet64,pspnet] [--backends=native,cpu] [--no-torch]
+//   node bench/train-step.js [--only=unet16,unet64,pspnet] [--backends=native,cpu,webgpu] [--no-torch]
+// webgpu (like cpu) gets --cpu-budget seconds of timed runs; its adapter is printed under the table.
 //                            [--cpu-budget=60] [--profile] [--top=25]
 // --profile prints the top kernels by time (tf.profile) of one iteration on `native`.
 // Build first (npx tsc -b).
@@ -64,7 +65,7 @@ const SETTINGS = {
 
 async function buildStep(setting, backend) {
   const tf = require('@tensorflow/tfjs-core');
-  const { loadConfigAndKernel, buildOptimizer, parseLosses } = require('@segkit/core');
+  const { loadConfigAndKernel, buildOptimizer, parseLossTensors } = require('@segkit/core');
   const quiet = { info() {}, warn() {} };
   const { config, kernel } = await loadConfigAndKernel(path.join(CONFIGS, setting.config), { cfgOptions: setting.options, backend, logger: quiet });
   const model = kernel.build('segmentors', config.model, { path: 'model' });
@@ -75,7 +76,7 @@ async function buildStep(setting, backend) {
   const labels = tf.randomUniform([setting.batch, setting.size, setting.size], 0, setting.classes, 'int32', 2);
   // The runner's step (core/src/engine/runner.ts): the loss value is returned so the timing reads it back.
   const step = () => {
-    const { value, grads } = tf.variableGrads(() => parseLosses(model.forwardTrain(images, labels)).loss, trainable);
+    const { value, grads } = tf.variableGrads(() => parseLossTensors(model.forwardTrain(images, labels)).loss, trainable);
     optimizer.step(grads);
     tf.dispose(Object.values(grads));
     return value;
@@ -93,6 +94,16 @@ async function worker(key, backend) {
   const setting = SETTINGS[key];
   const { tf, step, dispose } = await buildStep(setting, backend);
   const result = { medianMs: null, samples: [], profile: null };
+  if (backend === 'webgpu') {
+    // GPU tensors read back only asynchronously; the adapter makes the figure self-describing.
+    result.adapter = require('@segkit/backend-webgpu').webGpuBackendProvider.describe();
+    Object.assign(result, await timeOnWebGpu(tf, step, { runs: setting.runs, warmup: 1, budgetMs: Number(option('cpu-budget', 60)) * 1000 }));
+    result.numTensors = tf.memory().numTensors;
+    dispose();
+    await require('@segkit/backend-webgpu').webGpuBackendProvider.release();
+    process.stdout.write(`\n@@RESULT ${JSON.stringify(result)}\n`);
+    return;
+  }
   if (flag('profile')) {
     timeOnBackend(backend, step, { runs: 1, warmup: setting.warmup });
     result.profile = await profileKernels(step);
@@ -105,6 +116,29 @@ async function worker(key, backend) {
   result.numTensors = tf.memory().numTensors;
   dispose();
   process.stdout.write(`\n@@RESULT ${JSON.stringify(result)}\n`);
+}
+
+/** timeOnBackend for webgpu: each run ends with `await data()` of the loss (the runner's readback). */
+async function timeOnWebGpu(tf, step, { runs, warmup, budgetMs }) {
+  const once = async () => {
+    const start = process.hrtime.bigint();
+    const value = tf.tidy(step);
+    await value.data();
+    value.dispose();
+    return Number(process.hrtime.bigint() - start) / 1e6;
+  };
+  for (let i = 0; i < warmup; i++) await once();
+  const samples = [];
+  let spent = 0;
+  const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
+  while (samples.length < runs && (samples.length === 0 || spent + median(samples) <= budgetMs)) {
+    const ms = await once();
+    samples.push(ms);
+    spent += ms;
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return { medianMs: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2, samples };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,7 +175,7 @@ async function main() {
   const { printTable } = require('./backend-timing');
   const keys = option('only', Object.keys(SETTINGS).join(',')).split(',');
   for (const key of keys) if (!SETTINGS[key]) throw new Error(`--only: unknown setting '${key}' (known: ${Object.keys(SETTINGS).join(', ')})`);
-  const backends = option('backends', 'native,cpu').split(',');
+  const backends = option('backends', 'native,cpu,webgpu').split(',');
   const cpuBudgetMs = Number(option('cpu-budget', 60)) * 1000;
   const withTorch = torchAvailable();
   console.log(`train-step: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; SEGKIT_NUM_THREADS=${process.env.SEGKIT_NUM_THREADS ?? '(all)'}` +
@@ -170,8 +204,10 @@ async function main() {
     const times = {};
     for (const backend of backends) {
       // The child gets the budget for its runs plus as much again for start-up and the warm-up.
-      const timeoutMs = backend === 'cpu' ? 2 * cpuBudgetMs + 20000 : 30 * 60 * 1000;
-      const result = measureTs(key, backend, { timeoutMs, extraArgs: backend === 'cpu' ? [`--cpu-budget=${cpuBudgetMs / 1000}`] : [] });
+      const budgeted = backend === 'cpu' || backend === 'webgpu';
+      const timeoutMs = budgeted ? 3 * cpuBudgetMs + 60000 : 30 * 60 * 1000;
+      const result = measureTs(key, backend, { timeoutMs, extraArgs: budgeted ? [`--cpu-budget=${cpuBudgetMs / 1000}`] : [] });
+      if (result.adapter && !notes.some((n) => n.startsWith('webgpu adapter'))) notes.unshift(`webgpu ${result.adapter}${/CPU emulation/.test(result.adapter) ? ' — a CPU emulation of a GPU (lavapipe): the figure shows that training runs on WebGPU, not how fast a GPU is' : ''}`);
       times[backend] = result.error ? null : result.medianMs;
       if (result.error) notes.push(`${setting.name} on ${backend}: skipped, ${result.error}`);
       else if (result.samples.length < (backend === 'cpu' ? 3 : setting.runs)) notes.push(`${setting.name} on ${backend}: ${result.samples.length} timed run(s) within the budget`);

@@ -27,7 +27,7 @@ export type {
   Logger,
 } from './plugin-system/registries';
 export { CPU_BACKEND_PROVIDER, backendHasKernel, selectBackend, SGD_UPDATE_KERNEL } from './plugin-system/backend';
-export type { BackendProvider, BackendChoice } from './plugin-system/backend';
+export type { BackendProvider, BackendChoice, BackendLoadRequest } from './plugin-system/backend';
 
 // ---------------------------------------------------------------- errors and option schemas
 export { SegkitError, isSegkitError, nearestName, joinPath } from './errors';
@@ -113,7 +113,7 @@ export type { DecodeLossOptions } from './models/decode-losses';
 // ---------------------------------------------------------------- losses
 export { BaseLoss, lossWhere, loadLossClassWeight, checkPerClassList } from './losses/base-loss';
 export type { BaseLossOptions } from './losses/base-loss';
-export { FLOAT32_EPS, reduceLoss, weightReduceLoss } from './losses/reduce';
+export { ADD_N_MAX_INPUTS, FLOAT32_EPS, reduceLoss, sumTensors, weightReduceLoss } from './losses/reduce';
 export { classWeightSchema, loadClassWeight, parseNpy } from './losses/class-weight';
 export type { ClassWeightOptions } from './losses/class-weight';
 export { validMask, labelsWithIgnoredAsZero, checkLabelRange, checkLogitsMatchLabels, oneHotTargets } from './losses/labels';

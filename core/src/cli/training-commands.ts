@@ -123,7 +123,7 @@ export function installTrainingCommands(program: Command): void {
           noValidate: !options.validate,
           strict: options.strict,
           communicator: group,
-        });
+        }).finally(() => kernel.releaseBackend());
         if (group.rank === 0) console.log(`finished ${result.iter} iterations; work_dir: ${result.workDir}`);
         group.finalize();
       } catch (error) {

@@ -62,7 +62,7 @@ export abstract class BaseLoss<Options extends BaseLossOptions> implements Loss 
   }
 
   /** MMSegmentation's `weight_reduce_loss`, then × `loss_weight`. */
-  protected reduceAndScale(loss: tf.Tensor, weight: tf.Tensor | null | undefined, reduction: Reduction, avgFactor?: number | null): tf.Tensor {
+  protected reduceAndScale(loss: tf.Tensor, weight: tf.Tensor | null | undefined, reduction: Reduction, avgFactor?: number | tf.Scalar | null): tf.Tensor {
     return this.scaled(weightReduceLoss(loss, weight, reduction, avgFactor));
   }
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SegkitError } from '../errors';
+import { sumTensors } from './reduce';
 
 export type LossDictValue = tf.Tensor | readonly tf.Tensor[];
 
@@ -26,7 +27,7 @@ export function parseLossTensors(losses: Readonly<Record<string, unknown>>): Par
   const logTensors: Record<string, tf.Scalar> = {};
   for (const [name, value] of Object.entries(losses)) logTensors[name] = meanOf(name, value);
   const trained = Object.entries(logTensors).filter(([name]) => name.includes('loss')).map(([, mean]) => mean);
-  const loss = trained.length === 0 ? tf.scalar(0) : trained.length === 1 ? trained[0]! : (tf.addN(trained) as tf.Scalar);
+  const loss = trained.length === 0 ? tf.scalar(0) : trained.length === 1 ? trained[0]! : (sumTensors(trained) as tf.Scalar);
   logTensors.loss = loss;
   return { loss, logTensors };
 }
@@ -55,7 +56,7 @@ function meanOf(name: string, value: unknown): tf.Scalar {
   if (isTensor(value)) return tf.mean(value);
   if (Array.isArray(value) && value.every(isTensor)) {
     const means = (value as tf.Tensor[]).map((item) => tf.mean(item));
-    return means.length === 0 ? tf.scalar(0) : (tf.addN(means) as tf.Scalar);
+    return means.length === 0 ? tf.scalar(0) : (sumTensors(means) as tf.Scalar);
   }
   throw new SegkitError(`parseLosses: ${name} is not a tensor or list of tensors, got ${value === null ? 'null' : typeof value}`);
 }

@@ -101,9 +101,9 @@ export class BatchNorm2d extends NormLayer {
     if (count < 2) throw new Error(`BatchNorm2d: expected more than 1 value per channel when training, got input [${x.shape.join(',')}]`);
     const tracked = this.numBatchesTracked!;
     tracked.assign(tf.add(tracked, tf.scalar(1, 'int32')));
-    // The cumulative average (momentum null) needs the count on the host; the usual momentum does not.
-    const factor = this.momentum ?? 1 / (tracked.dataSync()[0] ?? 1);
-    if (backendHasKernel(RUNNING_STATS_KERNEL)) {
+    // The cumulative average (momentum null) divides by the count on the device: no readback.
+    const factor: number | tf.Tensor = this.momentum ?? tf.div(1, tf.cast(tracked, 'float32'));
+    if (backendHasKernel(RUNNING_STATS_KERNEL) && typeof factor === 'number') {
       const inputs = { runningMean: this.runningMean!, runningVar: this.runningVar!, mean, variance };
       const [newMean, newVar] = tf.engine().runKernel(RUNNING_STATS_KERNEL, inputs, { factor, count }) as tf.Tensor[];
       this.runningMean!.assign(newMean!);
@@ -111,7 +111,7 @@ export class BatchNorm2d extends NormLayer {
       return;
     }
     const blend = (running: tf.Variable, batch: tf.Tensor) =>
-      running.assign(tf.add(tf.mul(running, 1 - factor), tf.mul(batch, factor)));
+      running.assign(tf.add(tf.mul(running, tf.sub(1, factor)), tf.mul(batch, factor)));
     blend(this.runningMean!, mean);
     blend(this.runningVar!, tf.mul(variance, count / (count - 1)));
   }

@@ -8,10 +8,20 @@ export interface BackendProvider {
   /** node-gpu 300, node 200, native 100, core's cpu 0. */
   readonly priority: number;
   readonly packageName: string;
-  /** Registers the tfjs backend if possible. Resolves to null when ready, or a one-line reason why not (never throws). */
-  load(): Promise<string | null>;
-  /** After a successful load: one line on how it runs here (e.g. the instruction set chosen, threads). */
+  /**
+   * Registers the tfjs backend if possible. Resolves to null when ready, or a one-line reason why not (never
+   * throws). `request.byName` is false under 'auto' (a backend may then decline, e.g. WebGPU on a software adapter).
+   */
+  load(request?: BackendLoadRequest): Promise<string | null>;
+  /** After a successful load: one line on how it runs here (the instruction set and threads, the WebGPU adapter). */
   describe?(): string | undefined;
+  /** Frees what the backend holds (a GPU device keeps Node alive until destroyed); called at the end of a run. */
+  release?(): Promise<void>;
+}
+
+export interface BackendLoadRequest {
+  /** True when the config or --backend names this backend; false when 'auto' is trying it. */
+  readonly byName: boolean;
 }
 
 /** `name`, plus the provider's describe() line in brackets when it has one. */
@@ -90,14 +100,14 @@ export async function selectBackend(
     if (!provider) {
       fail(`backend: unknown backend '${requested}'; available: auto, ${ordered.map((p) => p.name).join(', ')} (is its plugin listed in \`plugins\`?)`);
     }
-    const reason = await provider.load();
+    const reason = await provider.load({ byName: true });
     if (reason !== null) fail(`backend: '${requested}' cannot be used: ${reason}`);
     await activate(provider.name, fail);
     logger.info(`backend: ${describedName(provider)} (requested)`);
     return { name: provider.name, skipped };
   }
   for (const provider of ordered) {
-    const reason = await provider.load();
+    const reason = await provider.load({ byName: false });
     if (reason === null && (await tryActivate(provider.name))) {
       for (const lower of ordered.slice(ordered.indexOf(provider) + 1)) skipped.push({ name: lower.name, reason: `lower priority than ${provider.name}` });
       const notes = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');

@@ -187,6 +187,12 @@ export class RuntimeKernel {
   backendProviders(): BackendProvider[] {
     return this.registries.backends.list().map((type) => this.build('backends', { type }));
   }
+
+  /** Frees the active backend's device, if its provider holds one (WebGPU); call when done with the kernel. */
+  async releaseBackend(): Promise<void> {
+    const provider = this.backendProviders().find((p) => p.name === this.backend);
+    await provider?.release?.();
+  }
 }
 
 /** Groups the component records by registry and type; one type registered by two plugins is an error. */

@@ -67,7 +67,7 @@ export class CrossEntropyLoss extends BaseLoss<CrossEntropyOptions> {
       const oneHot = oneHotTargets(safeLabels, numChannels);
       let perPixel = tf.mul(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), oneHot), -1)), valid);
       if (this.classWeight) perPixel = tf.mul(perPixel, tf.gather(tf.tensor1d([...this.classWeight]), safeLabels));
-      const avgFactor = call.avgFactor ?? (this.options.avg_non_ignore && reduction === 'mean' ? tf.sum(valid).dataSync()[0]! : undefined);
+      const avgFactor = call.avgFactor ?? (this.options.avg_non_ignore && reduction === 'mean' ? tf.sum<tf.Scalar>(valid) : undefined);
       return this.reduceAndScale(perPixel, call.weight, reduction, avgFactor);
     });
   }
@@ -98,7 +98,7 @@ export class CrossEntropyLoss extends BaseLoss<CrossEntropyOptions> {
       }
       const elementWeight = pixelWeight ? tf.mul(elementMask, pixelWeight) : elementMask;
       const elementLoss = binaryCrossEntropyWithLogits(pred, target, this.classWeight);
-      const avgFactor = call.avgFactor ?? (this.options.avg_non_ignore && reduction === 'mean' ? tf.sum(elementMask).dataSync()[0]! : undefined);
+      const avgFactor = call.avgFactor ?? (this.options.avg_non_ignore && reduction === 'mean' ? tf.sum<tf.Scalar>(elementMask) : undefined);
       return this.reduceAndScale(elementLoss, elementWeight, reduction, avgFactor);
     });
   }
