@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { createKernel, nn, type Kernel, type Loss } from '@segkit/core';
 import { plugin } from '../src/index';
+import { lovaszGrad } from '../src/lovasz';
 
 const LN2 = Math.log(2);
 const quiet = { info: () => undefined, warn: () => undefined };
@@ -174,6 +175,43 @@ describe('losses-extra', () => {
       expect(value(() => build('LovaszLoss', { loss_type: 'binary', reduction: 'none' }).forward(single, binary, { ignoreIndex: 255 }))).to.be.closeTo(0.25, 1e-6);
       expect(() => build('LovaszLoss', { loss_type: 'binary', reduction: 'none' }).forward(logits, labels, { ignoreIndex: 255 })).to.throw("loss_type 'binary' needs a single-channel head");
       tf.dispose([single, binary]);
+    });
+
+    it('equals the host reference (stable sort + lovaszGrad) on random scores with ignored pixels, whole batch and per image', () => {
+      const [n, h, w, c] = [2, 3, 4, 3];
+      let seed = 7;
+      const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+      const logitValues = Array.from({ length: n * h * w * c }, () => 4 * random() - 2);
+      // Class 2 is absent from image 1 and a few pixels are ignored, so 'present' differs per image.
+      const labelValues = Array.from({ length: n * h * w }, (_, i) => (i % 7 === 3 ? 255 : i < h * w ? i % 3 : i % 2));
+      const probabilities = (pixel: number) => {
+        const z = logitValues.slice(pixel * c, pixel * c + c).map(Math.exp);
+        const sum = z.reduce((a, b) => a + b, 0);
+        return z.map((v) => v / sum);
+      };
+      const reference = (pixels: number[], classes: 'present' | 'all') => {
+        const valid = pixels.filter((p) => labelValues[p] !== 255);
+        const losses: number[] = [];
+        for (let k = 0; k < c; k++) {
+          const fg = valid.map((p) => (labelValues[p] === k ? 1 : 0));
+          if (classes === 'present' && !fg.includes(1)) continue;
+          const errors = valid.map((p, i) => Math.abs(fg[i]! - probabilities(p)[k]!));
+          const order = errors.map((_, i) => i).sort((a, b) => errors[b]! - errors[a]!);
+          const grad = lovaszGrad(order.map((i) => fg[i]!));
+          losses.push(order.reduce((sum, i, j) => sum + errors[i]! * grad[j]!, 0));
+        }
+        return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : 0;
+      };
+      const all = [...Array(n * h * w).keys()];
+      const image = (k: number) => all.slice(k * h * w, (k + 1) * h * w);
+      const scores = tf.tensor4d(logitValues, [n, h, w, c]);
+      const target = tf.tensor3d(labelValues, [n, h, w], 'int32');
+      for (const classes of ['present', 'all'] as const) {
+        expect(value(() => build('LovaszLoss', { reduction: 'none', classes }).forward(scores, target, { ignoreIndex: 255 }))).to.be.closeTo(reference(all, classes), 1e-5);
+        const perImage = (reference(image(0), classes) + reference(image(1), classes)) / 2;
+        expect(value(() => build('LovaszLoss', { per_image: true, classes }).forward(scores, target, { ignoreIndex: 255 }))).to.be.closeTo(perImage, 1e-5);
+      }
+      tf.dispose([scores, target]);
     });
 
     it("requires reduction 'none' without per_image, as 0.x asserts", () => {
