@@ -8,16 +8,21 @@ import { PRESET_PLUGINS, plugin } from '../src';
 
 const REPO = path.join(__dirname, '../../../..');
 const PLUGINS_DIR = path.join(REPO, 'plugins');
-// Backends whose engine is an optional peer the user installs (TensorFlow, WebGPU) stay out of the preset.
-const NOT_IN_PRESET = ['@segkit/backend-node', '@segkit/backend-node-gpu', '@segkit/backend-webgpu', '@segkit/example-custom-loss', '@segkit/preset-mmseg'];
+// Backends whose engine is an optional peer the user installs (TensorFlow, WebGPU) and the MPI launcher (it needs
+// the system's MPI) stay out of the preset.
+const NOT_IN_PRESET = ['@segkit/backend-node', '@segkit/backend-node-gpu', '@segkit/backend-webgpu', '@segkit/dist-mpi', '@segkit/example-custom-loss', '@segkit/preset-mmseg'];
 
 interface Manifest {
   name: string;
   dependencies?: Record<string, string>;
-  segkit?: { provides?: Record<string, string[]> };
+  segkit?: { provides?: Record<string, string[]>; plugin?: boolean };
 }
 
-const manifests: Manifest[] = fs.readdirSync(PLUGINS_DIR).map((dir) => JSON.parse(fs.readFileSync(path.join(PLUGINS_DIR, dir, 'package.json'), 'utf8')) as Manifest);
+// `"segkit": { "plugin": false }` marks a library that is no kernel plugin (@segkit/web).
+const manifests: Manifest[] = fs
+  .readdirSync(PLUGINS_DIR)
+  .map((dir) => JSON.parse(fs.readFileSync(path.join(PLUGINS_DIR, dir, 'package.json'), 'utf8')) as Manifest)
+  .filter((manifest) => manifest.segkit?.plugin !== false);
 
 describe('@segkit/preset-mmseg', () => {
   it("depends on every plugin of this repo except the TensorFlow and WebGPU backends and the example, and lists them in PRESET_PLUGINS", () => {
