@@ -35,20 +35,7 @@ export type { EncoderDecoderOptions, SegmentorInferenceOptions } from './models/
 export { slideInference, slideWindows } from './models/inference';
 export { evaluateSegmentor, predictSample } from './evaluation/evaluate';
 export type { EvaluateOptions } from './evaluation/evaluate';
-export {
-  EVAL_METRICS,
-  BUILTIN_METRICS,
-  MIOU,
-  MDICE,
-  fscoreMetric,
-  resolveMetrics,
-  MetricAccumulator,
-  intersectAndUnion,
-  totalAreaToMetrics,
-  classTableRows,
-  formatMetricTables,
-} from './evaluation/metrics';
-export type { EvalMetric, AreaStats, LabelArray, ComputeOptions, EvalResults } from './evaluation/metrics';
+// The metrics come with the runtime entry, through export * from './plugin-api'.
 
 // ---------------------------------------------------------------- checkpoints
 export { saveCheckpoint, readCheckpoint } from './checkpoint/segkit-checkpoint';
