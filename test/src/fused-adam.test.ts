@@ -2,17 +2,10 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_UPDATE_KERNEL, nn, type NamedParameter } from '@segkit/core';
 import { createOptimizer } from '@segkit/optimizers';
+import { seededValues } from './seeded-values';
 import { loadAddon, registerNativeBackend, NATIVE_BACKEND_NAME } from '@segkit/backend-cpu-native';
 
 /** Deterministic values in [-1, 1). */
-function values(seed: number, n: number): Float32Array {
-  let state = seed;
-  return Float32Array.from({ length: n }, () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return (2 * state) / 2147483648 - 1;
-  });
-}
-
 /**
  * Four steps of @segkit/optimizers' Adam/AdamW on `backend`, two param groups (the second with its own
  * lr and no weight decay; its last parameter gets no gradient on step 2, so step counts differ):
@@ -25,12 +18,12 @@ function runAdam(backend: string, options: Record<string, unknown>): Float32Arra
     const shapes = [[3, 5], [7], [2, 2, 3]];
     const params: NamedParameter[] = shapes.map((shape, i) => ({
       name: `p${i}`,
-      variable: tf.tidy(() => tf.variable(tf.tensor(values(i + 1, tf.util.sizeFromShape(shape)), shape), true, `fused_adam_${backend}_${i}`)),
+      variable: tf.tidy(() => tf.variable(tf.tensor(seededValues(i + 1, tf.util.sizeFromShape(shape)), shape), true, `fused_adam_${backend}_${i}`)),
     }));
     const optimizer = createOptimizer(options as { type: string }, [{ params: params.slice(0, 2) }, { params: params.slice(2), lr: 0.02, weight_decay: 0 }]);
     for (let step = 0; step < 4; step++) {
       const stepping = params.filter((_, i) => !(step === 1 && i === 2));
-      const grads = Object.fromEntries(stepping.map((p, i) => [p.variable.name, tf.tensor(values(100 * step + i + 7, p.variable.size), p.variable.shape)]));
+      const grads = Object.fromEntries(stepping.map((p, i) => [p.variable.name, tf.tensor(seededValues(100 * step + i + 7, p.variable.size), p.variable.shape)]));
       optimizer.step(grads);
       tf.dispose(Object.values(grads));
     }
@@ -94,7 +87,7 @@ describe('Adam/AdamW on the native backend (one fused kernel per parameter) equa
       // three parameters + per parameter exp_avg, exp_avg_sq, (max_exp_avg_sq,) step
       expect(native.length).to.equal(3 + 3 * (options.amsgrad ? 4 : 3));
       expect(native.length).to.equal(cpu.length);
-      expect(native[0]!.filter((v, j) => Math.abs(v - values(1, 15)[j]!) > 1e-3).length).to.be.greaterThan(10); // the parameters moved
+      expect(native[0]!.filter((v, j) => Math.abs(v - seededValues(1, 15)[j]!) > 1e-3).length).to.be.greaterThan(10); // the parameters moved
       native.forEach((actual, i) => actual.forEach((v, j) => expect(v, `${label}: tensor ${i} [${j}]`).to.be.closeTo(cpu[i]![j]!, 1e-6 * Math.max(1, Math.abs(cpu[i]![j]!)))));
       expect(tf.memory().numTensors).to.equal(before);
     });

@@ -2,17 +2,10 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { SGD_UPDATE_KERNEL, nn, type NamedParameter } from '@segkit/core';
 import { createOptimizer } from '@segkit/optimizers';
+import { seededValues } from './seeded-values';
 import { loadAddon, registerNativeBackend, NATIVE_BACKEND_NAME } from '@segkit/backend-cpu-native';
 
 /** Deterministic values in [-1, 1). */
-function values(seed: number, n: number): Float32Array {
-  let state = seed;
-  return Float32Array.from({ length: n }, () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return (2 * state) / 2147483648 - 1;
-  });
-}
-
 /**
  * Three steps of @segkit/optimizers' SGD on `backend`, two param groups (one without weight decay),
  * fixed gradients per step: the parameters and momentum buffers afterwards.
@@ -24,12 +17,12 @@ function runSgd(backend: string, options: Record<string, unknown>): Float32Array
     const shapes = [[3, 5], [7], [2, 2, 3]];
     const params: NamedParameter[] = shapes.map((shape, i) => ({
       name: `p${i}`,
-      variable: tf.tidy(() => tf.variable(tf.tensor(values(i + 1, tf.util.sizeFromShape(shape)), shape), true, `fused_sgd_${backend}_${i}`)),
+      variable: tf.tidy(() => tf.variable(tf.tensor(seededValues(i + 1, tf.util.sizeFromShape(shape)), shape), true, `fused_sgd_${backend}_${i}`)),
     }));
     const optimizer = createOptimizer({ type: 'SGD', ...options }, [{ params: params.slice(0, 2) }, { params: params.slice(2), lr: 0.1, weight_decay: 0 }]);
     for (let step = 0; step < 3; step++) {
       // keyed by variable name, as tf.variableGrads returns them
-      const grads = Object.fromEntries(params.map((p, i) => [p.variable.name, tf.tensor(values(100 * step + i + 7, p.variable.size), p.variable.shape)]));
+      const grads = Object.fromEntries(params.map((p, i) => [p.variable.name, tf.tensor(seededValues(100 * step + i + 7, p.variable.size), p.variable.shape)]));
       optimizer.step(grads);
       tf.dispose(Object.values(grads));
     }
@@ -93,7 +86,7 @@ describe('SGD on the native backend (one fused kernel per parameter) equals SGD 
       const cpu = runSgd('cpu', options);
       expect(native.length).to.equal(cpu.length);
       // the parameters moved: a step of at least lr·|g| for most elements
-      expect(native[0]!.filter((v, j) => Math.abs(v - values(1, 15)[j]!) > 1e-4).length).to.be.greaterThan(10);
+      expect(native[0]!.filter((v, j) => Math.abs(v - seededValues(1, 15)[j]!) > 1e-4).length).to.be.greaterThan(10);
       expect(native.length).to.equal(options.momentum ? 6 : 3); // three parameters (+ three momentum buffers)
       native.forEach((actual, i) => actual.forEach((v, j) => expect(v, `${label}: tensor ${i} [${j}]`).to.be.closeTo(cpu[i]![j]!, 1e-6 * Math.max(1, Math.abs(cpu[i]![j]!)))));
       expect(tf.memory().numTensors).to.equal(before);

@@ -3,26 +3,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { loadConfigAndKernel, parseLossTensors, seedEverything, type Kernel, type LoadedConfig, type PixelSampler, type Segmentor } from '@segkit/core';
 import { webGpuBackendProvider } from '../src';
+import { largestMagnitude, random } from './numbers';
 
 const repo = path.resolve(__dirname, '../../../..');
 const quiet = { info: () => undefined, warn: () => undefined };
 
-/** max(floor, max |v|) without spreading a large array into arguments. */
-function largestMagnitude(values: Float32Array, floor: number): number {
-  let largest = floor;
-  for (const v of values) largest = Math.max(largest, Math.abs(v));
-  return largest;
-}
-
-function random(count: number, seed: number, low = -1, high = 1): Float32Array {
-  let state = seed >>> 0 || 1;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = low + ((high - low) * state) / 2 ** 32;
-  }
-  return out;
-}
 
 interface StepResult {
   losses: Record<string, number>;

@@ -5,28 +5,12 @@ import { plugin as crossEntropyPlugin } from '@segkit/loss-cross-entropy';
 import { plugin as dicePlugin } from '@segkit/loss-dice';
 import { plugin as ohemPlugin } from '@segkit/sampler-ohem';
 import { plugin, webGpuBackendProvider, WebGpuBackendProvider } from '../src';
+import { largestMagnitude, random } from './numbers';
 
 const quiet = { info: () => undefined, warn: () => undefined };
 const INSTALL =
   'no WebGPU device: install a Vulkan driver and libvulkan1 (CI: `bash .ci/apt-webgpu.sh` installs Mesa 25 lavapipe from bookworm-backports; a GPU machine: the vendor driver)';
 
-/** Seeded uniform values in [low, high) (a 32-bit LCG: the same numbers on every machine). */
-/** max(floor, max |v|) without spreading a large array into arguments. */
-function largestMagnitude(values: Float32Array, floor: number): number {
-  let largest = floor;
-  for (const v of values) largest = Math.max(largest, Math.abs(v));
-  return largest;
-}
-
-function random(count: number, seed: number, low = -1, high = 1): Float32Array {
-  let state = seed >>> 0 || 1;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = low + ((high - low) * state) / 2 ** 32;
-  }
-  return out;
-}
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
