@@ -11,7 +11,7 @@
         "native/thread_pool.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-O2", "-O3"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=off", "-fno-math-errno"],
       "conditions": [
         ["OS=='mac'", {
           "xcode_settings": {
