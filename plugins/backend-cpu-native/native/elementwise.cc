@@ -257,19 +257,6 @@ void batchMoments(const float* x, int64_t rows, int64_t channels, float* mean, f
 
 namespace {
 
-/**
- * keep ? value : +0 by a bit mask: GCC if-converts `keep ? value : 0.0f` when the result is summed into
- * doubles (batchNormReluGrad's gate) only in this form, and then vectorises the loop.
- */
-SEGKIT_ALWAYS_INLINE inline float valueOrZero(bool keep, float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  bits &= keep ? 0xffffffffu : 0u;
-  float result;
-  std::memcpy(&result, &bits, sizeof(result));
-  return result;
-}
-
 /** Per-channel multiplier scale / sqrt(variance + epsilon), computed as the JS batch-norm kernel does. */
 std::vector<float> normMultiplier(const float* variance, const float* scale, int64_t channels, double epsilon) {
   std::vector<float> multiplier(channels);
@@ -399,8 +386,9 @@ void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size
                          : op == ReduceOp::Min ? std::numeric_limits<double>::infinity()
                                                : 0.0;
   auto combine = [op](double acc, float v) SEGKIT_ALWAYS_INLINE {
-    if (op == ReduceOp::Max) return (v > acc || std::isnan(v)) ? static_cast<double>(v) : acc;
-    if (op == ReduceOp::Min) return (v < acc || std::isnan(v)) ? static_cast<double>(v) : acc;
+    // `|`, not `||`: no branch, so the loops if-convert and vectorise.
+    if (op == ReduceOp::Max) return ((v > acc) | (v != v)) ? static_cast<double>(v) : acc;
+    if (op == ReduceOp::Min) return ((v < acc) | (v != v)) ? static_cast<double>(v) : acc;
     return acc + v;
   };
   const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(size) : 1.0;

@@ -9,6 +9,9 @@
 // every ISA path gives bitwise the results of the portable one.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
+
 namespace segkit {
 
 enum class Isa { Portable, Avx2Fma, Avx512 };
@@ -50,6 +53,20 @@ inline void runWithIsa(const Loop& loop, Args... args) {
   }
 #endif
   loop(args...);
+}
+
+/**
+ * keep ? value : +0 by a bit mask. GCC if-converts (and so vectorises) a select whose condition and value
+ * differ in width or type (a float compare selecting into a double sum, an int compare selecting a float)
+ * only in this form, on every ISA.
+ */
+SEGKIT_ALWAYS_INLINE inline float valueOrZero(bool keep, float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  bits &= keep ? 0xffffffffu : 0u;
+  float result;
+  std::memcpy(&result, &bits, sizeof(result));
+  return result;
 }
 
 /** A callable running loop(args...) through runWithIsa: for parallelRanges / forEachImageChannelSlice bodies. */

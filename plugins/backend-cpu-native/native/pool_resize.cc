@@ -115,9 +115,10 @@ void maxPoolGrad(const float* dy, const float* x, float* dx, const WindowGeometr
             for (int64_t iw = w.w0; iw < w.w1; ++iw, ++position) {
               const float* __restrict p = image + (ih * inW + iw) * channels + block;
               for (int64_t c = 0; c < count; ++c) {
-                const bool better = p[c] > best[c];
-                best[c] = better ? p[c] : best[c];
-                bestAt[c] = better ? position : bestAt[c];
+                // Selects written as masks so that the loop if-converts on every ISA (SSE2 has no blend).
+                const int32_t better = -static_cast<int32_t>(p[c] > best[c]);
+                best[c] = p[c] > best[c] ? p[c] : best[c];
+                bestAt[c] = (position & better) | (bestAt[c] & ~better);
               }
             }
           const float* __restrict gradient = dyPixel + block;
@@ -125,8 +126,8 @@ void maxPoolGrad(const float* dy, const float* x, float* dx, const WindowGeometr
           for (int64_t ih = w.h0; ih < w.h1; ++ih)
             for (int64_t iw = w.w0; iw < w.w1; ++iw, ++position) {
               float* __restrict d = dImage + (ih * inW + iw) * channels + block;
-              // Adding 0 elsewhere changes nothing (dx sums never hold -0) and keeps the loop branch-free.
-              for (int64_t c = 0; c < count; ++c) d[c] += bestAt[c] == position ? gradient[c] : 0.0f;
+              // Adding +0 elsewhere changes nothing (dx sums never hold -0) and keeps the loop branch-free.
+              for (int64_t c = 0; c < count; ++c) d[c] += valueOrZero(bestAt[c] == position, gradient[c]);
             }
         }
       }
