@@ -1,13 +1,14 @@
 // Broadcasting binary arithmetic and axis reductions: the element-wise work of a training step
 // (batch-norm statistics and their gradients, loss terms), multi-threaded. Every loop runs through
 // isa_dispatch.h (compiled for AVX-512 / AVX2 / the baseline, chosen with the GEMM), so each one is a
-// SEGKIT_ALWAYS_INLINE lambda with its operands as arguments, read into locals before the loop (stores
-// to the float outputs then cannot alias them, and the loop vectorises).
+// SEGKIT_ALWAYS_INLINE lambda that reads its operands into locals before the loop (stores to the float
+// outputs then cannot alias them, and the loop vectorises).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "isa_dispatch.h"
@@ -471,31 +472,62 @@ void adamUpdate(const float* param, const float* grad, const float* expAvg, cons
   const double biasCorrection2 = 1.0 - std::pow(static_cast<double>(h.beta2), static_cast<double>(h.step));
   const float sqrtCorrection2 = static_cast<float>(std::sqrt(biasCorrection2));
   const float stepSize = static_cast<float>(h.lr / biasCorrection1);
-  const bool decay_ = h.weightDecay != 0.0f;
-  const AdamHyperparameters hyper = h;
-  const auto loop = [=](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
-    const AdamHyperparameters h = hyper;
+  const float beta1 = h.beta1, beta2 = h.beta2, eps = h.eps, weightDecay = h.weightDecay;
+  // Weight decay as one of two forms: coupled (wd * p joins the gradient) or a factor on p (AdamW's,
+  // exactly 1 without decay: p * 1 is p).
+  const bool coupled = !h.decoupled && weightDecay != 0.0f;
+  const float paramFactor = h.decoupled && weightDecay != 0.0f ? decay : 1.0f;
+  // A lone missing moment reads zeros (0 * beta is +0, as the null case's 0.0f): one flag covers both.
+  std::vector<float> zeros;
+  if ((expAvg == nullptr) != (expAvgSq == nullptr)) zeros.assign(n, 0.0f);
+  const float* avg = expAvg ? expAvg : expAvgSq ? zeros.data() : nullptr;
+  const float* avgSq = expAvgSq ? expAvgSq : expAvg ? zeros.data() : nullptr;
+  const int maxMode = !amsgrad ? 0 : maxExpAvgSq ? 2 : 1;  // off, first step (max = v), running max
+  // The modes are compile-time flags, so each combination is a branch-free loop that vectorises; ivdep:
+  // outputs may be their inputs' arrays, element for element, which carries no dependence across i.
+  const auto loop = [=](auto coupledFlag, auto momentsFlag, auto maxFlag, int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
+    constexpr bool kCoupled = decltype(coupledFlag)::value, kMoments = decltype(momentsFlag)::value;
+    constexpr int kMaxMode = decltype(maxFlag)::value;
+#pragma GCC ivdep
     for (int64_t i = begin; i < end; ++i) {
       float value = param[i];
       float g = grad[i];
-      if (decay_) {
-        if (h.decoupled) value = value * decay;
-        else g = g + value * h.weightDecay;
+      if constexpr (kCoupled) g = g + value * weightDecay;
+      else value = value * paramFactor;
+      float m = g * oneMinusBeta1, v = (g * g) * oneMinusBeta2;
+      if constexpr (kMoments) {
+        m = avg[i] * beta1 + m;
+        v = avgSq[i] * beta2 + v;
+      } else {
+        m = 0.0f + m;
+        v = 0.0f + v;
       }
-      const float m = (expAvg ? expAvg[i] * h.beta1 : 0.0f) + g * oneMinusBeta1;
-      const float v = (expAvgSq ? expAvgSq[i] * h.beta2 : 0.0f) + (g * g) * oneMinusBeta2;
       float denominatorMoment = v;
-      if (amsgrad) {
-        denominatorMoment = maxExpAvgSq ? (maxExpAvgSq[i] != maxExpAvgSq[i] || maxExpAvgSq[i] > v ? maxExpAvgSq[i] : v) : v;
-        newMax[i] = denominatorMoment;
+      if constexpr (kMaxMode == 2) {
+        const float previous = maxExpAvgSq[i];
+        denominatorMoment = (previous != previous) | (previous > v) ? previous : v;
       }
-      const float denominator = std::sqrt(denominatorMoment) / sqrtCorrection2 + h.eps;
+      if constexpr (kMaxMode != 0) newMax[i] = denominatorMoment;
+      const float denominator = std::sqrt(denominatorMoment) / sqrtCorrection2 + eps;
       newExpAvg[i] = m;
       newExpAvgSq[i] = v;
       newParam[i] = value - (m / denominator) * stepSize;
     }
   };
-  parallelRanges(n, kMinGrain, withIsa(loop));
+  const auto run = [&](auto... flags) {
+    parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) { runWithIsa(loop, flags..., begin, end); });
+  };
+  const auto withMaxMode = [&](auto coupledFlag, auto momentsFlag) {
+    if (maxMode == 0) run(coupledFlag, momentsFlag, std::integral_constant<int, 0>());
+    else if (maxMode == 1) run(coupledFlag, momentsFlag, std::integral_constant<int, 1>());
+    else run(coupledFlag, momentsFlag, std::integral_constant<int, 2>());
+  };
+  const auto withMoments = [&](auto coupledFlag) {
+    if (avg) withMaxMode(coupledFlag, std::true_type());
+    else withMaxMode(coupledFlag, std::false_type());
+  };
+  if (coupled) withMoments(std::true_type());
+  else withMoments(std::false_type());
 }
 
 void copyRows(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t rows, int64_t run) {

@@ -201,15 +201,19 @@ void resizeBilinearGrad(const float* dy, float* dx, const WindowGeometry& g, boo
         const float* d = dy + ((b * g.outH + oh) * g.outW + ow) * channels;
         const float wTop = 1.0f - r.highWeight, wBottom = r.highWeight;
         const float wLeft = 1.0f - col.highWeight, wRight = col.highWeight;
-        float* tl = topRow + col.low * channels;
-        float* tr = topRow + col.high * channels;
-        float* bl = bottomRow + col.low * channels;
-        float* br = bottomRow + col.high * channels;
-        for (int64_t c = c0; c < c1; ++c) {
-          tl[c] += d[c] * wTop * wLeft;
-          tr[c] += d[c] * wTop * wRight;
-          bl[c] += d[c] * wBottom * wLeft;
-          br[c] += d[c] * wBottom * wRight;
+        // One loop per corner, in this order: corners coincide where low == high (integer or clamped
+        // source positions), and a fused loop over four maybe-equal pointers would not vectorise there.
+        const struct {
+          float* pixel;
+          float rowWeight, colWeight;
+        } corners[4] = {{topRow + col.low * channels, wTop, wLeft},
+                        {topRow + col.high * channels, wTop, wRight},
+                        {bottomRow + col.low * channels, wBottom, wLeft},
+                        {bottomRow + col.high * channels, wBottom, wRight}};
+        for (const auto& corner : corners) {
+          float* p = corner.pixel;
+          const float rowWeight = corner.rowWeight, colWeight = corner.colWeight;
+          for (int64_t c = c0; c < c1; ++c) p[c] += d[c] * rowWeight * colWeight;
         }
       }
     }

@@ -98,9 +98,14 @@ describe('native ISA dispatch: every path this CPU runs matches the cpu backend'
       const [param, buffer] = [out(n), out(n)];
       addon.sgdUpdate(x, dy, y, param, buffer, 0.01, 0.9, 0.1, 5e-4, true);
       keep(param, buffer);
-      const [adamParam, avg, avgSq] = [out(n), out(n), out(n)];
-      addon.adamUpdate(x, dy, y, normalized.map(Math.abs), null, adamParam, avg, avgSq, null, Float64Array.of(1e-3, 0.9, 0.999, 1e-8, 0.01, 3), true, false);
-      keep(adamParam, avg, avgSq);
+      // Adam: AdamW; L2 decay + amsgrad's first step (no moments yet); amsgrad with a running maximum.
+      for (const [decoupled, amsgrad, first] of [[true, false, false], [false, true, true], [false, true, false]]) {
+        const [adamParam, avg, avgSq, max] = [out(n), out(n), out(n), out(n)];
+        const [moment, momentSq] = first ? [null, null] : [y, normalized.map(Math.abs)];
+        addon.adamUpdate(x, dy, moment, momentSq, amsgrad && !first ? dx.map(Math.abs) : null, adamParam, avg, avgSq, amsgrad ? max : null,
+          Float64Array.of(1e-3, 0.9, 0.999, 1e-8, 0.01, first ? 1 : 3), decoupled, amsgrad);
+        keep(adamParam, avg, avgSq, ...(amsgrad ? [max] : []));
+      }
       return results;
     };
     const portable = outputsOn('portable');
