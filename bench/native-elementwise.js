@@ -25,7 +25,6 @@ const addon = loaded.addon;
 const threads = option('threads', null);
 if (threads) addon.setNumThreads(Number(threads));
 const baselinePath = option('baseline', null);
-// eslint-disable-next-line import/no-dynamic-require
 const baseline = baselinePath ? require(baselinePath) : null;
 if (baseline && threads) baseline.setNumThreads(Number(threads));
 
