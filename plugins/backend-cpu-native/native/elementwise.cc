@@ -335,17 +335,17 @@ void batchNormTrain(const float* x, int64_t rows, int64_t channels, const float*
   const std::vector<float> meanCopy(mean, mean + channels);
   const float *meanData = meanCopy.data(), *multiplierData = multiplier.data(), *shiftData = shift.data();
   const auto loop = [=](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
-    const float *__restrict m = meanData, *__restrict multiplier = multiplierData, *__restrict shift = shiftData;
+    const float *__restrict mu = meanData, *__restrict factor = multiplierData, *__restrict shiftBy = shiftData;
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * channels;
       float* o = out + r * channels;
       if (relu) {
         for (int64_t c = 0; c < channels; ++c) {
-          const float y = (xr[c] - m[c]) * multiplier[c] + shift[c];
+          const float y = (xr[c] - mu[c]) * factor[c] + shiftBy[c];
           o[c] = y > 0.0f ? y : (y != y ? y : 0.0f);  // NaN stays NaN, as tf.relu
         }
       } else {
-        for (int64_t c = 0; c < channels; ++c) o[c] = (xr[c] - m[c]) * multiplier[c] + shift[c];
+        for (int64_t c = 0; c < channels; ++c) o[c] = (xr[c] - mu[c]) * factor[c] + shiftBy[c];
       }
     }
   };
@@ -444,17 +444,17 @@ void sgdUpdate(const float* param, const float* grad, const float* buffer, int64
   const float gradScale = 1.0f - h.dampening;
   const SgdHyperparameters hyper = h;
   const auto loop = [=](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
-    const SgdHyperparameters h = hyper;
+    const SgdHyperparameters local = hyper;  // a local: the float stores cannot alias it
     const float *p = param, *g = grad, *b0 = buffer;
     float *np = newParam, *nb = newBuffer;
     for (int64_t i = begin; i < end; ++i) {
-      float direction = h.weightDecay != 0.0f ? g[i] + p[i] * h.weightDecay : g[i];
+      float direction = local.weightDecay != 0.0f ? g[i] + p[i] * local.weightDecay : g[i];
       if (useMomentum) {
-        const float b = b0 ? b0[i] * h.momentum + direction * gradScale : direction;
+        const float b = b0 ? b0[i] * local.momentum + direction * gradScale : direction;
         nb[i] = b;
-        direction = h.nesterov ? direction + b * h.momentum : b;
+        direction = local.nesterov ? direction + b * local.momentum : b;
       }
-      np[i] = p[i] - direction * h.lr;
+      np[i] = p[i] - direction * local.lr;
     }
   };
   parallelRanges(n, kMinGrain, withIsa(loop));
