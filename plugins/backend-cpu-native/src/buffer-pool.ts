@@ -6,8 +6,8 @@
  * full garbage collections for the external memory. The pool keeps the arrays of disposed outputs,
  * by exact length, and hands them to the next kernel output of that length.
  *
- * Only arrays the pool itself created are ever recycled: a user's array passed to tf.tensor() or an
- * array a cpu kernel allocated is never reused. An array is recycled when no tensor data holds its
+ * Only arrays the pool itself created are ever recycled: a user's array passed to tf.tensor(), an
+ * array a cpu kernel allocated or one read out by dataSync()/data() is never reused. An array is recycled when no tensor data holds its
  * ArrayBuffer any more: tensors share values through refCount (reshape, identity), through one array
  * under several data ids (in-place optimizer steps) and through views (cpu's Slice returns a
  * subarray), so holders are counted per ArrayBuffer, per data id that stores it.
@@ -17,7 +17,7 @@
 export type InitialValues = 'zeroed' | 'overwritten';
 
 /** Default bound on the bytes of disposed arrays kept for reuse (SEGKIT_NATIVE_POOL_MB overrides; 0 disables). */
-export const DEFAULT_POOL_MB = 256;
+export const DEFAULT_POOL_MB = 1024;
 export const POOL_ENV = 'SEGKIT_NATIVE_POOL_MB';
 /** Set to 1 to poison reused arrays (see BufferPool.poisonReused): an audit of every kernel test. */
 export const POOL_POISON_ENV = 'SEGKIT_NATIVE_POOL_POISON';
@@ -106,10 +106,19 @@ export class BufferPool {
     if (count === 1) this.release(new Float32Array(buffer));
   }
 
-  /** Whether `values` lives in an array the pool may recycle (reads must then copy it). */
+  /** Whether `values` lives in an array the pool may recycle. */
   owns(values: unknown): boolean {
     const buffer = pooledBuffer(values);
     return buffer !== null && this.holders.has(buffer);
+  }
+
+  /**
+   * Takes `values`' array out of the pool for good: it is handed to a user (dataSync/data), who may
+   * keep it after the tensor is gone. Cheaper than a copy, which costs a fresh allocation per read.
+   */
+  detach(values: unknown): void {
+    const buffer = pooledBuffer(values);
+    if (buffer) this.holders.delete(buffer);
   }
 
   /** Drops every free array (backend dispose). */

@@ -14,8 +14,8 @@ type BackendValues = Parameters<MathBackendCPU['write']>[0];
  * The `native` tfjs backend: cpu's data storage and every cpu kernel, with the hot kernels
  * replaced by the C++ addon. Being a MathBackendCPU, the copied cpu kernels work on it unchanged.
  * Its kernels take their float32 outputs from `outputBuffers`, which gets a tensor's array back
- * when the last tensor data holding it is disposed; reads return copies of such arrays, so an
- * array from dataSync()/data() never changes after its tensor is gone.
+ * when the last tensor data holding it is disposed. An array read by dataSync()/data() leaves the
+ * pool for good, so it never changes after its tensor is gone.
  */
 export class NativeBackend extends MathBackendCPU {
   readonly outputBuffers = BufferPool.fromEnvironment();
@@ -46,7 +46,15 @@ export class NativeBackend extends MathBackendCPU {
 
   override readSync(dataId: tf.DataId): tf.backend_util.BackendValues {
     const values = super.readSync(dataId);
-    return this.outputBuffers.owns(values) ? (values as Float32Array).slice() : values;
+    this.outputBuffers.detach(values);
+    return values;
+  }
+
+  /** For cpu kernels reading an input (never handed to users): the stored values, uncopied. */
+  override bufferSync<R extends tf.Rank, D extends tf.DataType>(t: tf.TensorInfo): tf.TensorBuffer<R, D> {
+    const values = this.data.get(t.dataId).values;
+    if (t.dtype !== 'float32' || !this.outputBuffers.owns(values)) return super.bufferSync(t);
+    return tf.buffer(t.shape, 'float32', values as Float32Array) as unknown as tf.TensorBuffer<R, D>;
   }
 
   override dispose(): void {

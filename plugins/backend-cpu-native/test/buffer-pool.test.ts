@@ -30,22 +30,22 @@ describe('native output buffer pool', function () {
   checkNoTensorLeaks();
 
   describe('reads and ownership', () => {
-    it('an array from dataSync() or data() keeps its values after its tensor is disposed and its buffer reused', async () => {
+    it('an array from dataSync() or data() keeps its values after its tensor is disposed and arrays are reused', async () => {
       const previous = tf.getBackend();
       await tf.setBackend(NATIVE);
       try {
         const a = tf.tensor1d([1, 2, 3, 4]), b = tf.tensor1d([10, 20, 30, 40]);
-        const sum = tf.add(a, b);
+        const [sum, difference] = [tf.add(a, b), tf.sub(a, b)];
         const synced = sum.dataSync();
-        const awaited = await sum.data();
-        sum.dispose();
+        const awaited = await difference.data();
+        tf.dispose([sum, difference, tf.neg(a)]); // the negation's array (never read) goes back to the pool
         const reusedBefore = backend.outputBuffers.stats.reused;
-        const product = tf.mul(a, b); // same length: takes the disposed sum's array
+        const products = [tf.mul(a, b), tf.mul(b, a)]; // the same length: the first takes the freed array
         expect(backend.outputBuffers.stats.reused).to.equal(reusedBefore + 1);
-        expect(Array.from(product.dataSync())).to.deep.equal([10, 40, 90, 160]);
+        expect(Array.from(products[0].dataSync())).to.deep.equal([10, 40, 90, 160]);
         expect(Array.from(synced)).to.deep.equal([11, 22, 33, 44]);
-        expect(Array.from(awaited)).to.deep.equal([11, 22, 33, 44]);
-        tf.dispose([a, b, product]);
+        expect(Array.from(awaited)).to.deep.equal([-9, -18, -27, -36]);
+        tf.dispose([a, b, ...products]);
       } finally {
         await tf.setBackend(previous);
       }
@@ -81,7 +81,7 @@ describe('native output buffer pool', function () {
           expect((backend.data.get(other.dataId).values as Float32Array).buffer).to.not.equal(yValues.buffer);
           other.dispose();
         }
-        expect(Array.from(view.dataSync())).to.deep.equal([-5, -6]);
+        expect(Array.from(backend.data.get(view.dataId).values as Float32Array)).to.deep.equal([-5, -6]); // (a read would take it out of the pool)
         view.dispose(); // the last holder: the array goes back to the pool
         expect(backend.outputBuffers.stats.freeBytes).to.be.greaterThan(freeBefore);
         const reuser = tf.neg(x);
@@ -90,15 +90,20 @@ describe('native output buffer pool', function () {
       });
     });
 
-    it('returns copies only of pooled arrays', () => {
+    it('a read hands out the stored array (no copy) and takes it out of the pool; cpu kernels reading inputs do not', () => {
       onNative(() => {
-        const x = tf.tensor1d([1, -2]);
+        const x = tf.tensor2d([1, -2, 3, -4], [2, 2]);
         const y = tf.relu(x);
         const stored = backend.data.get(y.dataId).values;
         expect(backend.outputBuffers.owns(stored)).to.equal(true);
-        expect(y.dataSync()).to.not.equal(stored);
-        expect(Array.from(y.dataSync())).to.deep.equal([1, 0]);
-        tf.dispose([x, y]);
+        // GatherNd is cpu's kernel: it reads y through bufferSync, which leaves the array pooled.
+        const gathered = tf.tidy(() => tf.gatherND(y, tf.tensor2d([[1, 0], [0, 0]], [2, 2], 'int32')));
+        expect(backend.outputBuffers.owns(stored)).to.equal(true);
+        expect(Array.from(gathered.dataSync())).to.deep.equal([3, 1]);
+        expect(y.dataSync()).to.equal(stored);
+        expect(backend.outputBuffers.owns(stored)).to.equal(false);
+        tf.dispose([x, y, gathered]);
+        expect(Array.from(stored as Float32Array)).to.deep.equal([1, 0, 3, 0]);
       });
     });
   });
