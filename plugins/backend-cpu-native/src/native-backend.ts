@@ -50,7 +50,7 @@ export class NativeBackend extends MathBackendCPU {
     return values;
   }
 
-  /** For cpu kernels reading an input (never handed to users): the stored values, uncopied. */
+  /** For cpu kernels reading an input (not handed to users): the array stays in the pool. */
   override bufferSync<R extends tf.Rank, D extends tf.DataType>(t: tf.TensorInfo): tf.TensorBuffer<R, D> {
     const values = this.data.get(t.dataId).values;
     if (t.dtype !== 'float32' || !this.outputBuffers.owns(values)) return super.bufferSync(t);
