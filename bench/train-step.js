@@ -126,7 +126,7 @@ async function gcDuring(fn) {
   const observer = new PerformanceObserver((list) => entries.push(...list.getEntries()));
   observer.observe({ entryTypes: ['gc'] });
   const result = await fn();
-  await new Promise((resolve) => setImmediate(resolve)); // entries are delivered asynchronously
+  await new Promise((resolve) => setTimeout(resolve, 50)); // entries arrive asynchronously (not yet at setImmediate)
   observer.disconnect();
   return { result, ms: entries.reduce((sum, e) => sum + e.duration, 0), count: entries.length };
 }
