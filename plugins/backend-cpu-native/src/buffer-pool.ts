@@ -7,10 +7,11 @@
  * by exact length, and hands them to the next kernel output of that length.
  *
  * Only arrays the pool itself created are ever recycled: a user's array passed to tf.tensor(), an
- * array a cpu kernel allocated or one read out by dataSync()/data() is never reused. An array is recycled when no tensor data holds its
- * ArrayBuffer any more: tensors share values through refCount (reshape, identity), through one array
- * under several data ids (in-place optimizer steps) and through views (cpu's Slice returns a
- * subarray), so holders are counted per ArrayBuffer, per data id that stores it.
+ * array a cpu kernel allocated or one read out by dataSync()/data() is never reused. An array is
+ * recycled when no tensor data holds its ArrayBuffer any more: tensors share values through refCount
+ * (reshape, identity), through one array under several data ids (in-place optimizer steps) and
+ * through views (cpu's Slice returns a subarray), so holders are counted per ArrayBuffer, per data id
+ * that stores it.
  */
 
 /** Whether a taken array must read as zeros (the kernel accumulates) or is overwritten whole. */
