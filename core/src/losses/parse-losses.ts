@@ -63,5 +63,5 @@ function meanOf(name: string, value: unknown): tf.Scalar {
 
 /** Duck-typed, so a tensor from another copy of tfjs-core is still recognised. */
 function isTensor(value: unknown): value is tf.Tensor {
-  return typeof value === 'object' && value !== null && Array.isArray((value as tf.Tensor).shape) && typeof (value as tf.Tensor).dataSync === 'function';
+  return typeof value === 'object' && value !== null && Array.isArray((value as tf.Tensor).shape) && typeof (value as tf.Tensor).data === 'function';
 }

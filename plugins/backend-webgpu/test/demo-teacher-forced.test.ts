@@ -153,6 +153,7 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
     initialModel.dispose();
     const native = buildTraining(kernel, config, spec, initial);
     const nativeOhem = recordOhemMaps(native.model);
+    const ignoreIndex = native.model.decodeHead.ignoreIndex;
     const loader = DataLoader.fromConfig(kernel, spec.data.train, { batchSize: spec.data.samplesPerGpu, workers: 0, shuffle: true, dropLast: true, infinite: true, seed: SEED, plugins: spec.plugins, path: 'data.train' });
     const batches: Batch[] = [];
     const states: TrainingState[] = [await readState(native.model, native.optimizer)];
@@ -195,24 +196,31 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
 
     const momentum = 0.9;
     const keptCounts: number[] = [];
-    const worst = { loss: 0, buffer: 0, classifierBuffer: 0, bufferNorm: 0, update: 0, classifierUpdate: 0, batchNorm: 0 };
+    const worst = { loss: 0, accuracyPixels: 0, buffer: 0, classifierBuffer: 0, bufferNorm: 0, update: 0, classifierUpdate: 0, batchNorm: 0 };
     const failures: string[] = [];
     const check = (ok: boolean, message: string) => {
       if (!ok) failures.push(message);
     };
-    const details: { iter: number; name: string; bufferError: number; normError: number }[] = [];
     for (let iter = 0; iter < ITERATIONS; iter++) {
       const at = `iteration ${iter + 1}`;
       const expected = reference[iter]!;
       const actual = replayed[iter]!;
-      // Loss terms: 1e-4 relative. The terms are means over 8192 pixels of O(1) values (CE, 1 − Dice)
-      // or a percentage (acc_seg); float32 keeps them to ~1e-6 relative, so 1e-4 leaves room for summation
-      // order and fails a wrong kernel. A term near zero would be compared against 1e-3 instead of itself.
+      // Loss terms: 1e-4 relative (measured: ≤ 4e-7). They are means over 8192 pixels of O(1) values (CE,
+      // 1 − Dice), so float32 summation leaves about eps·log2(8192) ≈ 2e-6 absolute whatever the term's size:
+      // that is the floor for a term near zero (none is here: the smallest is 0.22). acc_seg counts argmax
+      // hits, and a pixel whose two logits tie within float32 rounding may flip: one pixel is allowed.
       expect(Object.keys(actual.losses), at).to.deep.equal(Object.keys(expected.losses));
+      const labels = batches[iter]!.gt_semantic_seg!.data;
+      const onePixel = 100 / labels.reduce((count, label) => count + (label === ignoreIndex ? 0 : 1), 0);
       for (const [key, value] of Object.entries(expected.losses)) {
-        const relative = Math.abs(actual.losses[key]! - value) / Math.max(Math.abs(value), 1e-3);
-        worst.loss = Math.max(worst.loss, relative);
-        check(relative <= 1e-4, `${at} ${key}: webgpu ${actual.losses[key]} vs native ${value}`);
+        const difference = Math.abs(actual.losses[key]! - value);
+        if (key.endsWith('acc_seg')) {
+          worst.accuracyPixels = Math.max(worst.accuracyPixels, difference / onePixel);
+          check(difference <= onePixel * 1.001, `${at} ${key}: webgpu ${actual.losses[key]} vs native ${value} (one pixel is ${onePixel})`);
+          continue;
+        }
+        worst.loss = Math.max(worst.loss, difference / Math.abs(value));
+        check(difference <= Math.max(1e-4 * Math.abs(value), 2e-6), `${at} ${key}: webgpu ${actual.losses[key]} vs native ${value}`);
       }
       // OHEM keeps exactly the same pixels.
       const kept = expected.ohem.reduce((a, b) => a + b, 0);
@@ -221,11 +229,14 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
       for (let i = 0; i < expected.ohem.length; i++) if (actual.ohem[i] !== expected.ohem[i]) differing += 1;
       check(differing === 0, `${at}: ${differing} pixels OHEM keeps on one backend and not the other (of ${kept} kept on native)`);
 
-      // The update. From the same state, SGD's momentum buffer is buf' = 0.9·buf + (g + wd·w) on both
-      // backends, so buf'(webgpu) − buf'(native) is exactly the gradient's difference, and the weight
-      // w' = w − lr·buf' differs by lr times that (plus float32 rounding of w'). The gradient tolerance is the
-      // one-step test's: 1e-4 of d = g + wd·w's scale for the classifiers (conv_seg), 5e-2 below the first
-      // BatchNorm backward (float32 cancellation, see above).
+      // The update. From the same state, SGD's momentum buffer is buf' = 0.9·buf + d, d = g + wd·w, on both
+      // backends, so buf'(webgpu) − buf'(native) is exactly the gradients' difference, and the weight
+      // w' = w − lr·buf' differs by lr times that (plus float32 rounding of w'). Classifiers (conv_seg): the
+      // largest difference within 1e-4 of d's largest magnitude (measured ≤ 1e-5). Below the first BatchNorm
+      // backward the gradient cancels in float32 (see above) and its differences are spiky: over 20
+      // iterations × 74 tensors the largest element differs by up to 6.3e-2 of d's scale while the whole
+      // tensor (L2) differs by ≤ 1.4e-2 (tfjs cpu vs native: 3e-3..2.6e-2 on one step). Checked: L2 ≤ 5e-2
+      // and largest element ≤ 2e-1, so a wrong kernel (differences of order 1) fails.
       const start = states[iter]!;
       const next = states[iter + 1]!;
       for (const [name, bufferHost] of next.optimizer.slots) {
@@ -234,7 +245,7 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
         const direction = previous ? buffer.map((b, i) => b - momentum * previous[i]!) : buffer;
         const scale = largestMagnitude(Float32Array.from(direction), 1e-12);
         const classifier = name.endsWith('conv_seg.weight') || name.endsWith('conv_seg.bias');
-        const tolerance = classifier ? 1e-4 : 5e-2;
+        const tolerance = classifier ? 1e-4 : 2e-1;
         const gotBuffer = actual.after.optimizer.slots.get(name)!.get('momentum_buffer')!.values;
         const bufferError = largestDifference(gotBuffer, buffer) / scale;
         let squaredError = 0;
@@ -247,8 +258,7 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
         if (classifier) worst.classifierBuffer = Math.max(worst.classifierBuffer, bufferError);
         else worst.buffer = Math.max(worst.buffer, bufferError);
         worst.bufferNorm = Math.max(worst.bufferNorm, normError);
-        details.push({ iter, name, bufferError, normError });
-        check(bufferError <= tolerance, `${at}: momentum buffer of ${name} differs by ${bufferError} of its step's scale ${scale} (L2 ${normError})`);
+        check(bufferError <= tolerance && normError <= 5e-2, `${at}: momentum buffer of ${name} differs by ${bufferError} (largest) and ${normError} (L2) of its step d (largest |d| ${scale})`);
         const lr = actual.after.optimizer.groups[groupOf.get(name)!]!.lr;
         const weight = next.model.get(name)!.values;
         const weightError = largestDifference(actual.after.model.get(name)!.values, weight);
@@ -276,10 +286,9 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
     const pixels = reference[0]!.ohem.length;
     expect(keptCounts.filter((kept) => kept > 0 && kept < pixels).length, `OHEM kept ${keptCounts.join(', ')} of ${pixels} pixels`).to.be.at.least(ITERATIONS / 2);
     console.log(
-      `      ${ITERATIONS} iterations: native ${nativeSeconds.toFixed(1)} s, webgpu ${webgpuSeconds.toFixed(1)} s; worst: loss ${worst.loss.toExponential(1)} relative, ` +
+      `      ${ITERATIONS} iterations: native ${nativeSeconds.toFixed(1)} s, webgpu ${webgpuSeconds.toFixed(1)} s; worst: loss ${worst.loss.toExponential(1)} relative, acc_seg ${worst.accuracyPixels.toFixed(2)} pixel, ` +
         `momentum buffer ${worst.buffer.toExponential(1)} (L2 ${worst.bufferNorm.toExponential(1)}, classifiers ${worst.classifierBuffer.toExponential(1)}) and weight update ${worst.update.toExponential(1)} (classifiers ${worst.classifierUpdate.toExponential(1)}) of the step's scale, BatchNorm buffers ${worst.batchNorm.toExponential(1)}; OHEM kept ${keptCounts.join(', ')} of ${pixels}`,
     );
-    fs.writeFileSync('/tmp/webgpu20-details.json', JSON.stringify({ details, failures, worst, keptCounts, losses: reference.map((r) => r.losses), gpuLosses: replayed.map((r) => r.losses) }));
-    expect(failures).to.deep.equal([]);
+    expect(failures, failures.join('\n')).to.deep.equal([]);
   });
 });

@@ -2,7 +2,7 @@
 // state as host values, and the decode head's OHEM maps.
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Kernel, LoadedConfig, PixelSampler, Segmentor } from '@segkit/core';
+import type { DecodeHead, Kernel, LoadedConfig, PixelSampler, Segmentor } from '@segkit/core';
 import { webGpuBackendProvider } from '../src';
 
 export const DEMO_CONFIG = path.resolve(__dirname, '../../../../configs/demo/unet-s5-d16_tricks_64x64_synthetic-drive.ts');
@@ -38,7 +38,7 @@ export function toTensor(host: HostTensor): tf.Tensor {
   return tf.tensor(host.values, host.shape, host.dtype);
 }
 
-export type DemoSegmentor = Segmentor & { decodeHead: { sampler: PixelSampler } };
+export type DemoSegmentor = Segmentor & { decodeHead: DecodeHead & { sampler: PixelSampler } };
 
 /** The demo config's model on the active backend, in training mode, with `state` (weights and BatchNorm buffers) assigned. */
 export function buildDemoModel(kernel: Kernel, config: LoadedConfig, state: ReadonlyMap<string, HostTensor>): DemoSegmentor {
