@@ -242,7 +242,8 @@ export class IterBasedRunner implements RunnerView {
 
   /**
    * One optimisation step; returns the logged loss values, or null when the loss was not finite and the
-   * batch was skipped (`nan_policy: 'skip'`). The loss terms are read (one asynchronous readback) before the
+   * batch was skipped (`nan_policy: 'skip'`). The labels are checked first (the losses' `checkLabels`, an
+   * asynchronous readback: the gradient tape below cannot wait for one). The loss terms are read (one asynchronous readback) before the
    * optimizer step, so a NaN never reaches the weights. Everything tensor-valued is freed here.
    */
   private async step(images: tf.Tensor4D, labels: tf.Tensor3D): Promise<Record<string, number> | null> {
@@ -256,7 +257,8 @@ export class IterBasedRunner implements RunnerView {
       const bad = Object.entries(losses).filter(([, v]) => !Number.isFinite(v));
       if (bad.length === 0) {
         if (this.group.size > 1) {
-          const synced = await allreduceGradients(this.group, grads, this.model.parameters().filter((variable) => variable.trainable).map((variable) => variable.name));
+          const order = this.model.parameters().filter((variable) => variable.trainable).map((variable) => variable.name);
+          const synced = await allreduceGradients(this.group, grads, order);
           grads = synced.grads;
           this.allreduceSeconds += synced.allreduceSeconds;
           this.allreduceSteps += 1;

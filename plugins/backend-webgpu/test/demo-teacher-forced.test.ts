@@ -84,13 +84,14 @@ function buildTraining(kernel: Kernel, config: LoadedConfig, spec: RunSpec, init
 }
 
 /**
- * One iteration as IterBasedRunner runs it: lr schedule, dropout seed, forward/backward, loss readback,
- * optimizer step; returns the losses, the OHEM map and the state after the step.
+ * One iteration as IterBasedRunner runs it: lr schedule, dropout seed, label check, forward/backward,
+ * loss readback, optimizer step; returns the losses, the OHEM map and the state after the step.
  */
 async function iteration(model: DemoSegmentor, optimizer: Optimizer, scheduler: LrScheduler, ohem: { take(): tf.Tensor }, batch: Batch, iter: number): Promise<IterationResult> {
   scheduler.apply(optimizer, iter);
   seedIteration(SEED, iter);
   const { images, labels } = batchToTensors(batch);
+  await model.checkLabels!(labels!);
   const { value, grads, logTensors } = forwardBackward(model, images, labels!);
   const ohemMap = ohem.take();
   const losses = await readLossValues(logTensors);
@@ -187,6 +188,8 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
       await assignState(gpu.model, gpu.optimizer, states[iter]!);
       replayed.push(await iteration(gpu.model, gpu.optimizer, gpu.scheduler, gpuOhem, batches[iter]!, iter));
     }
+    // The head lr ×10 trick: the heads' group starts at 0.1, the rest at 0.01.
+    expect(gpu.optimizer.paramGroups.map((group) => group.initial_lr).sort()).to.include.members([0.01, 0.1]);
     const groupOf = new Map(gpu.optimizer.paramGroups.flatMap((group, index) => group.params.map((param) => [param.name, index] as const)));
     gpu.optimizer.dispose();
     gpu.model.dispose();
@@ -194,7 +197,7 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
     await tf.setBackend('native');
     const webgpuSeconds = (performance.now() - started.webgpu) / 1000;
 
-    const momentum = 0.9;
+    const momentum = spec.optimizer.momentum as number;
     const keptCounts: number[] = [];
     const worst = { loss: 0, accuracyPixels: 0, buffer: 0, classifierBuffer: 0, bufferNorm: 0, update: 0, classifierUpdate: 0, batchNorm: 0 };
     const failures: string[] = [];

@@ -1,5 +1,5 @@
-// Shared by the tests that train the demo config on webgpu against native: the device, the model, its
-// state as host values, and the decode head's OHEM maps.
+// Shared by this plugin's tests: the WebGPU device (or what to install), and for the tests that train the
+// demo config on webgpu against native, the model, its state as host values and the decode head's OHEM maps.
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecodeHead, Kernel, LoadedConfig, PixelSampler, Segmentor } from '@segkit/core';
