@@ -173,6 +173,57 @@ describe('EncoderDecoder and the decode-head base', () => {
     model.dispose();
   });
 
+  it('batched slide windows (test_cfg.batch_size) equal one-at-a-time windows on random weights and BN statistics', () => {
+    const model = build({ ...TOY_MODEL, test_cfg: { mode: 'slide', crop_size: [6, 6], stride: [4, 4] } }).eval();
+    // Random running statistics, so eval-mode BN is not the identity.
+    for (const [name, buffer] of model.namedBuffers()) {
+      if (name.endsWith('running_mean')) buffer.assign(tf.randomNormal(buffer.shape, 0, 0.5, 'float32', 3));
+      if (name.endsWith('running_var')) buffer.assign(tf.randomUniform(buffer.shape, 0.5, 2, 'float32', 4));
+    }
+    // 2 images, 13×11: 4 × 3 = 12 windows of 6×6 (the last row and column shifted back inside).
+    const x = tf.randomNormal([2, 13, 11, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const one = model.inference(x, { batch_size: 1 });
+    const reference = one.arraySync().flat(3);
+    const scale = Math.max(...reference.map(Math.abs));
+    for (const batchSize of [2, 5, 12, 64]) {
+      expectNoLeak(() => {
+        const batched = model.inference(x, { batch_size: batchSize });
+        expect(batched.shape).to.deep.equal([2, 13, 11, 3]);
+        const values = batched.arraySync().flat(3);
+        const worst = Math.max(...values.map((v, i) => Math.abs(v - reference[i]!)));
+        expect(worst / scale, `batch_size ${batchSize}`).to.be.below(1e-5);
+        batched.dispose();
+      });
+    }
+    // From test_cfg; an image smaller than the crop is one window of its own size, batched or not.
+    const configured = build({ ...TOY_MODEL, test_cfg: { mode: 'slide', crop_size: [6, 6], stride: [4, 4], batch_size: 4 } }).eval();
+    configured.loadStateDict(model.stateDict());
+    const small = tf.randomNormal([1, 4, 5, 3], 0, 1, 'float32', 6) as tf.Tensor4D;
+    expectNoLeak(() => {
+      const [a, b, c, d] = [configured.inference(x), one, configured.inference(small), model.encodeDecode(small)];
+      expectClose(a, b.arraySync().flat(3), 1e-5);
+      expectClose(c, d.arraySync().flat(3), 1e-5);
+      tf.dispose([a, c, d]);
+    });
+    tf.dispose([x, one, small]);
+    model.dispose();
+    configured.dispose();
+  });
+
+  it('a bad test_cfg.batch_size is one error naming model.test_cfg.batch_size', () => {
+    const slide = { mode: 'slide', crop_size: [4, 4], stride: [3, 3] };
+    for (const bad of [0, -2, 1.5, '4']) {
+      expect(() => build({ ...TOY_MODEL, test_cfg: { ...slide, batch_size: bad } }), String(bad)).to.throw(SegkitError, /model\.test_cfg\.batch_size/);
+    }
+    const model = build({ ...TOY_MODEL, test_cfg: slide }).eval();
+    const x = tf.zeros([1, 8, 8, 3]) as tf.Tensor4D;
+    expectNoLeak(() => {
+      expect(() => model.inference(x, { batch_size: 0 })).to.throw(SegkitError, 'model.test_cfg.batch_size: expected a positive integer (windows per forward pass in slide inference), got 0');
+    });
+    x.dispose();
+    model.dispose();
+  });
+
   it('config errors name the path: bad in_index, input_transform lists, slide without crop', async () => {
     const badIndex = build({ ...TOY_MODEL, decode_head: { ...TOY_MODEL.decode_head, in_index: 5 } });
     expect(() => badIndex.forwardTrain(images(), labels())).to.throw(SegkitError, 'model.decode_head.in_index: 5 is out of range for the 2 feature maps');

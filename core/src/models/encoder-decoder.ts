@@ -18,7 +18,7 @@ export const encoderDecoderSchema = z.object({
   auxiliary_head: z.union([componentConfigSchema, z.array(componentConfigSchema)]).nullable().default(null),
   train_cfg: z.record(z.string(), z.unknown()).default({}),
   test_cfg: z
-    .strictObject({ mode: z.enum(['whole', 'slide']).default('whole'), crop_size: sizePair.optional(), stride: sizePair.optional() })
+    .strictObject({ mode: z.enum(['whole', 'slide']).default('whole'), crop_size: sizePair.optional(), stride: sizePair.optional(), batch_size: z.number().int().positive().optional() })
     .default({ mode: 'whole' }),
   pretrained: z.string().nullable().default(null),
   init_cfg: z.unknown().optional(),
@@ -118,7 +118,8 @@ export class EncoderDecoder extends Module implements Segmentor {
         const crop = options.crop_size ?? this.testCfg.crop_size;
         const stride = options.stride ?? this.testCfg.stride;
         if (!crop || !stride) throw new SegkitError(`test_cfg: slide inference needs crop_size and stride, got crop_size ${describeValue(crop)} and stride ${describeValue(stride)}`);
-        logits = slideInference(images, crop, stride, (window) => this.encodeDecode(window));
+        const batchSize = options.batch_size ?? this.testCfg.batch_size;
+        logits = slideInference(images, crop, stride, (windows) => this.encodeDecode(windows), batchSize === undefined ? {} : { batchSize });
       }
       return options.oriShape ? resize(logits, options.oriShape, { alignCorners: this.alignCorners }) : logits;
     });
