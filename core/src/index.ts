@@ -26,13 +26,14 @@ export { train, IterBasedRunner } from './training/runner';
 export type { TrainOptions, TrainResult } from './training/runner';
 export { buildOptimizer, buildOptimizerConstructor } from './training/build';
 export { seedEverything } from './training/seed';
+export { leanVariableGrads } from './training/lean-grads';
 export { DataLoader } from './data/loader';
 export type { DataLoaderOptions, DataLoaderState } from './data/loader';
 
 // ---------------------------------------------------------------- models and evaluation
 export { EncoderDecoder, encoderDecoderDefinition } from './models/encoder-decoder';
 export type { EncoderDecoderOptions, SegmentorInferenceOptions } from './models/encoder-decoder';
-export { slideInference, slideWindows } from './models/inference';
+export { DEFAULT_SLIDE_BATCH_SIZE, slideInference, slideWindows, type SlideInferenceOptions } from './models/inference';
 export { evaluateSegmentor, predictSample } from './evaluation/evaluate';
 export type { EvaluateOptions } from './evaluation/evaluate';
 // The metrics come with the runtime entry, through export * from './plugin-api'.

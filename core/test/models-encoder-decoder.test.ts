@@ -213,7 +213,7 @@ describe('EncoderDecoder and the decode-head base', () => {
   it('a bad test_cfg.batch_size is one error naming model.test_cfg.batch_size', () => {
     const slide = { mode: 'slide', crop_size: [4, 4], stride: [3, 3] };
     for (const bad of [0, -2, 1.5, '4']) {
-      expect(() => build({ ...TOY_MODEL, test_cfg: { ...slide, batch_size: bad } }), String(bad)).to.throw(SegkitError, /model\.test_cfg\.batch_size/);
+      expect(() => build({ ...TOY_MODEL, test_cfg: { ...slide, batch_size: bad } }), String(bad)).to.throw(SegkitError, 'model.test_cfg.batch_size: expected a positive integer (windows per forward pass in slide inference), got');
     }
     const model = build({ ...TOY_MODEL, test_cfg: slide }).eval();
     const x = tf.zeros([1, 8, 8, 3]) as tf.Tensor4D;

@@ -48,10 +48,17 @@ export interface SlideInferenceOptions {
  */
 export const DEFAULT_SLIDE_BATCH_SIZE = 1;
 
-/** `test_cfg.batch_size` checked: a positive integer, or one error naming the config path. */
-export function checkSlideBatchSize(value: unknown): number {
-  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
-  throw new SegkitError(`model.test_cfg.batch_size: expected a positive integer (windows per forward pass in slide inference), got ${describeValue(value)}`, 'model.test_cfg.batch_size');
+/** What `test_cfg.batch_size` must be (the config schema's and `slideInference`'s error say it alike). */
+export const SLIDE_BATCH_SIZE_EXPECTED = 'expected a positive integer (windows per forward pass in slide inference)';
+
+export function isSlideBatchSize(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0;
+}
+
+/** `test_cfg.batch_size` (options passed at run time are not schema-checked): the value, or one error naming it. */
+function checkSlideBatchSize(value: unknown): number {
+  if (isSlideBatchSize(value)) return value;
+  throw new SegkitError(`model.test_cfg.batch_size: ${SLIDE_BATCH_SIZE_EXPECTED}, got ${describeValue(value)}`, 'model.test_cfg.batch_size');
 }
 
 /**

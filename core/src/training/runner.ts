@@ -1,5 +1,6 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { leanVariableGrads } from './lean-grads';
 import { Subscription } from 'rxjs';
 import type { Kernel } from '../plugin-system/kernel';
 import type { LoadedConfig } from '../config/loader';
@@ -247,7 +248,7 @@ export class IterBasedRunner implements RunnerView {
   private async step(images: tf.Tensor4D, labels: tf.Tensor3D): Promise<Record<string, number> | null> {
     let logTensors: Record<string, tf.Scalar> = {};
     const trainable = this.model.parameters().filter((variable) => variable.trainable);
-    const { value, grads: localGrads } = tf.variableGrads(() => {
+    const { value, grads: localGrads } = leanVariableGrads(() => {
       const parsed = parseLossTensors(this.model.forwardTrain(images, labels));
       logTensors = Object.fromEntries(Object.entries(parsed.logTensors).map(([key, tensor]) => [key, tf.keep(tf.clone(tensor))]));
       return parsed.loss;
