@@ -79,6 +79,8 @@ describe('leanVariableGrads: tf.variableGrads with tensors freed during the back
     before = tf.memory().numTensors;
     const reference = tf.variableGrads(track(f), [w, b, frozen]);
     const [referencePeak, referenceHeld] = [peak, heldAtEnd];
+    // As in a fresh process, where no gradient has run yet: the engine has no tape field until the first one.
+    delete (tf.engine() as unknown as { state: { activeTape?: unknown } }).state.activeTape;
     expectNoLeak(() => {
       before = tf.memory().numTensors;
       const lean = leanVariableGrads(track(f), [w, b, frozen]);

@@ -63,10 +63,11 @@ function checkSlideBatchSize(value: unknown): number {
 
 /**
  * Slide inference: runs `encodeDecode` (logits at the window's size) on the windows, `batchSize` of
- * them stacked along the batch axis per call, sums the logits into place in window order and divides
- * by how many windows cover each pixel. Every window of an image has the same size (the crop, or the
- * image's size along an axis where the image is smaller; `slideWindows` shifts border windows back
- * inside), so any run of windows stacks.
+ * them stacked along the batch axis per call, sums the logits into place and divides by how many
+ * windows cover each pixel. Every window of an image has the same size (the crop, or the image's
+ * size along an axis where the image is smaller; `slideWindows` shifts border windows back inside),
+ * so any run of windows stacks. The sum goes through one strip per row of windows (the row's height,
+ * the image's width), so each window costs a strip-sized add rather than an image-sized one.
  */
 export function slideInference(
   images: tf.Tensor4D,
@@ -78,8 +79,7 @@ export function slideInference(
   const batchSize = checkSlideBatchSize(options.batchSize ?? DEFAULT_SLIDE_BATCH_SIZE);
   const [n, height, width, channels] = images.shape;
   const windows = slideWindows(height, width, crop, stride);
-  const counts = new Float32Array(height * width);
-  let sum: tf.Tensor4D | null = null;
+  const sum = new WindowSum(height, width);
   for (let start = 0; start < windows.length; start += batchSize) {
     const batch = windows.slice(start, start + batchSize);
     // Window k's images are rows k·n .. k·n + n − 1 of the stacked batch.
@@ -87,20 +87,63 @@ export function slideInference(
       const crops = batch.map(({ y1, y2, x1, x2 }) => tf.slice(images, [0, y1, x1, 0], [n, y2 - y1, x2 - x1, channels]));
       return encodeDecode(crops.length === 1 ? crops[0] : tf.concat(crops, 0));
     });
-    for (const [k, { y1, y2, x1, x2 }] of batch.entries()) {
-      for (let y = y1; y < y2; y++) for (let x = x1; x < x2; x++) counts[y * width + x] += 1;
-      const next: tf.Tensor4D = tf.tidy(() => {
-        const windowLogits = batch.length === 1 ? logits : tf.slice(logits, [k * n, 0, 0, 0], [n, -1, -1, -1]);
-        const placed = tf.pad(windowLogits, [[0, 0], [y1, height - y2], [x1, width - x2], [0, 0]]);
-        return sum ? tf.add(sum, placed) : placed;
-      });
-      sum?.dispose();
-      sum = next;
+    for (const [k, window] of batch.entries()) {
+      if (batch.length === 1) sum.add(window, logits);
+      else tf.tidy(() => sum.add(window, tf.slice(logits, [k * n, 0, 0, 0], [n, -1, -1, -1])));
     }
     logits.dispose();
   }
-  const total = sum!;
-  const averaged = tf.tidy(() => tf.div(total, tf.tensor4d(counts, [1, height, width, 1])) as tf.Tensor4D);
-  total.dispose();
-  return averaged;
+  return sum.average();
+}
+
+/**
+ * The running sum of slide-inference logits and the count of windows per pixel. Windows come row by
+ * row (as `slideWindows` lists them); a row's logits are summed in a strip of the row's height and the
+ * image's width, added into the image-sized sum when the next row starts, so each window costs a
+ * strip-sized add rather than an image-sized one.
+ */
+class WindowSum {
+  private readonly counts: Float32Array;
+  private sum: tf.Tensor4D | null = null;
+  private row: { y1: number; y2: number; logits: tf.Tensor4D } | null = null;
+
+  constructor(private readonly height: number, private readonly width: number) {
+    this.counts = new Float32Array(height * width);
+  }
+
+  /** Adds one window's logits [n, y2 − y1, x2 − x1, C] (kept by the caller). */
+  add({ y1, y2, x1, x2 }: Window, logits: tf.Tensor4D): void {
+    for (let y = y1; y < y2; y++) for (let x = x1; x < x2; x++) this.counts[y * this.width + x] += 1;
+    if (this.row && this.row.y1 !== y1) this.flushRow();
+    const rowSoFar = this.row?.logits;
+    const next = tf.keep(tf.tidy((): tf.Tensor4D => {
+      const placed = tf.pad(logits, [[0, 0], [0, 0], [x1, this.width - x2], [0, 0]]);
+      return rowSoFar ? tf.add(rowSoFar, placed) : placed;
+    }));
+    rowSoFar?.dispose();
+    this.row = { y1, y2, logits: next };
+  }
+
+  /** The sum divided by the window count per pixel; disposes the running sums. */
+  average(): tf.Tensor4D {
+    this.flushRow();
+    const total = this.sum!;
+    this.sum = null;
+    const averaged = tf.tidy(() => tf.div(total, tf.tensor4d(this.counts, [1, this.height, this.width, 1])) as tf.Tensor4D);
+    total.dispose();
+    return averaged;
+  }
+
+  private flushRow(): void {
+    if (!this.row) return;
+    const { y1, y2, logits } = this.row;
+    const sum = this.sum;
+    this.sum = tf.keep(tf.tidy((): tf.Tensor4D => {
+      const placed = tf.pad(logits, [[0, 0], [y1, this.height - y2], [0, 0], [0, 0]]);
+      return sum ? tf.add(sum, placed) : placed;
+    }));
+    sum?.dispose();
+    logits.dispose();
+    this.row = null;
+  }
 }

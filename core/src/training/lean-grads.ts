@@ -27,7 +27,8 @@ interface EngineInternals {
 
 function engineInternals(): EngineInternals | null {
   const engine = tf.engine() as unknown as Partial<EngineInternals>;
-  const ok = engine.state && typeof engine.state.gradientDepth === 'number' && 'activeTape' in engine.state
+  // (state.activeTape is only created by the first startTape, so it is not part of the check.)
+  const ok = engine.state && typeof engine.state.gradientDepth === 'number'
     && typeof engine.scopedRun === 'function' && typeof engine.startTape === 'function' && typeof engine.endTape === 'function';
   return ok ? (engine as EngineInternals) : null;
 }
