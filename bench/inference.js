@@ -5,8 +5,8 @@
 //   at each window batch size of --window-batches (test_cfg.batch_size; default 1,4,8,16);
 //   PSPNet R50-D8, whole-image inference at 512×1024.
 // PyTorch (bench/torch_models.py --task slide|whole, 2 threads, slide windows 8 at a time) when /usr/bin/python3 has torch.
-// The summary records the slide figure at segkit's default batch size (DEFAULT_SLIDE_BATCH_SIZE, what a config
-// without batch_size gets) beside PyTorch's.
+// The summary records the slide figure at segkit's default batch size (defaultSlideBatchSize of the crop, what a
+// config without batch_size gets) beside PyTorch's.
 //   node bench/inference.js [--only=unet64,pspnet] [--runs=3] [--window-batches=1,4,8,16] [--no-torch]      (build first: npx tsc -b)
 'use strict';
 const path = require('path');
@@ -27,7 +27,7 @@ const SETTINGS = {
   unet64: {
     name: 'UNet-S5-D16 base 64, 584×565 slide 64/42',
     config: 'unet/fcn_unet_s5-d16_ce-1.0-dice-3.0_64x64_40k_drive.ts', options: base(64),
-    height: 584, width: 565, classes: 2, slide: true,
+    height: 584, width: 565, classes: 2, slideCrop: [64, 64],
     torch: ['--model', 'unet', '--base', '64', '--classes', '2', '--task', 'slide', '--height', '584', '--width', '565', '--crop', '64', '--stride', '42'],
   },
   pspnet: {
@@ -69,9 +69,7 @@ function main() {
   for (const key of keys) if (!SETTINGS[key]) throw new Error(`--only: unknown setting '${key}' (known: ${Object.keys(SETTINGS).join(', ')})`);
   const withTorch = !flag('no-torch') && spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
   console.log(`inference: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; PyTorch ${withTorch ? 'yes (2 threads)' : 'not available'}`);
-  const { DEFAULT_SLIDE_BATCH_SIZE } = require('@segkit/core');
-  // The default is always measured: it is the figure the summary records.
-  const windowBatches = [...new Set([...option('window-batches', '1,4,8,16').split(',').map(Number), DEFAULT_SLIDE_BATCH_SIZE])].sort((a, b) => a - b);
+  const { defaultSlideBatchSize } = require('@segkit/core');
   const rows = [];
   const cell = (r) => (r.error ? r.error : r.medianMs);
   const ratio = (a, b) => (a.error || b.error ? '-' : `${(a.medianMs / b.medianMs).toFixed(2)}x`);
@@ -80,11 +78,13 @@ function main() {
     const torch = withTorch ? runChild(PYTHON, [path.join(__dirname, 'torch_models.py'), ...setting.torch, '--runs', option('runs', 3), '--warmup', '1', '--threads', '2']) : { error: 'not run' };
     if (!torch.error) recordResult(key, 'inference', 'torch', torch.medianMs, 'ms');
     // Slide inference: one native measurement per window batch size (test_cfg.batch_size), in separate processes.
-    const batches = setting.slide ? windowBatches : [null];
+    // The default is always measured: it is the figure the summary records.
+    const defaultBatch = setting.slideCrop ? defaultSlideBatchSize(setting.slideCrop) : null;
+    const batches = setting.slideCrop ? [...new Set([...option('window-batches', '1,4,8,16').split(',').map(Number), defaultBatch])].sort((a, b) => a - b) : [null];
     for (const batch of batches) {
       const native = runChild(process.execPath, [__filename, `--worker=${key}`, `--runs=${option('runs', 3)}`, ...(batch ? [`--window-batch=${batch}`] : [])]);
-      if (!native.error && (batch === null || batch === DEFAULT_SLIDE_BATCH_SIZE)) recordResult(key, 'inference', 'native', native.medianMs, 'ms');
-      const label = batch === null ? setting.name : `${setting.name}, batch_size ${batch}${batch === DEFAULT_SLIDE_BATCH_SIZE ? ' (default)' : ''}`;
+      if (!native.error && (batch === null || batch === defaultBatch)) recordResult(key, 'inference', 'native', native.medianMs, 'ms');
+      const label = batch === null ? setting.name : `${setting.name}, batch_size ${batch}${batch === defaultBatch ? ' (default)' : ''}`;
       rows.push([label, cell(native), cell(torch), ratio(native, torch)]);
     }
   }

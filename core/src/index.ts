@@ -33,7 +33,7 @@ export type { DataLoaderOptions, DataLoaderState } from './data/loader';
 // ---------------------------------------------------------------- models and evaluation
 export { EncoderDecoder, encoderDecoderDefinition } from './models/encoder-decoder';
 export type { EncoderDecoderOptions, SegmentorInferenceOptions } from './models/encoder-decoder';
-export { DEFAULT_SLIDE_BATCH_SIZE, slideInference, slideWindows, type SlideInferenceOptions } from './models/inference';
+export { SLIDE_BATCH_PIXELS, defaultSlideBatchSize, slideInference, slideWindows, type SlideInferenceOptions } from './models/inference';
 export { evaluateSegmentor, predictSample } from './evaluation/evaluate';
 export type { EvaluateOptions } from './evaluation/evaluate';
 // The metrics come with the runtime entry, through export * from './plugin-api'.

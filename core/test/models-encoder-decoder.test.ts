@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { EncoderDecoder, SegkitError, nn, slideInference, slideWindows, type Kernel } from '../src';
+import { EncoderDecoder, SegkitError, defaultSlideBatchSize, nn, slideInference, slideWindows, type Kernel } from '../src';
 import { TOY_MODEL, ToyHead, toyKernel } from '../src/testing';
 import { expectClose, expectNoLeak } from './nn-helpers';
 
@@ -148,13 +148,19 @@ describe('EncoderDecoder and the decode-head base', () => {
   it('slide inference averages overlapping windows per pixel', () => {
     // Each window's "logit" is the window's mean; columns 0-1 see window A (mean 1.5), 4-5 window B (3.5), 2-3 both.
     const image = tf.tensor4d(Array.from({ length: 24 }, (_, i) => i % 6), [1, 4, 6, 1]);
+    const expected = [0, 1, 2, 3].flatMap(() => [1.5, 1.5, 2.5, 2.5, 3.5, 3.5]);
     let calls = 0;
-    const averaged = slideInference(image, [4, 4], [2, 2], (crop) => {
+    const windowMean = (crops: tf.Tensor4D) => {
       calls++;
-      return tf.mul(tf.onesLike(crop), tf.mean(crop));
-    });
-    expect(calls).to.equal(2);
-    expectClose(averaged, [0, 1, 2, 3].flatMap(() => [1.5, 1.5, 2.5, 2.5, 3.5, 3.5]));
+      return tf.mul(tf.onesLike(crops), tf.mean(crops, [1, 2, 3], true)) as tf.Tensor4D;
+    };
+    // By default both 4×4 windows go through one call (defaultSlideBatchSize: 256² window pixels per call).
+    expect(defaultSlideBatchSize([4, 4])).to.equal(4096);
+    expect([defaultSlideBatchSize([64, 64]), defaultSlideBatchSize([128, 128]), defaultSlideBatchSize([256, 256]), defaultSlideBatchSize([512, 1024])]).to.deep.equal([16, 4, 1, 1]);
+    expectClose(slideInference(image, [4, 4], [2, 2], windowMean), expected);
+    expect(calls).to.equal(1);
+    expectClose(slideInference(image, [4, 4], [2, 2], windowMean, { batchSize: 1 }), expected);
+    expect(calls).to.equal(3);
   });
 
   it('slide inference of a segmentor with constant logits gives those logits everywhere, from test_cfg', () => {

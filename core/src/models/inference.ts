@@ -37,16 +37,22 @@ export function slideWindows(height: number, width: number, crop: readonly [numb
 export interface SlideInferenceOptions {
   /**
    * Windows per forward pass (`test_cfg.batch_size`): a positive integer; 1 runs them one at a time as
-   * MMSegmentation 0.x does. Default `DEFAULT_SLIDE_BATCH_SIZE`.
+   * MMSegmentation 0.x does. Default: `defaultSlideBatchSize` of the window size.
    */
   batchSize?: number;
 }
 
 /**
- * Windows per forward pass when `test_cfg.batch_size` is not set. Measured with bench/inference.js
- * (UNet-S5-D16 base 64, 182 windows of 64², native backend): see the CHANGELOG / README for the figures.
+ * Window pixels per forward pass when `test_cfg.batch_size` is not set: 16 windows of 64² (chosen with
+ * bench/inference.js, UNet-S5-D16 base 64 on DRIVE's 584×565), 4 of 128², and one window of 256² or
+ * more, as before batching existed, so a batch never holds more activations than one 256² window.
  */
-export const DEFAULT_SLIDE_BATCH_SIZE = 1;
+export const SLIDE_BATCH_PIXELS = 256 * 256;
+
+/** Windows per forward pass for windows of `size` when the config does not say: `SLIDE_BATCH_PIXELS` worth, at least 1. */
+export function defaultSlideBatchSize(size: readonly [number, number]): number {
+  return Math.max(1, Math.floor(SLIDE_BATCH_PIXELS / (size[0] * size[1])));
+}
 
 /** What `test_cfg.batch_size` must be (the config schema's and `slideInference`'s error say it alike). */
 export const SLIDE_BATCH_SIZE_EXPECTED = 'expected a positive integer (windows per forward pass in slide inference)';
@@ -76,9 +82,10 @@ export function slideInference(
   encodeDecode: (crops: tf.Tensor4D) => tf.Tensor4D,
   options: SlideInferenceOptions = {},
 ): tf.Tensor4D {
-  const batchSize = checkSlideBatchSize(options.batchSize ?? DEFAULT_SLIDE_BATCH_SIZE);
   const [n, height, width, channels] = images.shape;
   const windows = slideWindows(height, width, crop, stride);
+  const { y1, y2, x1, x2 } = windows[0]!;
+  const batchSize = checkSlideBatchSize(options.batchSize ?? defaultSlideBatchSize([y2 - y1, x2 - x1]));
   const sum = new WindowSum(height, width);
   for (let start = 0; start < windows.length; start += batchSize) {
     const batch = windows.slice(start, start + batchSize);
