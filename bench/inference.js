@@ -83,7 +83,7 @@ function main() {
     const batches = setting.slideCrop ? [...new Set([...option('window-batches', '1,4,8,16').split(',').map(Number), defaultBatch])].sort((a, b) => a - b) : [null];
     for (const batch of batches) {
       const native = runChild(process.execPath, [__filename, `--worker=${key}`, `--runs=${option('runs', 3)}`, ...(batch ? [`--window-batch=${batch}`] : [])]);
-      if (!native.error && (batch === null || batch === defaultBatch)) recordResult(key, 'inference', 'native', native.medianMs, 'ms');
+      if (!native.error && (batch === null || batch === defaultBatch)) recordResult(key, 'inference', 'native', native.medianMs, 'ms', batch === null ? undefined : `slide batch_size ${batch}`);
       const label = batch === null ? setting.name : `${setting.name}, batch_size ${batch}${batch === defaultBatch ? ' (default)' : ''}`;
       rows.push([label, cell(native), cell(torch), ratio(native, torch)]);
     }
