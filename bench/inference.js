@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // Inference beside PyTorch (issue #17): eval-mode logits of one image, median of a few runs after a warm-up,
 // each measurement in its own child process (clean heap):
-//   UNet-S5-D16 base 64, DRIVE-sized 584×565, slide inference crop 64 stride 42 (182 windows; the config's test_cfg);
+//   UNet-S5-D16 base 64, DRIVE-sized 584×565, slide inference crop 64 stride 42 (182 windows; the config's test_cfg),
+//   at each window batch size of --window-batches (test_cfg.batch_size; default 1,4,8,16);
 //   PSPNet R50-D8, whole-image inference at 512×1024.
-// PyTorch (bench/torch_models.py --task slide|whole, 2 threads) when /usr/bin/python3 has torch.
-//   node bench/inference.js [--only=unet64,pspnet] [--runs=3] [--no-torch]      (build first: npx tsc -b)
+// PyTorch (bench/torch_models.py --task slide|whole, 2 threads, slide windows 8 at a time) when /usr/bin/python3 has torch.
+// The summary records the slide figure at segkit's default batch size (defaultSlideBatchSize of the crop, what a
+// config without batch_size gets) beside PyTorch's.
+//   node bench/inference.js [--only=unet64,pspnet] [--runs=3] [--window-batches=1,4,8,16] [--no-torch]      (build first: npx tsc -b)
 'use strict';
 const path = require('path');
 const os = require('os');
@@ -24,7 +27,7 @@ const SETTINGS = {
   unet64: {
     name: 'UNet-S5-D16 base 64, 584×565 slide 64/42',
     config: 'unet/fcn_unet_s5-d16_ce-1.0-dice-3.0_64x64_40k_drive.ts', options: base(64),
-    height: 584, width: 565, classes: 2,
+    height: 584, width: 565, classes: 2, slideCrop: [64, 64],
     torch: ['--model', 'unet', '--base', '64', '--classes', '2', '--task', 'slide', '--height', '584', '--width', '565', '--crop', '64', '--stride', '42'],
   },
   pspnet: {
@@ -40,7 +43,9 @@ async function worker(key) {
   const { loadConfigAndKernel } = require('@segkit/core');
   const { timeOnBackend } = require('./backend-timing');
   const setting = SETTINGS[key];
-  const { config, kernel } = await loadConfigAndKernel(path.join(CONFIGS, setting.config), { cfgOptions: setting.options, backend: 'native', logger: { info() {}, warn() {} } });
+  const windowBatch = option('window-batch', null);
+  const cfgOptions = [...setting.options, ...(windowBatch ? [`model.test_cfg.batch_size=${windowBatch}`] : [])];
+  const { config, kernel } = await loadConfigAndKernel(path.join(CONFIGS, setting.config), { cfgOptions, backend: 'native', logger: { info() {}, warn() {} } });
   const model = kernel.build('segmentors', config.model, { path: 'model' });
   model.eval();
   const image = tf.randomUniform([1, setting.height, setting.width, 3], -1, 1, 'float32', 1);
@@ -64,16 +69,26 @@ function main() {
   for (const key of keys) if (!SETTINGS[key]) throw new Error(`--only: unknown setting '${key}' (known: ${Object.keys(SETTINGS).join(', ')})`);
   const withTorch = !flag('no-torch') && spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
   console.log(`inference: ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; PyTorch ${withTorch ? 'yes (2 threads)' : 'not available'}`);
+  const { defaultSlideBatchSize } = require('@segkit/core');
   const rows = [];
+  const cell = (r) => (r.error ? r.error : r.medianMs);
+  const ratio = (a, b) => (a.error || b.error ? '-' : `${(a.medianMs / b.medianMs).toFixed(2)}x`);
   for (const key of keys) {
-    const native = runChild(process.execPath, [__filename, `--worker=${key}`, `--runs=${option('runs', 3)}`]);
-    const torch = withTorch ? runChild(PYTHON, [path.join(__dirname, 'torch_models.py'), ...SETTINGS[key].torch, '--runs', option('runs', 3), '--warmup', '1', '--threads', '2']) : { error: 'not run' };
-    for (const [side, result] of [['native', native], ['torch', torch]]) if (!result.error) recordResult(key, 'inference', side, result.medianMs, 'ms');
-    const cell = (r) => (r.error ? r.error : r.medianMs);
-    const ratio = native.error || torch.error ? '-' : `${(native.medianMs / torch.medianMs).toFixed(2)}x`;
-    rows.push([SETTINGS[key].name, cell(native), cell(torch), ratio]);
+    const setting = SETTINGS[key];
+    const torch = withTorch ? runChild(PYTHON, [path.join(__dirname, 'torch_models.py'), ...setting.torch, '--runs', option('runs', 3), '--warmup', '1', '--threads', '2']) : { error: 'not run' };
+    if (!torch.error) recordResult(key, 'inference', 'torch', torch.medianMs, 'ms');
+    // Slide inference: one native measurement per window batch size (test_cfg.batch_size), in separate processes.
+    // The default is always measured: it is the figure the summary records.
+    const defaultBatch = setting.slideCrop ? defaultSlideBatchSize(setting.slideCrop) : null;
+    const batches = setting.slideCrop ? [...new Set([...option('window-batches', '1,4,8,16').split(',').map(Number), defaultBatch])].sort((a, b) => a - b) : [null];
+    for (const batch of batches) {
+      const native = runChild(process.execPath, [__filename, `--worker=${key}`, `--runs=${option('runs', 3)}`, ...(batch ? [`--window-batch=${batch}`] : [])]);
+      if (!native.error && (batch === null || batch === defaultBatch)) recordResult(key, 'inference', 'native', native.medianMs, 'ms', batch === null ? undefined : `slide batch_size ${batch}`);
+      const label = batch === null ? setting.name : `${setting.name}, batch_size ${batch}${batch === defaultBatch ? ' (default)' : ''}`;
+      rows.push([label, cell(native), cell(torch), ratio(native, torch)]);
+    }
   }
-  printTable('Inference, one image, eval mode (median ms)', ['model', 'native ms', 'torch ms', 'native/torch'], rows);
+  printTable('Inference, one image, eval mode (median ms; PyTorch slides 8 windows per batch)', ['model', 'native ms', 'torch ms', 'native/torch'], rows);
 }
 
 const workerKey = option('worker', null);

@@ -4,7 +4,9 @@
 //   iteration, i.e. with the optimizer state allocated), on `native` and in PyTorch (torch_models.py);
 //   a growth check: RSS and tfjs's tensor count over --iterations (default 200) UNet base-16 training
 //   iterations on `native` must not grow after the first 20 (a bench check: prints ok or GROWS).
-//   node bench/memory.js [--only=pspnet256,pspnet512,growth] [--iterations=200] [--no-torch]
+//   With --compare-grads, also the same iteration with tf.variableGrads (tfjs's backward pass, which keeps
+//   every saved tensor and intermediate gradient to the end) beside the runner's leanVariableGrads.
+//   node bench/memory.js [--only=pspnet256,pspnet512,growth] [--iterations=200] [--compare-grads] [--no-torch]
 'use strict';
 const path = require('path');
 const os = require('os');
@@ -48,8 +50,8 @@ async function worker(task) {
   process.stdout.write(`\n@@RESULT ${JSON.stringify(result)}\n`);
 }
 
-function runChild(command, args) {
-  const child = spawnSync(command, args, { encoding: 'utf8', timeout: 2 * 60 * 60 * 1000, maxBuffer: 1 << 26 });
+function runChild(command, args, env = {}) {
+  const child = spawnSync(command, args, { encoding: 'utf8', timeout: 2 * 60 * 60 * 1000, maxBuffer: 1 << 26, env: { ...process.env, ...env } });
   const line = (child.stdout || '').split('\n').find((l) => l.startsWith('@@RESULT '));
   if (!line) return { error: `failed: ${((child.stderr || '').trim().split('\n').slice(-3).join(' | ') || `exit ${child.status ?? child.signal}`).slice(0, 300)}` };
   return JSON.parse(line.slice('@@RESULT '.length));
@@ -63,13 +65,16 @@ function main() {
   const rows = [];
   for (const task of tasks.filter((t) => PEAKS[t])) {
     const native = runChild(process.execPath, [__filename, `--worker=${task}`]);
+    const tfjsGrads = flag('compare-grads') ? runChild(process.execPath, [__filename, `--worker=${task}`], { SEGKIT_BENCH_GRADS: 'tfjs' }) : null;
     const torch = withTorch
       ? runChild(PYTHON, [path.join(__dirname, 'torch_models.py'), '--model', 'pspnet', '--batch', '2', '--size', String(PEAKS[task]), '--classes', '19', '--runs', '1', '--warmup', '1', '--threads', '2'])
       : { error: 'not run' };
     // The summary's PSPNet memory ratio is the 256² one (the size train-step.js trains at).
     if (task === 'pspnet256') for (const [side, r] of [['native', native], ['torch', torch]]) if (!r.error) recordResult('pspnet', 'memory', side, r.peakRssMb, 'MB');
     const cell = (r) => (r.error ? r.error : r.peakRssMb);
-    rows.push([`PSPNet R50-D8 + aux, b2 ${PEAKS[task]}²`, cell(native), cell(torch), native.error || torch.error ? '-' : `${(native.peakRssMb / torch.peakRssMb).toFixed(2)}x`]);
+    const ratio = (r) => (r.error || torch.error ? '-' : `${(r.peakRssMb / torch.peakRssMb).toFixed(2)}x`);
+    rows.push([`PSPNet R50-D8 + aux, b2 ${PEAKS[task]}²`, cell(native), cell(torch), ratio(native)]);
+    if (tfjsGrads) rows.push([`  same, tf.variableGrads (before leanVariableGrads)`, cell(tfjsGrads), cell(torch), ratio(tfjsGrads)]);
   }
   if (rows.length) printTable('Peak RSS of a training iteration (MB, after a warm-up iteration)', ['model', 'native MB', 'torch MB', 'native/torch'], rows);
   if (tasks.includes('growth')) {

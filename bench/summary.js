@@ -7,11 +7,14 @@ const os = require('os');
 
 const RESULTS_ENV = 'SEGKIT_BENCH_RESULTS';
 
-/** Records one measurement: model key, measure ('train', 'inference', 'memory'), side ('native', 'torch'), value. */
-function recordResult(model, measure, side, value, unit) {
+/**
+ * Records one measurement: model key, measure ('train', 'inference', 'memory'), side ('native', 'torch'), value;
+ * `note` (optional) is printed beside the measure's ratio in the summary (e.g. the slide window batch size).
+ */
+function recordResult(model, measure, side, value, unit, note) {
   const file = process.env[RESULTS_ENV];
   if (!file || value == null) return;
-  fs.appendFileSync(file, `${JSON.stringify({ model, measure, side, value, unit })}\n`);
+  fs.appendFileSync(file, `${JSON.stringify({ model, measure, side, value, unit, ...(note ? { note } : {}) })}\n`);
 }
 
 function readResults(file) {
@@ -29,7 +32,8 @@ function printSummary(file, { isa, threads }) {
   const value = (model, measure, side) => results.filter((r) => r.model === model && r.measure === measure && r.side === side).map((r) => r.value).pop();
   const ratio = (model, measure) => {
     const [a, b] = [value(model, measure, 'native'), value(model, measure, 'torch')];
-    return a == null || b == null ? '-' : `${(a / b).toFixed(2)}x`;
+    const note = results.filter((r) => r.model === model && r.measure === measure && r.note).map((r) => r.note).pop();
+    return `${a == null || b == null ? '-' : `${(a / b).toFixed(2)}x`}${note ? ` (${note})` : ''}`;
   };
   console.log('\n=== summary: native / PyTorch (below 1.00x: native faster or smaller) ===');
   for (const model of models) {

@@ -65,7 +65,7 @@ const SETTINGS = {
 
 async function buildStep(setting, backend) {
   const tf = require('@tensorflow/tfjs-core');
-  const { loadConfigAndKernel, buildOptimizer, parseLossTensors } = require('@segkit/core');
+  const { loadConfigAndKernel, buildOptimizer, parseLossTensors, leanVariableGrads } = require('@segkit/core');
   const quiet = { info() {}, warn() {} };
   const { config, kernel } = await loadConfigAndKernel(path.join(CONFIGS, setting.config), { cfgOptions: setting.options, backend, logger: quiet });
   const model = kernel.build('segmentors', config.model, { path: 'model' });
@@ -75,8 +75,10 @@ async function buildStep(setting, backend) {
   const images = tf.randomUniform([setting.batch, setting.size, setting.size, 3], -1, 1, 'float32', 1);
   const labels = tf.randomUniform([setting.batch, setting.size, setting.size], 0, setting.classes, 'int32', 2);
   // The runner's step (core/src/engine/runner.ts): the loss value is returned so the timing reads it back.
+  // The runner's gradient pass (leanVariableGrads) unless SEGKIT_BENCH_GRADS=tfjs asks for tf.variableGrads (memory.js compares them).
+  const variableGrads = process.env.SEGKIT_BENCH_GRADS === 'tfjs' ? tf.variableGrads : leanVariableGrads;
   const step = () => {
-    const { value, grads } = tf.variableGrads(() => parseLossTensors(model.forwardTrain(images, labels)).loss, trainable);
+    const { value, grads } = variableGrads(() => parseLossTensors(model.forwardTrain(images, labels)).loss, trainable);
     optimizer.step(grads);
     tf.dispose(Object.values(grads));
     return value;

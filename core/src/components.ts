@@ -74,6 +74,8 @@ export interface InferenceOptions {
   mode?: 'whole' | 'slide';
   crop_size?: [number, number];
   stride?: [number, number];
+  /** Slide mode: windows per forward pass (a positive integer; 1: one at a time, as MMSegmentation 0.x; unset: `defaultSlideBatchSize`). */
+  batch_size?: number;
 }
 
 /** A segmentor (`segmentors` registry), e.g. EncoderDecoder. */

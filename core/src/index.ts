@@ -28,13 +28,14 @@ export { buildOptimizer, buildOptimizerConstructor } from './training/build';
 export { seedEverything, seedIteration } from './training/seed';
 export { forwardBackward } from './training/step';
 export type { ForwardBackward } from './training/step';
+export { leanVariableGrads } from './training/lean-grads';
 export { DataLoader } from './data/loader';
 export type { DataLoaderOptions, DataLoaderState } from './data/loader';
 
 // ---------------------------------------------------------------- models and evaluation
 export { EncoderDecoder, encoderDecoderDefinition } from './models/encoder-decoder';
 export type { EncoderDecoderOptions, SegmentorInferenceOptions } from './models/encoder-decoder';
-export { slideInference, slideWindows } from './models/inference';
+export { SLIDE_BATCH_PIXELS, defaultSlideBatchSize, slideInference, slideWindows, type SlideInferenceOptions } from './models/inference';
 export { evaluateSegmentor, predictSample } from './evaluation/evaluate';
 export type { EvaluateOptions } from './evaluation/evaluate';
 // The metrics come with the runtime entry, through export * from './plugin-api'.

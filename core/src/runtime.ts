@@ -141,7 +141,7 @@ export { isNode, nodeBuiltin } from './host';
 // ---------------------------------------------------------------- segmentors and inference
 export { EncoderDecoder, encoderDecoderDefinition } from './models/encoder-decoder';
 export type { EncoderDecoderOptions, SegmentorInferenceOptions } from './models/encoder-decoder';
-export { slideInference, slideWindows } from './models/inference';
+export { SLIDE_BATCH_PIXELS, defaultSlideBatchSize, slideInference, slideWindows, type SlideInferenceOptions } from './models/inference';
 export { predictSample, inferSample } from './evaluation/evaluate';
 export type { SampleOutputs, SamplePrediction } from './evaluation/evaluate';
 export { pixelsToBgr, runTestPipelineOnPixels, testPipelineSteps, segmentPixels } from './apis/pixels';

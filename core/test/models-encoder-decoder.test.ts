@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { EncoderDecoder, SegkitError, nn, slideInference, slideWindows, type Kernel } from '../src';
+import { EncoderDecoder, SegkitError, defaultSlideBatchSize, nn, slideInference, slideWindows, type Kernel } from '../src';
 import { TOY_MODEL, ToyHead, toyKernel } from '../src/testing';
 import { expectClose, expectNoLeak } from './nn-helpers';
 
@@ -166,13 +166,19 @@ describe('EncoderDecoder and the decode-head base', () => {
   it('slide inference averages overlapping windows per pixel', () => {
     // Each window's "logit" is the window's mean; columns 0-1 see window A (mean 1.5), 4-5 window B (3.5), 2-3 both.
     const image = tf.tensor4d(Array.from({ length: 24 }, (_, i) => i % 6), [1, 4, 6, 1]);
+    const expected = [0, 1, 2, 3].flatMap(() => [1.5, 1.5, 2.5, 2.5, 3.5, 3.5]);
     let calls = 0;
-    const averaged = slideInference(image, [4, 4], [2, 2], (crop) => {
+    const windowMean = (crops: tf.Tensor4D) => {
       calls++;
-      return tf.mul(tf.onesLike(crop), tf.mean(crop));
-    });
-    expect(calls).to.equal(2);
-    expectClose(averaged, [0, 1, 2, 3].flatMap(() => [1.5, 1.5, 2.5, 2.5, 3.5, 3.5]));
+      return tf.mul(tf.onesLike(crops), tf.mean(crops, [1, 2, 3], true)) as tf.Tensor4D;
+    };
+    // By default both 4×4 windows go through one call (defaultSlideBatchSize: 256² window pixels per call).
+    expect(defaultSlideBatchSize([4, 4])).to.equal(4096);
+    expect([defaultSlideBatchSize([64, 64]), defaultSlideBatchSize([128, 128]), defaultSlideBatchSize([256, 256]), defaultSlideBatchSize([512, 1024])]).to.deep.equal([16, 4, 1, 1]);
+    expectClose(slideInference(image, [4, 4], [2, 2], windowMean), expected);
+    expect(calls).to.equal(1);
+    expectClose(slideInference(image, [4, 4], [2, 2], windowMean, { batchSize: 1 }), expected);
+    expect(calls).to.equal(3);
   });
 
   it('slide inference of a segmentor with constant logits gives those logits everywhere, from test_cfg', () => {
@@ -188,6 +194,57 @@ describe('EncoderDecoder and the decode-head base', () => {
       expectClose(logits, Array.from({ length: 80 }, () => [1, 2, 3]).flat(), 1e-5);
       logits.dispose();
     });
+    model.dispose();
+  });
+
+  it('batched slide windows (test_cfg.batch_size) equal one-at-a-time windows on random weights and BN statistics', () => {
+    const model = build({ ...TOY_MODEL, test_cfg: { mode: 'slide', crop_size: [6, 6], stride: [4, 4] } }).eval();
+    // Random running statistics, so eval-mode BN is not the identity.
+    for (const [name, buffer] of model.namedBuffers()) {
+      if (name.endsWith('running_mean')) buffer.assign(tf.randomNormal(buffer.shape, 0, 0.5, 'float32', 3));
+      if (name.endsWith('running_var')) buffer.assign(tf.randomUniform(buffer.shape, 0.5, 2, 'float32', 4));
+    }
+    // 2 images, 13×11: 4 × 3 = 12 windows of 6×6 (the last row and column shifted back inside).
+    const x = tf.randomNormal([2, 13, 11, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const one = model.inference(x, { batch_size: 1 });
+    const reference = one.arraySync().flat(3);
+    const scale = Math.max(...reference.map(Math.abs));
+    for (const batchSize of [2, 5, 12, 64]) {
+      expectNoLeak(() => {
+        const batched = model.inference(x, { batch_size: batchSize });
+        expect(batched.shape).to.deep.equal([2, 13, 11, 3]);
+        const values = batched.arraySync().flat(3);
+        const worst = Math.max(...values.map((v, i) => Math.abs(v - reference[i]!)));
+        expect(worst / scale, `batch_size ${batchSize}`).to.be.below(1e-5);
+        batched.dispose();
+      });
+    }
+    // From test_cfg; an image smaller than the crop is one window of its own size, batched or not.
+    const configured = build({ ...TOY_MODEL, test_cfg: { mode: 'slide', crop_size: [6, 6], stride: [4, 4], batch_size: 4 } }).eval();
+    configured.loadStateDict(model.stateDict());
+    const small = tf.randomNormal([1, 4, 5, 3], 0, 1, 'float32', 6) as tf.Tensor4D;
+    expectNoLeak(() => {
+      const [a, b, c, d] = [configured.inference(x), one, configured.inference(small), model.encodeDecode(small)];
+      expectClose(a, b.arraySync().flat(3), 1e-5);
+      expectClose(c, d.arraySync().flat(3), 1e-5);
+      tf.dispose([a, c, d]);
+    });
+    tf.dispose([x, one, small]);
+    model.dispose();
+    configured.dispose();
+  });
+
+  it('a bad test_cfg.batch_size is one error naming model.test_cfg.batch_size', () => {
+    const slide = { mode: 'slide', crop_size: [4, 4], stride: [3, 3] };
+    for (const bad of [0, -2, 1.5, '4']) {
+      expect(() => build({ ...TOY_MODEL, test_cfg: { ...slide, batch_size: bad } }), String(bad)).to.throw(SegkitError, 'model.test_cfg.batch_size: expected a positive integer (windows per forward pass in slide inference), got');
+    }
+    const model = build({ ...TOY_MODEL, test_cfg: slide }).eval();
+    const x = tf.zeros([1, 8, 8, 3]) as tf.Tensor4D;
+    expectNoLeak(() => {
+      expect(() => model.inference(x, { batch_size: 0 })).to.throw(SegkitError, 'model.test_cfg.batch_size: expected a positive integer (windows per forward pass in slide inference), got 0');
+    });
+    x.dispose();
     model.dispose();
   });
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { nn, SegkitError } from '../src';
-import { expectNoLeak } from './nn-helpers';
+import { expectClose, expectNoLeak } from './nn-helpers';
 
 describe('nn.ConvModule and state dicts', () => {
   it('uses MMCV child names and drops the conv bias when a norm follows (bias auto)', () => {
@@ -82,5 +82,37 @@ describe('nn.ConvModule and state dicts', () => {
     });
     x.dispose();
     model.dispose();
+  });
+
+  it('residualActivation: ReLU(x + residual) with tf.relu(tf.add)\'s values and gradients, keeping only its output for the backward pass', () => {
+    const x = tf.tensor4d([1, -2, 0.5, -0.5, 3, -3, 0, 2], [1, 2, 2, 2]);
+    const residual = tf.tensor4d([-2, 1, 0.5, 0.25, -1, 4, 0, -2], [1, 2, 2, 2]);
+    const upstream = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2]);
+    const relu = new nn.ReLU();
+    expectNoLeak(() => {
+      const fused = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.mul(nn.residualActivation(relu, a as tf.Tensor4D, b as tf.Tensor4D), upstream));
+      const [da, db] = fused([x, residual]);
+      // sum = [-1, -1, 1, -0.25, 2, 1, 0, 0]: the gradient is upstream where the sum is > 0 (ReLU'(0) = 0, as tf.relu).
+      expectClose(da!, [0, 0, 3, 0, 5, 6, 0, 0]);
+      expectClose(db!, [0, 0, 3, 0, 5, 6, 0, 0]);
+      const value = nn.residualActivation(relu, x, residual);
+      expectClose(value, [0, 0, 1, 0, 2, 1, 0, 0]);
+      tf.dispose([da!, db!, value]);
+    });
+    // What the tape keeps for the backward pass: one output-sized tensor, against Add's two inputs and Relu's sum.
+    const savedElements = (f: () => tf.Tensor) => {
+      let saved = 0;
+      const { value, grads } = tf.variableGrads(() => {
+        const out = f();
+        for (const node of (tf.engine() as unknown as { state: { activeTape: { saved?: tf.Tensor[] }[] } }).state.activeTape) for (const t of node.saved ?? []) saved += t.size;
+        return tf.sum(out) as tf.Scalar;
+      }, [variable]);
+      tf.dispose([value, ...Object.values(grads)]);
+      return saved;
+    };
+    const variable = tf.variable(x, true, 'residual_activation_x');
+    expect(savedElements(() => nn.residualActivation(relu, variable as tf.Variable<tf.Rank.R4>, residual))).to.equal(8);
+    expect(savedElements(() => tf.relu(tf.add(variable, residual)))).to.equal(24);
+    tf.dispose([x, residual, upstream, variable]);
   });
 });

@@ -86,7 +86,12 @@ export interface ModelConfig extends Mergeable {
   decode_head?: HeadConfig;
   auxiliary_head?: HeadConfig | HeadConfig[] | null;
   train_cfg?: Record<string, unknown>;
-  test_cfg?: { mode?: 'whole' | 'slide'; crop_size?: [number, number]; stride?: [number, number] } & Mergeable;
+  /**
+   * Whole-image or sliding-window inference. `batch_size` (slide mode): windows stacked into one forward
+   * pass, a positive integer; 1 runs them one at a time as MMSegmentation 0.x does. Unset: 256² window
+   * pixels per pass (16 windows of 64², 4 of 128², 1 of 256² or more; `defaultSlideBatchSize`).
+   */
+  test_cfg?: { mode?: 'whole' | 'slide'; crop_size?: [number, number]; stride?: [number, number]; batch_size?: number } & Mergeable;
   init_cfg?: unknown;
 }
 

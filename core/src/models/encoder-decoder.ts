@@ -5,11 +5,12 @@ import { SegkitError } from '../errors';
 import type { BuildContext, ComponentOf } from '../plugin-system/registries';
 import type { DecodeHead, FeatureExtractor, InferenceOptions, Segmentor } from '../components';
 import { componentConfigSchema } from './decode-head';
-import { slideInference } from './inference';
+import { SLIDE_BATCH_SIZE_EXPECTED, isSlideBatchSize, slideInference } from './inference';
 import { describeValue, formatValue } from '../config/validation';
 import type { OnnxExportContext, OnnxValue } from '../export/onnx/types';
 
 const sizePair = z.tuple([z.number().int().positive(), z.number().int().positive()]);
+const windowBatchSize = z.custom<number>(isSlideBatchSize, { error: SLIDE_BATCH_SIZE_EXPECTED });
 
 export const encoderDecoderSchema = z.object({
   backbone: componentConfigSchema,
@@ -18,7 +19,7 @@ export const encoderDecoderSchema = z.object({
   auxiliary_head: z.union([componentConfigSchema, z.array(componentConfigSchema)]).nullable().default(null),
   train_cfg: z.record(z.string(), z.unknown()).default({}),
   test_cfg: z
-    .strictObject({ mode: z.enum(['whole', 'slide']).default('whole'), crop_size: sizePair.optional(), stride: sizePair.optional() })
+    .strictObject({ mode: z.enum(['whole', 'slide']).default('whole'), crop_size: sizePair.optional(), stride: sizePair.optional(), batch_size: windowBatchSize.optional() })
     .default({ mode: 'whole' }),
   pretrained: z.string().nullable().default(null),
   init_cfg: z.unknown().optional(),
@@ -123,7 +124,8 @@ export class EncoderDecoder extends Module implements Segmentor {
         const crop = options.crop_size ?? this.testCfg.crop_size;
         const stride = options.stride ?? this.testCfg.stride;
         if (!crop || !stride) throw new SegkitError(`test_cfg: slide inference needs crop_size and stride, got crop_size ${describeValue(crop)} and stride ${describeValue(stride)}`);
-        logits = slideInference(images, crop, stride, (window) => this.encodeDecode(window));
+        const batchSize = options.batch_size ?? this.testCfg.batch_size;
+        logits = slideInference(images, crop, stride, (windows) => this.encodeDecode(windows), batchSize === undefined ? {} : { batchSize });
       }
       return options.oriShape ? resize(logits, options.oriShape, { alignCorners: this.alignCorners }) : logits;
     });

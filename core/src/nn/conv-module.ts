@@ -3,7 +3,7 @@ import { Module } from './module';
 import { Conv2d } from './conv';
 import { BatchNorm2d, buildNormLayer, type NormConfig, type NormLayer } from './norm';
 import { ReLU, buildActivation, type ActivationConfig } from './activation';
-import { reportFlops } from './flops';
+import { isShapesOnly, reportFlops } from './flops';
 import { constantInit, kaimingInit } from './init';
 import { SegkitError } from '../errors';
 import type { Pair } from './utils';
@@ -35,6 +35,33 @@ export function normActivation(norm: NormLayer, activation: Module, x: tf.Tensor
   }
   return activation.forward(norm.forward(x) as tf.Tensor4D) as tf.Tensor4D;
 }
+
+/**
+ * activation(x + residual), the end of a residual block. With a plain ReLU and equal shapes the sum and
+ * the ReLU are one op whose gradient reads only its output (dy where the output is > 0, for both
+ * inputs), the values and gradients of tf.relu(tf.add(x, residual)): tfjs's Add would keep both of its
+ * inputs and Relu the pre-activation sum alive for the backward pass, activations PyTorch frees.
+ */
+export function residualActivation(activation: Module, x: tf.Tensor4D, residual: tf.Tensor4D): tf.Tensor4D {
+  if (activation.constructor !== ReLU || isShapesOnly() || !tf.util.arraysEqual(x.shape, residual.shape)) {
+    return activation.forward(tf.add(x, residual) as tf.Tensor4D) as tf.Tensor4D;
+  }
+  reportFlops(activation, x.size);
+  return addRelu(x, residual) as tf.Tensor4D;
+}
+
+const addRelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const save = args.pop() as tf.GradSaveFunc;
+  const [x, residual] = args as [tf.Tensor, tf.Tensor];
+  const value = tf.relu(tf.add(x, residual));
+  save([value]);
+  // Two tensors, not one object twice: tfjs's backward pass disposes a gradient it accumulates into.
+  const gradFunc = (dy: tf.Tensor, [output]: tf.Tensor[]) => {
+    const dx = tf.mul(dy, tf.step(output!));
+    return [dx, tf.clone(dx)];
+  };
+  return { value, gradFunc };
+});
 
 /**
  * MMCV's ConvModule: conv → norm → activation, with MMCV's child names (`conv`, `bn`/`gn`, `activate`)

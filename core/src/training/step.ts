@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Segmentor } from '../components';
 import { parseLossTensors } from '../losses';
+import { leanVariableGrads } from './lean-grads';
 
 export interface ForwardBackward {
   /** The back-propagated loss (Σ of the terms whose key contains "loss"). */
@@ -13,13 +14,14 @@ export interface ForwardBackward {
 
 /**
  * The forward and backward half of a training iteration, exactly as the runner does it: `forwardTrain`,
- * MMSegmentation's `_parse_losses` and the gradients of every trainable parameter, with nothing read back.
+ * MMSegmentation's `_parse_losses` and the gradients of every trainable parameter (through `leanVariableGrads`,
+ * which frees each node's saved tensors as the backward pass goes), with nothing read back.
  * The caller owns (and disposes) every returned tensor.
  */
 export function forwardBackward(model: Segmentor, images: tf.Tensor4D, labels: tf.Tensor3D): ForwardBackward {
   let logTensors: Record<string, tf.Scalar> = {};
   const trainable = model.parameters().filter((variable) => variable.trainable);
-  const { value, grads } = tf.variableGrads(() => {
+  const { value, grads } = leanVariableGrads(() => {
     const parsed = parseLossTensors(model.forwardTrain(images, labels));
     logTensors = Object.fromEntries(Object.entries(parsed.logTensors).map(([key, tensor]) => [key, tf.keep(tf.clone(tensor))]));
     return parsed.loss;

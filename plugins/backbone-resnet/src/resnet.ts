@@ -61,7 +61,7 @@ export class BasicBlock extends nn.Module {
       let out = nn.normActivation(this.bn1, this.relu, this.conv1.forward(x));
       out = this.bn2.forward(this.conv2.forward(out)) as tf.Tensor4D;
       const identity = this.downsample ? this.downsample.forward(x) : x;
-      return this.relu.forward(tf.add(out, identity) as tf.Tensor4D);
+      return nn.residualActivation(this.relu, out, identity as tf.Tensor4D);
     });
   }
 
@@ -115,7 +115,7 @@ export class Bottleneck extends nn.Module {
       out = nn.normActivation(this.bn2, this.relu, this.conv2.forward(out));
       out = this.bn3.forward(this.conv3.forward(out)) as tf.Tensor4D;
       const identity = this.downsample ? this.downsample.forward(x) : x;
-      return this.relu.forward(tf.add(out, identity) as tf.Tensor4D);
+      return nn.residualActivation(this.relu, out, identity as tf.Tensor4D);
     });
   }
 
