@@ -312,6 +312,16 @@ void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, i
   });
 }
 
+void gemmOnThisThread(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k,
+                      bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    gemm(a, b, c, m, n, k, accumulate);  // the zero fill
+    return;
+  }
+  gemmBlock(*activeSpec(), a, b, c, 0, m, 0, n, k, accumulate);
+}
+
 const char* microKernelName() { return activeSpec()->name; }
 
 bool selectMicroKernel(const char* name) {

@@ -54,6 +54,10 @@ struct OutputMatrix {
 /** C[m, n] = A[m, k] * B[k, n] (+ C when accumulate). Multi-threaded over the thread pool. */
 void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k, bool accumulate);
 
+/** gemm on the calling thread only: for callers that already spread many small GEMMs over the pool. */
+void gemmOnThisThread(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k,
+                      bool accumulate);
+
 /**
  * Name of the micro-kernel in use: "avx512", "avx2-fma" or "portable". By default the fastest this
  * CPU runs (CPUID); the environment variable SEGKIT_NATIVE_ISA (avx512, avx2, portable) forces a lower one.
