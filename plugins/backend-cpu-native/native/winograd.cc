@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -44,66 +45,175 @@ struct Transforms<4> {
   static constexpr float AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
 };
 
-// out[i][j][c] = sum_k m[i][k] * in[k][j][c]; in is [K][N][block], out [R][N][block]. Fully unrolled
-// over the constant matrix, so its zero entries cost nothing.
-template <int R, int K, int N>
-__attribute__((always_inline)) inline void multiplyLeft(const float (&m)[R][K], const float* in, float* out) {
-#pragma GCC unroll 8
-  for (int i = 0; i < R; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < N; ++j) {
-      float acc[kChannelBlock] = {};
-#pragma GCC unroll 8
-      for (int k = 0; k < K; ++k) {
-        const float coefficient = m[i][k];
-        if (coefficient == 0.0f) continue;
-        const float* row = in + (k * N + j) * kChannelBlock;
-        for (int c = 0; c < kChannelBlock; ++c) acc[c] += coefficient * row[c];
-      }
-      std::memcpy(out + (i * N + j) * kChannelBlock, acc, sizeof(acc));
-    }
+/** One ISA's tile transforms (winograd_transforms.inl), on [points][kChannelBlock] blocks. */
+struct TileTransforms {
+  void (*input)(const float* patch, float* out);    // [alpha^2] -> [alpha^2]
+  void (*filter)(const float* taps, float* out);    // [9] -> [alpha^2]
+  void (*output)(const float* products, float* out);  // [alpha^2] -> [M^2]
+};
+
+namespace portable {
+#include "winograd_transforms.inl"
+}  // namespace portable
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SEGKIT_X86 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
+#include "winograd_transforms.inl"
+template TileTransforms tileTransforms<2>();
+template TileTransforms tileTransforms<4>();
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
+#endif
+namespace avx512 {
+#include "winograd_transforms.inl"
+template TileTransforms tileTransforms<2>();
+template TileTransforms tileTransforms<4>();
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+/** The transforms for the GEMM's ISA (microKernelName), so SEGKIT_NATIVE_ISA switches both. */
+template <int M>
+TileTransforms transformsForActiveIsa() {
+#ifdef SEGKIT_X86
+  const char* isa = microKernelName();
+  if (std::strcmp(isa, "avx512") == 0) return avx512::tileTransforms<M>();
+  if (std::strcmp(isa, "avx2-fma") == 0) return avx2::tileTransforms<M>();
+#endif
+  return portable::tileTransforms<M>();
 }
 
-// out[i][j][c] = sum_k in[i][k][c] * m[j][k]; in is [N][K][block], out [N][R][block].
-template <int R, int K, int N>
-__attribute__((always_inline)) inline void multiplyRightTransposed(const float (&m)[R][K], const float* in, float* out) {
-#pragma GCC unroll 8
-  for (int i = 0; i < N; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < R; ++j) {
-      float acc[kChannelBlock] = {};
-#pragma GCC unroll 8
-      for (int k = 0; k < K; ++k) {
-        const float coefficient = m[j][k];
-        if (coefficient == 0.0f) continue;
-        const float* row = in + (i * K + k) * kChannelBlock;
-        for (int c = 0; c < kChannelBlock; ++c) acc[c] += coefficient * row[c];
-      }
-      std::memcpy(out + (i * R + j) * kChannelBlock, acc, sizeof(acc));
+/**
+ * A GEMM A operand [rows x cols] stored as the GEMM packs it: panels of mr rows, column by column
+ * (element (r, c) at ((r / mr) * cols + c) * mr + r % mr), so packing a panel is one memcpy. Rows
+ * past the last are stored (zero) up to a whole panel.
+ */
+class PackedPanelsView final : public MatrixView {
+ public:
+  PackedPanelsView(const float* data, int64_t cols, int64_t mr) : data_(data), cols_(cols), mr_(mr) {}
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    if (dstRowStride == 1 && dstColStride == mr_ && row0 % mr_ == 0 && rows <= mr_) {
+      std::memcpy(dst, data_ + ((row0 / mr_) * cols_ + col0) * mr_, sizeof(float) * cols * mr_);
+      return;
     }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t row = row0 + r, col = col0 + c;
+        dst[r * dstRowStride + c * dstColStride] = data_[((row / mr_) * cols_ + col) * mr_ + row % mr_];
+      }
+  }
+
+  const float* packedPanel(int64_t row0, int64_t col0, int64_t mr) const override {
+    return mr == mr_ && row0 % mr_ == 0 ? data_ + ((row0 / mr_) * cols_ + col0) * mr_ : nullptr;
+  }
+
+ private:
+  const float* data_;
+  int64_t cols_, mr_;
+};
+
+/**
+ * A GEMM B operand [rows x cols] stored as the GEMM packs it: slivers of nr columns, row by row
+ * (element (r, c) at ((c / nr) * rows + r) * nr + c % nr); columns past the last are zero.
+ */
+class PackedSliversView final : public MatrixView {
+ public:
+  PackedSliversView(const float* data, int64_t rows, int64_t nr) : data_(data), rows_(rows), nr_(nr) {}
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    if (dstRowStride == nr_ && dstColStride == 1 && col0 % nr_ == 0 && cols <= nr_) {
+      std::memcpy(dst, data_ + ((col0 / nr_) * rows_ + row0) * nr_, sizeof(float) * rows * nr_);
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t row = row0 + r, col = col0 + c;
+        dst[r * dstRowStride + c * dstColStride] = data_[((col / nr_) * rows_ + row) * nr_ + col % nr_];
+      }
+  }
+
+  const float* packedSliver(int64_t row0, int64_t col0, int64_t nr) const override {
+    return nr == nr_ && col0 % nr_ == 0 ? data_ + ((col0 / nr_) * rows_ + row0) * nr_ : nullptr;
+  }
+
+ private:
+  const float* data_;
+  int64_t rows_, nr_;
+};
+
+/** dst[0, kChannelBlock) = src[0, n), zero past n; a fixed-size copy in the usual full-block case. */
+inline void loadBlock(float* dst, const float* src, int64_t n) {
+  if (n == kChannelBlock) {
+    std::memcpy(dst, src, sizeof(float) * kChannelBlock);
+    return;
+  }
+  std::memcpy(dst, src, sizeof(float) * n);
+  std::fill(dst + n, dst + kChannelBlock, 0.0f);
 }
 
-/** One Winograd convolution: the tiling of the output and the three transforms. */
+inline void storeBlock(float* dst, const float* src, int64_t n) {
+  if (n == kChannelBlock)
+    std::memcpy(dst, src, sizeof(float) * kChannelBlock);
+  else
+    std::memcpy(dst, src, sizeof(float) * n);
+}
+
+struct FreeAligned {
+  void operator()(float* p) const { std::free(p); }
+};
+
+/** Zeroed floats, 64-byte aligned (the micro-kernels' aligned loads of B read them in place). */
+std::unique_ptr<float, FreeAligned> alignedZeros(int64_t count) {
+  const size_t bytes = (sizeof(float) * count + 63) / 64 * 64;
+  float* data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!data) throw std::bad_alloc();
+  std::memset(data, 0, bytes);
+  return std::unique_ptr<float, FreeAligned>(data);
+}
+
+/** One Winograd convolution: the tiling of the output, the three transforms and the GEMMs between. */
 template <int M>
 class WinogradConv {
-  using T = Transforms<M>;
-  static constexpr int kAlpha = T::kAlpha;
+  static constexpr int kAlpha = Transforms<M>::kAlpha;
   static constexpr int kPositions = kAlpha * kAlpha;
 
  public:
   WinogradConv(const float* x, const float* filter, float* out, const WindowGeometry& g, bool flippedSwappedFilter)
-      : x_(x), filter_(filter), out_(out), g_(g), swapped_(flippedSwappedFilter) {
-    tilesH_ = (g.outH + M - 1) / M;
-    tilesW_ = (g.outW + M - 1) / M;
-  }
+      : x_(x),
+        filter_(filter),
+        out_(out),
+        g_(g),
+        swapped_(flippedSwappedFilter),
+        transforms_(transformsForActiveIsa<M>()),
+        mr_(microKernelRows()),
+        nr_(microKernelCols()),
+        tilesH_((g.outH + M - 1) / M),
+        tilesW_((g.outW + M - 1) / M),
+        slivers_((g.outC + nr_ - 1) / nr_) {}
 
   void run() {
     const WindowGeometry& g = g_;
-    // The filter's transform U[position][rows][cols], with rows x cols its stored [in, out] matrix
-    // (for the swapped filter [g.outC, g.inC], read as its transpose by the GEMM).
-    const int64_t rows = swapped_ ? g.outC : g.inC, cols = swapped_ ? g.inC : g.outC;
-    std::unique_ptr<float[]> transformedFilter(new float[kPositions * rows * cols]);
-    transformFilter(rows, cols, transformedFilter.get());
+    // U[position] as the GEMM's B operand [inC x outC] in packed slivers, zero past outC.
+    auto transformedFilter = alignedZeros(kPositions * slivers_ * nr_ * g.inC);
+    transformFilter(transformedFilter.get());
     transformed_ = transformedFilter.get();
 
     const int64_t tiles = g.batch * tilesH_ * tilesW_;
@@ -126,8 +236,8 @@ class WinogradConv {
 
  private:
   /**
-   * Tiles per chunk: its transformed input and GEMM output ((alpha^2) x tiles x (inC + outC) floats)
-   * about fill a core's L2 (512 KiB+), at least a few micro-kernel rows.
+   * Tiles per chunk, a multiple of every micro-kernel's row count: the chunk's transformed input and
+   * GEMM output (alpha^2 x tiles x (inC + outC) floats) about fill a core's L2.
    */
   int64_t chunkTiles() const {
     static const int64_t budgetFloats = [] {
@@ -135,71 +245,84 @@ class WinogradConv {
       return (v && *v ? std::atoll(v) : 768) * 1024 / 4;
     }();
     const int64_t perTile = kPositions * (g_.inC + g_.outC);
-    const int64_t tiles = std::max<int64_t>(36, budgetFloats / perTile);
-    return (tiles + 11) / 12 * 12;  // whole 12- and 6-row micro-kernel tiles
+    const int64_t tiles = std::max<int64_t>(24, budgetFloats / perTile);
+    return (tiles + 11) / 12 * 12;
   }
 
-  void transformFilter(int64_t rows, int64_t cols, float* u) const {
-    const int64_t blocks = (cols + kChannelBlock - 1) / kChannelBlock;
-    parallelRanges(rows * blocks, 16, [&](int64_t begin, int64_t end) {
+  /** Offset of GEMM B element (k, n) of one position's packed U (K = inC, N = outC). */
+  int64_t packedFilterIndex(int64_t k, int64_t n) const { return ((n / nr_) * g_.inC + k) * nr_ + n % nr_; }
+
+  void transformFilter(float* u) const {
+    // Blocks of kChannelBlock GEMM columns n (output channels) at one GEMM row k (input channel). The
+    // stored filter is [3, 3, inC, outC], or for the swapped filter [3, 3, outC, inC] (read flipped):
+    // element (k, n) of a tap at k * outC + n, or n * inC + k.
+    const int64_t K = g_.inC, N = g_.outC;
+    const int64_t strideK = swapped_ ? 1 : N, strideN = swapped_ ? K : 1;
+    const int64_t positionSize = slivers_ * nr_ * K;
+    const int64_t blocks = (N + kChannelBlock - 1) / kChannelBlock;
+    // k runs fastest: with the swapped filter, neighbouring k share the cache lines just read.
+    parallelRanges(blocks * K, 16, [&](int64_t begin, int64_t end) {
       alignas(64) float taps[9 * kChannelBlock];
-      alignas(64) float half[kAlpha * 3 * kChannelBlock];
       alignas(64) float full[kPositions * kChannelBlock];
       for (int64_t item = begin; item < end; ++item) {
-        const int64_t r = item / blocks, c0 = (item % blocks) * kChannelBlock;
-        const int64_t n = std::min<int64_t>(kChannelBlock, cols - c0);
+        const int64_t k = item % K, n0 = (item / K) * kChannelBlock;
+        const int64_t n = std::min<int64_t>(kChannelBlock, N - n0);
         for (int tap = 0; tap < 9; ++tap) {
           const int sourceTap = swapped_ ? 8 - tap : tap;  // flipped: (2 - kh, 2 - kw)
-          const float* src = filter_ + (sourceTap * rows + r) * cols + c0;
+          const float* src = filter_ + sourceTap * K * N + k * strideK + n0 * strideN;
           float* dst = taps + tap * kChannelBlock;
-          std::memcpy(dst, src, sizeof(float) * n);
-          std::fill(dst + n, dst + kChannelBlock, 0.0f);
+          if (strideN == 1) {
+            loadBlock(dst, src, n);
+          } else {
+            for (int64_t j = 0; j < n; ++j) dst[j] = src[j * strideN];
+            std::fill(dst + n, dst + kChannelBlock, 0.0f);
+          }
         }
-        multiplyLeft<kAlpha, 3, 3>(T::G, taps, half);
-        multiplyRightTransposed<kAlpha, 3, kAlpha>(T::G, half, full);
-        for (int p = 0; p < kPositions; ++p)
-          std::memcpy(u + (p * rows + r) * cols + c0, full + p * kChannelBlock, sizeof(float) * n);
+        transforms_.filter(taps, full);
+        for (int p = 0; p < kPositions; ++p) {
+          float* position = u + p * positionSize;
+          for (int64_t j = 0; j < n; ++j) position[packedFilterIndex(k, n0 + j)] = full[p * kChannelBlock + j];
+        }
       }
     });
   }
 
-  // V[position][tile][inC] for tiles [first, first + count) of the output.
+  // Tiles [begin, end) of the chunk's V[position] = the GEMM's A operand [count x inC] in packed panels.
   void transformInput(int64_t first, int64_t count, int64_t begin, int64_t end, float* v) const {
     const WindowGeometry& g = g_;
+    const int64_t positionSize = (count + mr_ - 1) / mr_ * mr_ * g.inC;
     alignas(64) float patch[kPositions * kChannelBlock];
-    alignas(64) float half[kPositions * kChannelBlock];
     alignas(64) float full[kPositions * kChannelBlock];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t tile = first + t;
       const int64_t tw = tile % tilesW_, th = (tile / tilesW_) % tilesH_, b = tile / (tilesW_ * tilesH_);
       const int64_t ih0 = th * M - g.padTop, iw0 = tw * M - g.padLeft;
       const float* image = x_ + b * g.inH * g.inW * g.inC;
+      float* panel = v + (t / mr_) * g.inC * mr_ + t % mr_;
       for (int64_t c0 = 0; c0 < g.inC; c0 += kChannelBlock) {
         const int64_t n = std::min<int64_t>(kChannelBlock, g.inC - c0);
         for (int i = 0; i < kAlpha; ++i)
           for (int j = 0; j < kAlpha; ++j) {
             float* dst = patch + (i * kAlpha + j) * kChannelBlock;
             const int64_t ih = ih0 + i, iw = iw0 + j;
-            int64_t copied = 0;
-            if (ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW) {
-              std::memcpy(dst, image + (ih * g.inW + iw) * g.inC + c0, sizeof(float) * n);
-              copied = n;
-            }
-            std::fill(dst + copied, dst + kChannelBlock, 0.0f);
+            if (ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW)
+              loadBlock(dst, image + (ih * g.inW + iw) * g.inC + c0, n);
+            else
+              std::fill(dst, dst + kChannelBlock, 0.0f);
           }
-        multiplyLeft<kAlpha, kAlpha, kAlpha>(T::BT, patch, half);
-        multiplyRightTransposed<kAlpha, kAlpha, kAlpha>(T::BT, half, full);
-        for (int p = 0; p < kPositions; ++p)
-          std::memcpy(v + (p * count + t) * g.inC + c0, full + p * kChannelBlock, sizeof(float) * n);
+        transforms_.input(patch, full);
+        for (int p = 0; p < kPositions; ++p) {
+          float* dst = panel + p * positionSize + c0 * mr_;
+          for (int64_t c = 0; c < n; ++c) dst[c * mr_] = full[p * kChannelBlock + c];
+        }
       }
     }
   }
 
-  // out's pixels of tiles [first, first + count) from the GEMM results m[position][tile][outC].
+  // out's pixels of tiles [begin, end) of the chunk from the GEMM results m[position][count][outC].
   void transformOutput(int64_t first, int64_t count, int64_t begin, int64_t end, const float* m) const {
     const WindowGeometry& g = g_;
     alignas(64) float products[kPositions * kChannelBlock];
-    alignas(64) float half[M * kAlpha * kChannelBlock];
     alignas(64) float pixels[M * M * kChannelBlock];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t tile = first + t;
@@ -207,20 +330,16 @@ class WinogradConv {
       for (int64_t c0 = 0; c0 < g.outC; c0 += kChannelBlock) {
         const int64_t n = std::min<int64_t>(kChannelBlock, g.outC - c0);
         for (int p = 0; p < kPositions; ++p) {
-          float* dst = products + p * kChannelBlock;
-          std::memcpy(dst, m + (p * count + t) * g.outC + c0, sizeof(float) * n);
-          std::fill(dst + n, dst + kChannelBlock, 0.0f);
+          loadBlock(products + p * kChannelBlock, m + (p * count + t) * g.outC + c0, n);
         }
-        multiplyLeft<M, kAlpha, kAlpha>(T::AT, products, half);
-        multiplyRightTransposed<M, kAlpha, M>(T::AT, half, pixels);
+        transforms_.output(products, pixels);
         for (int i = 0; i < M; ++i) {
           const int64_t oh = th * M + i;
           if (oh >= g.outH) break;
           for (int j = 0; j < M; ++j) {
             const int64_t ow = tw * M + j;
             if (ow >= g.outW) break;
-            std::memcpy(out_ + ((b * g.outH + oh) * g.outW + ow) * g.outC + c0, pixels + (i * M + j) * kChannelBlock,
-                        sizeof(float) * n);
+            storeBlock(out_ + ((b * g.outH + oh) * g.outW + ow) * g.outC + c0, pixels + (i * M + j) * kChannelBlock, n);
           }
         }
       }
@@ -229,14 +348,21 @@ class WinogradConv {
 
   void processChunk(int64_t first, int64_t count, float* scratch) const {
     const WindowGeometry& g = g_;
-    float* v = scratch;                                 // [positions][count][inC]
-    float* products = scratch + kPositions * count * g.inC;  // [positions][count][outC]
+    const int64_t paddedCount = (count + mr_ - 1) / mr_ * mr_;
+    float* v = scratch;                                              // [positions][paddedCount x inC], packed
+    float* products = scratch + kPositions * paddedCount * g.inC;  // [positions][count][outC]
+    if (paddedCount > count) {
+      // Rows past the last tile of the last panel: zero, so the padded micro-kernel rows compute zeros.
+      const int64_t lastPanel = (count / mr_) * g.inC * mr_;
+      for (int p = 0; p < kPositions; ++p)
+        for (int64_t c = 0; c < g.inC; ++c)
+          std::fill(v + p * paddedCount * g.inC + lastPanel + c * mr_ + count % mr_,
+                    v + p * paddedCount * g.inC + lastPanel + (c + 1) * mr_, 0.0f);
+    }
     parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformInput(first, count, begin, end, v); });
     parallelFor(kPositions, [&](int64_t p) {
-      const float* u = transformed_ + p * g.inC * g.outC;
-      // U[p] is [inC, outC], or for the swapped filter [outC, inC] read transposed.
-      const StridedView filterMatrix = swapped_ ? StridedView(u, 1, g.inC) : StridedView(u, g.outC, 1);
-      gemmOnThisThread(StridedView(v + p * count * g.inC, g.inC, 1), filterMatrix,
+      gemmOnThisThread(PackedPanelsView(v + p * paddedCount * g.inC, g.inC, mr_),
+                       PackedSliversView(transformed_ + p * slivers_ * nr_ * g.inC, g.inC, nr_),
                        OutputMatrix{products + p * count * g.outC, g.outC, 1}, count, g.outC, g.inC, false);
     });
     parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformOutput(first, count, begin, end, products); });
@@ -247,7 +373,9 @@ class WinogradConv {
   float* out_;
   WindowGeometry g_;
   bool swapped_;
-  int64_t tilesH_ = 0, tilesW_ = 0;
+  TileTransforms transforms_;
+  int64_t mr_, nr_;
+  int64_t tilesH_, tilesW_, slivers_;
   const float* transformed_ = nullptr;
 };
 
