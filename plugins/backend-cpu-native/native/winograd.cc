@@ -236,7 +236,7 @@ class WinogradConv {
  private:
   /**
    * Tiles per chunk, a multiple of every micro-kernel's row count: the chunk's transformed input and
-   * GEMM output (alpha^2 x tiles x (inC + outC) floats) about fill a core's L2.
+   * GEMM output (alpha^2 x tiles x (inC + outC) floats) stay within a core's L2.
    */
   int64_t chunkTiles() const {
     // 256 KiB to 2 MiB measured alike on 64-256 channels (8 MiB: up to 1.4x slower).
