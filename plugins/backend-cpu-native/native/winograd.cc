@@ -5,7 +5,6 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <string>
 #include <vector>
 
 #include "gemm.h"
@@ -29,8 +28,9 @@ struct Transforms<2> {
   static constexpr float AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
 };
 
-// Points 0, +-1, +-2, infinity: the usual choice, whose float32 error stays near 1e-6 relative for
-// the unit-scale data of a network (measured against the cpu backend in the tests).
+// Points 0, +-1, +-2, infinity: the usual choice. Its larger coefficients cost float32 accuracy: max
+// error within 2e-5 of the output's scale up to 1024 input channels (F(2,3): ~1e-6), measured against
+// im2col and the cpu backend.
 template <>
 struct Transforms<4> {
   static constexpr int kAlpha = 6;
