@@ -24,8 +24,8 @@ const RUN_TORCH = !option('no-torch', false);
 const GEMM_SIZES = [256, 512, 1024, 2048];
 // [batch, h, w, in, out]: the first four, then the other 3x3 layers of UNet-S5-D16 base 64 (b4 64²;
 // encoder, then decoder convs after the skip concat) and of PSPNet R50-D8 (b2 256²: stem, layer1,
-// layer2, FCN aux head; its dilated layers are not stride-1 undilated, the 4096->512 bottleneck left
-// out for time).
+// layer2, FCN aux head, PSP bottleneck 4096->512 (77 GFLOP a pass); its dilated layers are not
+// Winograd's).
 const CONV_SHAPES = [
   [4, 64, 64, 16, 16],
   [4, 64, 64, 64, 64],
@@ -44,6 +44,7 @@ const CONV_SHAPES = [
   [2, 64, 64, 64, 64],
   [2, 32, 32, 128, 128],
   [2, 32, 32, 1024, 256],
+  [2, 32, 32, 4096, 512],
 ];
 const PASSES = ['forward', 'grad-input', 'grad-filter'];
 

@@ -29,7 +29,7 @@ struct Transforms<2> {
 };
 
 // Points 0, +-1, +-2, infinity: the usual choice. Its larger coefficients cost float32 accuracy: max
-// error within 2e-5 of the output's scale up to 1024 input channels (F(2,3): ~1e-6), measured against
+// error within 3e-5 of the output's scale up to 4096 input channels (F(2,3): ~1e-6), measured against
 // im2col and the cpu backend.
 template <>
 struct Transforms<4> {
@@ -210,12 +210,16 @@ class WinogradConv {
 
   void run() {
     const WindowGeometry& g = g_;
+    const int64_t tiles = g.batch * tilesH_ * tilesW_;
+    if (g.inC > kInputChannelBlock) {
+      runInChannelBlocks(tiles);
+      return;
+    }
     // U[position] as the GEMM's B operand [inC x outC] in packed slivers, zero past outC.
     auto transformedFilter = alignedFloats(kPositions * slivers_ * nr_ * g.inC);
     transformFilter(transformedFilter.get());
     transformed_ = transformedFilter.get();
 
-    const int64_t tiles = g.batch * tilesH_ * tilesW_;
     const int64_t chunk = chunkTiles();
     const int64_t chunks = (tiles + chunk - 1) / chunk;
     const int64_t scratch = kPositions * chunk * (g.inC + g.outC);
@@ -233,7 +237,29 @@ class WinogradConv {
     }
   }
 
+  /**
+   * Input channels per block where the transformed filter would not fit in memory otherwise (PSPNet's
+   * 4096 -> 512 bottleneck: 302 MB): the whole output in one pass per block of input channels, the
+   * GEMMs accumulating over the blocks.
+   */
+  static constexpr int64_t kInputChannelBlock = 512;
+
  private:
+  void runInChannelBlocks(int64_t tiles) {
+    const WindowGeometry& g = g_;
+    const int64_t paddedTiles = (tiles + mr_ - 1) / mr_ * mr_;
+    auto transformedFilter = alignedFloats(kPositions * slivers_ * nr_ * kInputChannelBlock);
+    std::unique_ptr<float[]> v(new float[kPositions * paddedTiles * kInputChannelBlock]);
+    std::unique_ptr<float[]> products(new float[kPositions * tiles * g.outC]);
+    transformed_ = transformedFilter.get();
+    for (k0_ = 0; k0_ < g.inC; k0_ += kInputChannelBlock) {
+      kb_ = std::min(kInputChannelBlock, g.inC - k0_);
+      transformFilter(transformedFilter.get());
+      transformAndMultiply(0, tiles, v.get(), products.get(), k0_ > 0);
+    }
+    parallelRanges(tiles, 4, [&](int64_t begin, int64_t end) { transformOutput(0, tiles, begin, end, products.get()); });
+  }
+
   /**
    * Tiles per chunk, a multiple of every micro-kernel's row count: the chunk's transformed input and
    * GEMM output (alpha^2 x tiles x (inC + outC) floats) stay within a core's L2.
@@ -247,14 +273,15 @@ class WinogradConv {
   }
 
   /** Offset of GEMM B element (k, n) of one position's packed U (K = inC, N = outC). */
-  int64_t packedFilterIndex(int64_t k, int64_t n) const { return ((n / nr_) * g_.inC + k) * nr_ + n % nr_; }
+  int64_t packedFilterIndex(int64_t k, int64_t n) const { return ((n / nr_) * kb_ + k) * nr_ + n % nr_; }
 
   void transformFilter(float* u) const {
     // Blocks of kChannelBlock GEMM columns n (output channels) at one GEMM row k (input channel). The
     // stored filter is [3, 3, inC, outC], or for the swapped filter [3, 3, outC, inC] (read flipped):
     // element (k, n) of a tap at k * outC + n, or n * inC + k.
-    const int64_t K = g_.inC, N = g_.outC;
-    const int64_t strideK = swapped_ ? 1 : N, strideN = swapped_ ? K : 1;
+    // GEMM rows k are input channels k0_ + k of the block.
+    const int64_t K = kb_, N = g_.outC;
+    const int64_t strideK = swapped_ ? 1 : N, strideN = swapped_ ? g_.inC : 1;
     const int64_t positionSize = slivers_ * nr_ * K;
     const int64_t blocks = (N + kChannelBlock - 1) / kChannelBlock;
     if (N % nr_ != 0) {
@@ -274,7 +301,7 @@ class WinogradConv {
         const int64_t n = std::min<int64_t>(kChannelBlock, N - n0);
         for (int tap = 0; tap < 9; ++tap) {
           const int sourceTap = swapped_ ? 8 - tap : tap;  // flipped: (2 - kh, 2 - kw)
-          const float* src = filter_ + sourceTap * K * N + k * strideK + n0 * strideN;
+          const float* src = filter_ + sourceTap * g_.inC * N + (k0_ + k) * strideK + n0 * strideN;
           float* dst = taps + tap * kChannelBlock;
           if (strideN == 1) {
             loadBlock(dst, src, n);
@@ -299,7 +326,7 @@ class WinogradConv {
   // Tiles [begin, end) of the chunk's V[position] = the GEMM's A operand [count x inC] in packed panels.
   void transformInput(int64_t first, int64_t count, int64_t begin, int64_t end, float* v) const {
     const WindowGeometry& g = g_;
-    const int64_t positionSize = (count + mr_ - 1) / mr_ * mr_ * g.inC;
+    const int64_t positionSize = (count + mr_ - 1) / mr_ * mr_ * kb_;
     alignas(64) float patch[kPositions * kChannelBlock];
     alignas(64) float full[kPositions * kChannelBlock];
     for (int64_t t = begin; t < end; ++t) {
@@ -307,9 +334,9 @@ class WinogradConv {
       const int64_t tw = tile % tilesW_, th = (tile / tilesW_) % tilesH_, b = tile / (tilesW_ * tilesH_);
       const int64_t ih0 = th * M - g.padTop, iw0 = tw * M - g.padLeft;
       const float* image = x_ + b * g.inH * g.inW * g.inC;
-      float* panel = v + (t / mr_) * g.inC * mr_ + t % mr_;
-      for (int64_t c0 = 0; c0 < g.inC; c0 += kChannelBlock) {
-        const int64_t n = std::min<int64_t>(kChannelBlock, g.inC - c0);
+      float* panel = v + (t / mr_) * kb_ * mr_ + t % mr_;
+      for (int64_t c0 = k0_; c0 < k0_ + kb_; c0 += kChannelBlock) {
+        const int64_t n = std::min<int64_t>(kChannelBlock, k0_ + kb_ - c0);
         for (int i = 0; i < kAlpha; ++i)
           for (int j = 0; j < kAlpha; ++j) {
             float* dst = patch + (i * kAlpha + j) * kChannelBlock;
@@ -322,7 +349,7 @@ class WinogradConv {
         transforms_.input(patch, full);
         // Into the panel's column c0.. at this tile's row: a stride-mr scatter (fixed-length when whole).
         for (int p = 0; p < kPositions; ++p) {
-          float* dst = panel + p * positionSize + c0 * mr_;
+          float* dst = panel + p * positionSize + (c0 - k0_) * mr_;
           const float* src = full + p * kChannelBlock;
           if (n == kChannelBlock) {
             for (int c = 0; c < kChannelBlock; ++c) dst[c * mr_] = src[c];
@@ -362,25 +389,31 @@ class WinogradConv {
   }
 
   void processChunk(int64_t first, int64_t count, float* scratch) const {
+    const int64_t paddedCount = (count + mr_ - 1) / mr_ * mr_;
+    float* products = scratch + kPositions * paddedCount * kb_;  // after V: [positions][count][outC]
+    transformAndMultiply(first, count, scratch, products, false);
+    parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformOutput(first, count, begin, end, products); });
+  }
+
+  // products[position] (+)= V[position] x U[position] for tiles [first, first + count) and the input
+  // channel block [k0_, k0_ + kb_); v holds [positions][count rounded up to mr x kb_], packed.
+  void transformAndMultiply(int64_t first, int64_t count, float* v, float* products, bool accumulate) const {
     const WindowGeometry& g = g_;
     const int64_t paddedCount = (count + mr_ - 1) / mr_ * mr_;
-    float* v = scratch;                                              // [positions][paddedCount x inC], packed
-    float* products = scratch + kPositions * paddedCount * g.inC;  // [positions][count][outC]
     if (paddedCount > count) {
       // Rows past the last tile of the last panel: zero, so the padded micro-kernel rows compute zeros.
-      const int64_t lastPanel = (count / mr_) * g.inC * mr_;
+      const int64_t lastPanel = (count / mr_) * kb_ * mr_;
       for (int p = 0; p < kPositions; ++p)
-        for (int64_t c = 0; c < g.inC; ++c)
-          std::fill(v + p * paddedCount * g.inC + lastPanel + c * mr_ + count % mr_,
-                    v + p * paddedCount * g.inC + lastPanel + (c + 1) * mr_, 0.0f);
+        for (int64_t c = 0; c < kb_; ++c)
+          std::fill(v + p * paddedCount * kb_ + lastPanel + c * mr_ + count % mr_,
+                    v + p * paddedCount * kb_ + lastPanel + (c + 1) * mr_, 0.0f);
     }
     parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformInput(first, count, begin, end, v); });
     parallelFor(kPositions, [&](int64_t p) {
-      gemmOnThisThread(PackedPanelsView(v + p * paddedCount * g.inC, g.inC, mr_),
-                       PackedSliversView(transformed_ + p * slivers_ * nr_ * g.inC, g.inC, nr_),
-                       OutputMatrix{products + p * count * g.outC, g.outC, 1}, count, g.outC, g.inC, false);
+      gemmOnThisThread(PackedPanelsView(v + p * paddedCount * kb_, kb_, mr_),
+                       PackedSliversView(transformed_ + p * slivers_ * nr_ * kb_, kb_, nr_),
+                       OutputMatrix{products + p * count * g.outC, g.outC, 1}, count, g.outC, kb_, accumulate);
     });
-    parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformOutput(first, count, begin, end, products); });
   }
 
   const float* x_;
@@ -392,6 +425,7 @@ class WinogradConv {
   int64_t mr_, nr_;
   int64_t tilesH_, tilesW_, slivers_;
   const float* transformed_ = nullptr;
+  int64_t k0_ = 0, kb_ = g_.inC;  // the input channel block being multiplied (all of them but in runInChannelBlocks)
 };
 
 ConvAlgorithm& forcedAlgorithm() {
@@ -421,13 +455,17 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
   // slower on few tiles of wide filters, where the GEMMs have few rows and stream the 4x larger
   // transformed filter (b4 8x8 256->512: 0.5x; 4x4: 0.3x), and with under 8 input channels
   // (3->64 forward: 0.65x). F(2,3) was at best on par with F(4,3) where either won (b4 16x16
-  // 256->256: 1.5 / 1.7x), so it is only used when forced.
+  // 256->256: 1.5 / 1.7x), so it is only used when forced. Past 512 input channels (in blocks):
+  // PSPNet's b2 32x32 4096->512 2.0x forward, 1.5x grad-input; 1024->256 1.8x / 1.2x.
   const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
   const int64_t filterSize = g.inC * g.outC;
   const bool enoughTiles = tiles >= 64 || (tiles >= 16 && filterSize <= 32 * 1024);
-  // The transformed filter (36 / 9 of the filter) kept below ~38 MB.
-  const bool filterFits = filterSize <= 256 * 1024;
-  return g.inC >= 8 && enoughTiles && filterFits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
+  // Its buffers (the transformed filter; with input channel blocks, also the transformed input
+  // block and the products of every tile) kept within 64 MB.
+  const int64_t block = WinogradConv<4>::kInputChannelBlock;
+  const int64_t floats = g.inC <= block ? 36 * filterSize : 36 * (block * g.outC + tiles * (block + g.outC));
+  const bool fits = floats <= 16 * 1024 * 1024;
+  return g.inC >= 8 && enoughTiles && fits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
 }
 
 void winogradConv2d(const float* x, const float* filter, float* out, const WindowGeometry& g, int tile,
