@@ -10,7 +10,7 @@
 //   node bench/train-step.js [--only=unet16,unet64,pspnet] [--backends=native,cpu,webgpu] [--no-torch]
 // webgpu (like cpu) gets --cpu-budget seconds of timed runs; its adapter is printed under the table.
 //                            [--cpu-budget=60] [--profile] [--top=25]
-// --profile prints the top kernels by time (tf.profile) of one iteration on `native`.
+// --profile prints the top kernels by time (tf.profile) of one iteration on `native`, and V8's garbage-collection time in it.
 // Build first (npx tsc -b).
 'use strict';
 const path = require('path');
@@ -106,7 +106,8 @@ async function worker(key, backend) {
   }
   if (flag('profile')) {
     timeOnBackend(backend, step, { runs: 1, warmup: setting.warmup });
-    result.profile = await profileKernels(step);
+    const gc = await gcDuring(() => profileKernels(step));
+    result.profile = { ...gc.result, gcMs: gc.ms, gcCount: gc.count };
   } else {
     // cpu: one warm-up, then as many runs as fit the budget (at least one).
     const cpu = backend === 'cpu';
@@ -116,6 +117,18 @@ async function worker(key, backend) {
   result.numTensors = tf.memory().numTensors;
   dispose();
   process.stdout.write(`\n@@RESULT ${JSON.stringify(result)}\n`);
+}
+
+/** Runs `fn` and sums V8's garbage collections meanwhile (perf_hooks 'gc' entries): { result, ms, count }. */
+async function gcDuring(fn) {
+  const { PerformanceObserver } = require('perf_hooks');
+  const entries = [];
+  const observer = new PerformanceObserver((list) => entries.push(...list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  const result = await fn();
+  await new Promise((resolve) => setTimeout(resolve, 50)); // entries arrive asynchronously (not yet at setImmediate)
+  observer.disconnect();
+  return { result, ms: entries.reduce((sum, e) => sum + e.duration, 0), count: entries.length };
 }
 
 /** timeOnBackend for webgpu: each run ends with `await data()` of the loss (the runner's readback). */
@@ -189,9 +202,10 @@ async function main() {
         console.log(`\n${SETTINGS[key].name}: profile ${result.error}`);
         continue;
       }
-      const { kernels, totalMs, wallMs } = result.profile;
+      const { kernels, totalMs, wallMs, gcMs, gcCount } = result.profile;
       const rows = kernels.slice(0, top).map((k) => [k.name, String(k.calls), k.ms, `${((100 * k.ms) / totalMs).toFixed(1)}%`]);
-      printTable(`${SETTINGS[key].name} on native, one iteration: ${wallMs.toFixed(0)} ms wall, ${totalMs.toFixed(0)} ms in ${kernels.reduce((n, k) => n + k.calls, 0)} kernel calls`,
+      printTable(`${SETTINGS[key].name} on native, one iteration: ${wallMs.toFixed(0)} ms wall, ${totalMs.toFixed(0)} ms in ${kernels.reduce((n, k) => n + k.calls, 0)} kernel calls, ` +
+        `${gcMs.toFixed(0)} ms in ${gcCount} garbage collection(s)`,
         ['kernel', 'calls', 'ms', 'share'], rows);
     }
     return;

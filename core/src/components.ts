@@ -27,6 +27,12 @@ export interface Loss {
   /** Whether a per-pixel `weight` changes the value (CE: yes; 0.x Dice/Lovasz/Tversky: no) — for the OHEM warning. */
   readonly usesPixelWeight: boolean;
   forward(logits: tf.Tensor, labels: tf.Tensor, options?: LossCallOptions): tf.Tensor;
+  /**
+   * Rejects when `labels` hold a value this loss cannot take from a head of `numChannels` outputs (other
+   * than `ignoreIndex`). Awaited by the runner before the forward pass: `forward` runs inside the gradient
+   * tape, where nothing can be read back asynchronously.
+   */
+  checkLabels?(labels: tf.Tensor, numChannels: number, ignoreIndex: number): Promise<void>;
 }
 
 /** What a decode head gives its sampler at sampling time (MMSegmentation's `context`). */
@@ -55,6 +61,8 @@ export interface DecodeHead extends Module {
   forward(features: tf.Tensor[]): tf.Tensor;
   /** Loss dict (`loss_ce`, `loss_dice`, ..., `acc_seg`) of logits against labels [N,H,W]. */
   losses(segLogits: tf.Tensor, labels: tf.Tensor): Record<string, tf.Tensor>;
+  /** Rejects when a loss of the head cannot take `labels` (each loss's `checkLabels`). */
+  checkLabels?(labels: tf.Tensor): Promise<void>;
 }
 
 /** A backbone or neck: images/features → list of feature maps. */
@@ -74,6 +82,8 @@ export interface Segmentor extends Module {
   readonly alignCorners: boolean;
   /** images [N,H,W,3] float32, labels [N,H,W] int32 → loss dict with `decode.`/`aux.` prefixes. */
   forwardTrain(images: tf.Tensor4D, labels: tf.Tensor3D): Record<string, tf.Tensor>;
+  /** Rejects when a head's loss cannot take `labels` (out-of-range class ids); the runner awaits it before `forwardTrain`. */
+  checkLabels?(labels: tf.Tensor3D): Promise<void>;
   /** Logits (or probabilities) [N,H,W,C] at the input size, whole or slide. */
   inference(images: tf.Tensor4D, options?: InferenceOptions): tf.Tensor4D;
   /** int32 label maps [N,H,W]. */
@@ -132,7 +142,8 @@ export interface Optimizer {
   /** Applies one update from gradients keyed by `variable.name` (as `tf.variableGrads` returns them). */
   step(grads: tf.NamedTensorMap): void;
   stateDict(): OptimizerState;
-  loadStateDict(state: OptimizerState): void;
+  /** Restores a `stateDict()`; asynchronous because it may read tensors (GPU backends read only asynchronously). */
+  loadStateDict(state: OptimizerState): Promise<void>;
   dispose(): void;
 }
 

@@ -25,7 +25,9 @@ export type { SegmentorHandle, InitOptions, ImageInput, InferenceOutputs, Infere
 export { train, IterBasedRunner } from './training/runner';
 export type { TrainOptions, TrainResult } from './training/runner';
 export { buildOptimizer, buildOptimizerConstructor } from './training/build';
-export { seedEverything } from './training/seed';
+export { seedEverything, seedIteration } from './training/seed';
+export { forwardBackward } from './training/step';
+export type { ForwardBackward } from './training/step';
 export { DataLoader } from './data/loader';
 export type { DataLoaderOptions, DataLoaderState } from './data/loader';
 

@@ -60,25 +60,41 @@ describe('losses helpers', () => {
   });
 
   describe('parseLosses', () => {
-    it("sums the means of keys containing 'loss' (anywhere), lists as sums of means, logs all with loss last", () => {
+    it("sums the means of keys containing 'loss' (anywhere), lists as sums of means, logs all with loss last", async () => {
       const a = tf.tensor1d([1, 3]);
       const b = tf.scalar(0.5);
       const acc = tf.scalar(90);
       const parts = [tf.scalar(1), tf.tensor1d([2, 4])];
       const before = tf.memory().numTensors;
-      const { loss, logVars } = parseLosses({ 'decode.loss_ce': a, 'decode.acc_seg': acc, 'aux.my_loss': b, 'aux.loss_list': parts, 'decode.dice': b });
+      const { loss, logVars } = await parseLosses({ 'decode.loss_ce': a, 'decode.acc_seg': acc, 'aux.my_loss': b, 'aux.loss_list': parts, 'decode.dice': b });
       expect(Object.keys(logVars)).to.deep.equal(['decode.loss_ce', 'decode.acc_seg', 'aux.my_loss', 'aux.loss_list', 'decode.dice', 'loss']);
       expect(logVars['decode.loss_ce']).to.equal(2);
       expect(logVars['aux.loss_list']).to.equal(4);
       expect(logVars.loss).to.equal(2 + 0.5 + 4);
       expect(loss.rank).to.equal(0);
-      expect(read(loss)).to.deep.equal([6.5]);
+      expect(await loss.data()).to.deep.equal(new Float32Array([6.5]));
+      loss.dispose();
       expect(tf.memory().numTensors).to.equal(before);
       tf.dispose([a, b, acc, ...parts]);
     });
 
-    it('rejects an entry that is not a tensor or a list of tensors, naming the key', () => {
-      expect(() => parseLosses({ 'decode.loss_ce': 3 })).to.throw('parseLosses: decode.loss_ce is not a tensor or list of tensors, got number');
+    it('a single loss entry is also the total: one tensor handed over, nothing left behind', async () => {
+      const a = tf.tensor1d([1, 3]);
+      const before = tf.memory().numTensors;
+      const { loss, logVars } = await parseLosses({ 'decode.loss_ce': a });
+      expect(logVars).to.deep.equal({ 'decode.loss_ce': 2, loss: 2 });
+      expect(tf.memory().numTensors).to.equal(before + 1);
+      tf.dispose([loss, a]);
+    });
+
+    it('rejects an entry that is not a tensor or a list of tensors, naming the key', async () => {
+      const a = tf.scalar(1);
+      const before = tf.memory().numTensors;
+      let error: unknown;
+      await parseLosses({ 'decode.loss_ce': a, 'aux.loss_ce': 3 }).catch((e: unknown) => (error = e));
+      expect(error).to.be.instanceOf(Error).with.property('message', 'parseLosses: aux.loss_ce is not a tensor or list of tensors, got number');
+      expect(tf.memory().numTensors).to.equal(before);
+      a.dispose();
     });
   });
 

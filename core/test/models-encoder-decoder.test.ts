@@ -27,6 +27,24 @@ describe('EncoderDecoder and the decode-head base', () => {
     listed.dispose();
   });
 
+  it('checkLabels asks every loss of the decode and auxiliary heads (asynchronous readback), leaving nothing behind', async () => {
+    const model = build();
+    const good = labels();
+    const before = tf.memory().numTensors;
+    await model.checkLabels(good);
+    const rejection = (values: number[]) => {
+      const bad = tf.tensor3d(values, [1, 1, values.length], 'int32');
+      return model.checkLabels(bad).then(() => null, (error: Error) => error.message).finally(() => bad.dispose());
+    };
+    expect(await rejection([0, 2, 3])).to.equal(
+      "TinyCrossEntropy (weight 1): label 3 is outside [0, 3) and is not the ignore index 255; check the dataset's label values (reduce_zero_label, classes) or the head's num_classes/ignore_index",
+    );
+    expect(await rejection([-1, 255])).to.match(/^TinyCrossEntropy \(weight 1\): label -1 is outside \[0, 3\)/);
+    expect(tf.memory().numTensors).to.equal(before);
+    good.dispose();
+    model.dispose();
+  });
+
   it('initialises conv_seg with Normal(0, 0.01) and a zero bias', () => {
     const model = build({ ...TOY_MODEL, decode_head: { ...TOY_MODEL.decode_head, channels: 64, num_classes: 32 } });
     const head = model.decodeHead as ToyHead;

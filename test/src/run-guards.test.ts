@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { SegkitError, definePlugin, loadConfigAndKernel, train, z, type Loss } from '@segkit/core';
+import { SegkitError, checkLabelRange, definePlugin, loadConfigAndKernel, train, z, type Loss } from '@segkit/core';
 import { tinyConfig } from './tiny-config';
 
 let forwardCalls = 0;
@@ -25,6 +25,20 @@ const flakyLossPlugin = definePlugin({
           },
         }),
       },
+      {
+        // Takes class 0 only, so the generated vessel labels (1) are out of its range.
+        type: 'OneClassLoss',
+        schema: z.object({}),
+        create: (): Loss => ({
+          lossName: 'loss_one_class',
+          usesPixelWeight: false,
+          forward: (logits) => {
+            forwardCalls += 1;
+            return tf.mul(tf.mean(logits), 0);
+          },
+          checkLabels: (labels, _numChannels, ignoreIndex) => checkLabelRange(labels, 1, ignoreIndex, 'OneClassLoss'),
+        }),
+      },
     ],
   },
 });
@@ -40,9 +54,10 @@ describe('run guards: non-finite losses, one writer per work dir', function () {
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  async function runTiny(name: string, overrides: Record<string, unknown>, badEvery?: number) {
+  async function runTiny(name: string, overrides: Record<string, unknown>, badEvery?: number, extraLoss?: Record<string, unknown>) {
     const config = tinyConfig(path.join(dir, 'data'), overrides) as Record<string, any>;
     if (badEvery) config.model.decode_head.loss_decode = [config.model.decode_head.loss_decode, { type: 'FlakyNaNLoss', bad_every: badEvery }];
+    if (extraLoss) config.model.decode_head.loss_decode = [config.model.decode_head.loss_decode, extraLoss];
     const file = path.join(dir, `${name}.json`);
     fs.writeFileSync(file, JSON.stringify(config));
     const lines: string[] = [];
@@ -67,6 +82,18 @@ describe('run guards: non-finite losses, one writer per work dir', function () {
     );
     expect(fs.readdirSync(workDir).filter((f) => f.endsWith('.safetensors'))).to.deep.equal([]);
     expect(fs.existsSync(path.join(workDir, '.segkit.lock'))).to.equal(false);
+    expect(tf.memory().numTensors).to.equal(before);
+  });
+
+  it('labels out of a loss\'s range stop the run before the first forward pass (checkLabels, asynchronous readback), with the loss\'s message', async () => {
+    const before = tf.memory().numTensors;
+    const { error, workDir } = await runTiny('label-range', { checkpoint_config: { interval: 1 } }, undefined, { type: 'OneClassLoss' });
+    expect(error).to.be.instanceOf(SegkitError);
+    expect(error!.message).to.equal(
+      "OneClassLoss: label 1 is outside [0, 1) and is not the ignore index 255; check the dataset's label values (reduce_zero_label, classes) or the head's num_classes/ignore_index",
+    );
+    expect(forwardCalls).to.equal(0);
+    expect(fs.readdirSync(workDir).filter((f) => f.endsWith('.safetensors'))).to.deep.equal([]);
     expect(tf.memory().numTensors).to.equal(before);
   });
 

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { backendReadsSynchronously } from '../plugin-system/backend';
 import { SegkitError } from '../errors';
 
 /** 1 where the label is not `ignoreIndex`, else 0 (float32, the labels' shape). */
@@ -13,19 +12,19 @@ export function labelsWithIgnoredAsZero(labels: tf.Tensor, ignoreIndex: number):
 }
 
 /**
- * Throws a clear error when a label that is not the ignore index lies outside `[0, numClasses)`
- * (PyTorch fails deep inside a kernel, or silently on some devices). `where` names the loss.
+ * Rejects with a clear error when a label that is not the ignore index lies outside `[0, numClasses)`
+ * (PyTorch fails deep inside a kernel, or silently on some devices). `where` names the loss. The range
+ * is computed on the device and read asynchronously (the only readback GPU backends allow), so it runs
+ * before the forward pass (`Loss.checkLabels`), not inside the gradient tape.
  */
-export function checkLabelRange(labels: tf.Tensor, numClasses: number, ignoreIndex: number, where: string): void {
-  // GPU backends cannot read back synchronously; there the datasets' per-sample label check (at load time) guards.
-  if (!backendReadsSynchronously()) return;
+export async function checkLabelRange(labels: tf.Tensor, numClasses: number, ignoreIndex: number, where: string): Promise<void> {
   const range = tf.tidy(() => {
     const ignored = tf.equal(labels, ignoreIndex);
     const asInt = tf.cast(labels, 'int32');
     const counted = tf.where(ignored, tf.zerosLike(asInt), asInt);
     return tf.stack([tf.min(counted), tf.max(counted)]);
   });
-  const [low, high] = Array.from(range.dataSync());
+  const [low, high] = Array.from(await range.data());
   range.dispose();
   const bad = low! < 0 ? low : high! >= numClasses ? high : undefined;
   if (bad !== undefined) {

@@ -41,15 +41,15 @@ export async function readLossValues(logTensors: Readonly<Record<string, tf.Scal
   return Object.fromEntries(keys.map((key, i) => [key, values[i]!]));
 }
 
-/** `parseLossTensors` with the values read back synchronously: for CPU backends, tests and scripts. */
-export function parseLosses(losses: Readonly<Record<string, unknown>>): ParsedLosses {
-  const logVars: Record<string, number> = {};
-  const loss = tf.tidy(() => {
-    const { loss: total, logTensors } = parseLossTensors(losses);
-    for (const [name, mean] of Object.entries(logTensors)) logVars[name] = mean.dataSync()[0]!;
-    return total;
-  });
-  return { loss, logVars };
+/** `parseLossTensors` with the values read back (one asynchronous readback): for scripts and tests. The caller owns `loss`. */
+export async function parseLosses(losses: Readonly<Record<string, unknown>>): Promise<ParsedLosses> {
+  const logTensors = tf.tidy(() => parseLossTensors(losses).logTensors);
+  try {
+    return { loss: tf.keep(logTensors.loss!), logVars: await readLossValues(logTensors) };
+  } finally {
+    // `loss` may also be a logged term (a single loss entry); only the other tensors are freed.
+    tf.dispose(Object.values(logTensors).filter((tensor) => tensor !== logTensors.loss));
+  }
 }
 
 function meanOf(name: string, value: unknown): tf.Scalar {
@@ -63,5 +63,5 @@ function meanOf(name: string, value: unknown): tf.Scalar {
 
 /** Duck-typed, so a tensor from another copy of tfjs-core is still recognised. */
 function isTensor(value: unknown): value is tf.Tensor {
-  return typeof value === 'object' && value !== null && Array.isArray((value as tf.Tensor).shape) && typeof (value as tf.Tensor).dataSync === 'function';
+  return typeof value === 'object' && value !== null && Array.isArray((value as tf.Tensor).shape) && typeof (value as tf.Tensor).data === 'function';
 }

@@ -160,6 +160,10 @@ export abstract class BaseDecodeHead extends Module implements DecodeHead {
     });
   }
 
+  async checkLabels(labels: tf.Tensor): Promise<void> {
+    for (const loss of this.lossDecode) await loss.checkLabels?.(labels, this.outChannels, this.ignoreIndex);
+  }
+
   forwardTrain(features: tf.Tensor[], labels: tf.Tensor3D): Record<string, tf.Tensor> {
     return tf.tidy(() => this.losses(this.forward(features), labels));
   }

@@ -104,6 +104,11 @@ export class EncoderDecoder extends Module implements Segmentor {
     });
   }
 
+  async checkLabels(labels: tf.Tensor3D): Promise<void> {
+    await this.decodeHead.checkLabels?.(labels);
+    for (const { head } of this.auxiliaryHeads) await head.checkLabels?.(labels);
+  }
+
   /**
    * MMSegmentation's `inference` up to (not including) the softmax: logits [N,H,W,C] at the input size,
    * whole-image or averaged over sliding windows (`test_cfg` unless overridden), resized to `oriShape`

@@ -12,6 +12,7 @@ import {
   type LossCallOptions,
   type ParsedDecodeHeadOptions,
 } from '../plugin-api';
+import { checkLabelRange } from '../losses/labels';
 import { createKernel } from '../plugin-system/kernel';
 import type { Kernel } from '../plugin-system/kernel';
 
@@ -31,6 +32,10 @@ export class TinyCrossEntropy implements Loss {
       const weighted = options.weight ? tf.mul(perPixel, options.weight) : perPixel;
       return tf.mul(tf.mean(weighted), this.lossWeight);
     });
+  }
+
+  checkLabels(labels: tf.Tensor, numChannels: number, ignoreIndex: number): Promise<void> {
+    return checkLabelRange(labels, numChannels, ignoreIndex, `TinyCrossEntropy (weight ${this.lossWeight})`);
   }
 }
 

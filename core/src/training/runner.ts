@@ -7,7 +7,8 @@ import type { Dataset, EvaluationResult, InferenceOptions, LrScheduler, Metric, 
 import type { EventBus, EventOf, GroupLr } from '../bus';
 import { SegkitError } from '../errors';
 import { DataLoader, batchToTensors, type Batch } from '../data';
-import { parseLossTensors, readLossValues } from '../losses';
+import { readLossValues } from '../losses';
+import { forwardBackward } from './step';
 import { saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/segkit-checkpoint';
 import { checkpointFormatOf, datasetMeta, readResumeCheckpoint, saveSegkitTorchCheckpoint, type CheckpointFormat } from '../checkpoint/segkit-pth';
 import { loadCheckpoint, loadPretrainedWeights } from '../checkpoint';
@@ -190,7 +191,7 @@ export class IterBasedRunner implements RunnerView {
     try {
       this.model.loadStateDict(checkpoint.weights, { source: file });
       if (!checkpoint.optimizerState) throw new SegkitError(`${file}: has no optimizer state; use --load-from to start from its weights`);
-      this.optimizer.loadStateDict(checkpoint.optimizerState);
+      await this.optimizer.loadStateDict(checkpoint.optimizerState);
       const note = checkpoint.meta.dataLoader ? loader.loadState(checkpoint.meta.dataLoader as never) : undefined;
       if (note) this.kernel.logger.warn(note);
       this.iter = checkpoint.meta.iter;
@@ -241,17 +242,13 @@ export class IterBasedRunner implements RunnerView {
 
   /**
    * One optimisation step; returns the logged loss values, or null when the loss was not finite and the
-   * batch was skipped (`nan_policy: 'skip'`). The loss terms are read (one asynchronous readback) before the
+   * batch was skipped (`nan_policy: 'skip'`). The labels are checked first (the losses' `checkLabels`, an
+   * asynchronous readback: the gradient tape below cannot wait for one). The loss terms are read (one asynchronous readback) before the
    * optimizer step, so a NaN never reaches the weights. Everything tensor-valued is freed here.
    */
   private async step(images: tf.Tensor4D, labels: tf.Tensor3D): Promise<Record<string, number> | null> {
-    let logTensors: Record<string, tf.Scalar> = {};
-    const trainable = this.model.parameters().filter((variable) => variable.trainable);
-    const { value, grads: localGrads } = tf.variableGrads(() => {
-      const parsed = parseLossTensors(this.model.forwardTrain(images, labels));
-      logTensors = Object.fromEntries(Object.entries(parsed.logTensors).map(([key, tensor]) => [key, tf.keep(tf.clone(tensor))]));
-      return parsed.loss;
-    }, trainable);
+    await this.model.checkLabels?.(labels);
+    const { value, grads: localGrads, logTensors } = forwardBackward(this.model, images, labels);
     let grads = localGrads;
     try {
       // Data-parallel: the logged values are the mean over the ranks (MMSegmentation's parse_losses), and
@@ -260,7 +257,8 @@ export class IterBasedRunner implements RunnerView {
       const bad = Object.entries(losses).filter(([, v]) => !Number.isFinite(v));
       if (bad.length === 0) {
         if (this.group.size > 1) {
-          const synced = await allreduceGradients(this.group, grads, trainable.map((variable) => variable.name));
+          const order = this.model.parameters().filter((variable) => variable.trainable).map((variable) => variable.name);
+          const synced = await allreduceGradients(this.group, grads, order);
           grads = synced.grads;
           this.allreduceSeconds += synced.allreduceSeconds;
           this.allreduceSteps += 1;

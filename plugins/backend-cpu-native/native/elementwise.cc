@@ -1,11 +1,17 @@
 // Broadcasting binary arithmetic and axis reductions: the element-wise work of a training step
-// (batch-norm statistics and their gradients, loss terms), multi-threaded.
+// (batch-norm statistics and their gradients, loss terms), multi-threaded. Every loop runs through
+// isa_dispatch.h (compiled for AVX-512 / AVX2 / the baseline, chosen with the GEMM), so each one is a
+// SEGKIT_ALWAYS_INLINE lambda that reads its operands into locals before the loop (stores to the float
+// outputs then cannot alias them, and the loop vectorises).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "isa_dispatch.h"
 #include "ops.h"
 #include "thread_pool.h"
 
@@ -65,7 +71,7 @@ void binaryLoop(const float* a, const float* b, float* out, const BroadcastLoops
   const int64_t sa = loops.aStrides[innerAxis], sb = loops.bStrides[innerAxis];
   int64_t rows = 1;
   for (size_t i = 0; i < innerAxis; ++i) rows *= loops.dims[i];
-  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / inner), [&](int64_t rowBegin, int64_t rowEnd) {
+  const auto rowsLoop = [&](int64_t rowBegin, int64_t rowEnd) SEGKIT_ALWAYS_INLINE {
     // Odometer over the outer axes, started at rowBegin and stepped per row.
     std::vector<int64_t> index(innerAxis, 0);
     int64_t aOffset = 0, bOffset = 0;
@@ -100,7 +106,8 @@ void binaryLoop(const float* a, const float* b, float* out, const BroadcastLoops
         index[axis] = 0;
       }
     }
-  });
+  };
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / inner), withIsa(rowsLoop));
 }
 
 }  // namespace
@@ -110,25 +117,25 @@ void binaryBroadcast(BinaryOp op, const float* a, const std::vector<int64_t>& aS
   const BroadcastLoops loops = broadcastLoops(aShape, bShape, outShape);
   switch (op) {
     case BinaryOp::Add:
-      return binaryLoop(a, b, out, loops, [](float x, float y) { return x + y; });
+      return binaryLoop(a, b, out, loops, [](float x, float y) SEGKIT_ALWAYS_INLINE { return x + y; });
     case BinaryOp::Sub:
-      return binaryLoop(a, b, out, loops, [](float x, float y) { return x - y; });
+      return binaryLoop(a, b, out, loops, [](float x, float y) SEGKIT_ALWAYS_INLINE { return x - y; });
     case BinaryOp::Mul:
-      return binaryLoop(a, b, out, loops, [](float x, float y) { return x * y; });
+      return binaryLoop(a, b, out, loops, [](float x, float y) SEGKIT_ALWAYS_INLINE { return x * y; });
     case BinaryOp::Div:
-      return binaryLoop(a, b, out, loops, [](float x, float y) { return x / y; });
+      return binaryLoop(a, b, out, loops, [](float x, float y) SEGKIT_ALWAYS_INLINE { return x / y; });
     case BinaryOp::SquaredDifference:
-      return binaryLoop(a, b, out, loops, [](float x, float y) { return (x - y) * (x - y); });
+      return binaryLoop(a, b, out, loops, [](float x, float y) SEGKIT_ALWAYS_INLINE { return (x - y) * (x - y); });
     case BinaryOp::Maximum:  // NaN-propagating like Math.max; x != x is NaN, written to vectorise
-      return binaryLoop(a, b, out, loops, [](float x, float y) { return x != x ? x : (y != y ? y : (x > y ? x : y)); });
+      return binaryLoop(a, b, out, loops, [](float x, float y) SEGKIT_ALWAYS_INLINE { return x != x ? x : (y != y ? y : (x > y ? x : y)); });
     case BinaryOp::Minimum:
-      return binaryLoop(a, b, out, loops, [](float x, float y) { return x != x ? x : (y != y ? y : (x < y ? x : y)); });
+      return binaryLoop(a, b, out, loops, [](float x, float y) SEGKIT_ALWAYS_INLINE { return x != x ? x : (y != y ? y : (x < y ? x : y)); });
   }
 }
 
 void unary(UnaryOp op, const float* x, float* out, int64_t n, float alphaValue) {
-  parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) {
-    const float alpha = alphaValue;  // a local: stores to out cannot alias it, so the loop vectorises
+  const auto loop = [&](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
+    const float alpha = alphaValue;
     const float* in = x + begin;
     float* o = out + begin;
     const int64_t count = end - begin;
@@ -173,25 +180,29 @@ void unary(UnaryOp op, const float* x, float* out, int64_t n, float alphaValue) 
         for (int64_t i = 0; i < count; ++i) o[i] = 1.0f / in[i];
         break;
     }
-  });
+  };
+  parallelRanges(n, kMinGrain, withIsa(loop));
 }
 
 void batchNorm(const float* x, float* out, int64_t rows, int64_t channels, const float* mean, const float* scale,
                const float* offset) {
-  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / channels), [&](int64_t begin, int64_t end) {
+  const auto loop = [=](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
+    const float *__restrict m = mean, *__restrict s = scale, *__restrict shift = offset;
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * channels;
       float* o = out + r * channels;
-      for (int64_t c = 0; c < channels; ++c) o[c] = (xr[c] - mean[c]) * scale[c] + offset[c];
+      for (int64_t c = 0; c < channels; ++c) o[c] = (xr[c] - m[c]) * s[c] + shift[c];
     }
-  });
+  };
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / channels), withIsa(loop));
 }
 
 namespace {
 
 /**
  * Sums per-row contributions into `width` doubles: accumulate(rowBegin, rowEnd, block) runs over row
- * chunks in parallel, each into its own zeroed block; the blocks are then added in chunk order.
+ * chunks in parallel, each into its own zeroed block (through runWithIsa: accumulate is SEGKIT_ALWAYS_INLINE);
+ * the blocks are then added in chunk order.
  */
 template <typename Accumulate>
 std::vector<double> sumOverRows(int64_t rows, int64_t rowElements, int64_t width, Accumulate accumulate) {
@@ -200,7 +211,7 @@ std::vector<double> sumOverRows(int64_t rows, int64_t rowElements, int64_t width
   std::vector<double> blocks(chunks * width, 0.0);
   parallelFor(chunks, [&](int64_t chunk) {
     const int64_t begin = chunk * chunkRows, end = std::min(rows, begin + chunkRows);
-    if (begin < end) accumulate(begin, end, blocks.data() + chunk * width);
+    if (begin < end) runWithIsa(accumulate, begin, end, blocks.data() + chunk * width);
   });
   for (int64_t chunk = 1; chunk < chunks; ++chunk)
     for (int64_t i = 0; i < width; ++i) blocks[i] += blocks[chunk * width + i];
@@ -210,12 +221,13 @@ std::vector<double> sumOverRows(int64_t rows, int64_t rowElements, int64_t width
 
 /** Per-channel mean over rows, rounded to float like tfjs's Mean. */
 std::vector<float> channelMean(const float* x, int64_t rows, int64_t channels) {
-  const std::vector<double> sums = sumOverRows(rows, channels, channels, [&](int64_t begin, int64_t end, double* acc) {
+  const auto accumulate = [=](int64_t begin, int64_t end, double* __restrict acc) SEGKIT_ALWAYS_INLINE {
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * channels;
       for (int64_t c = 0; c < channels; ++c) acc[c] += xr[c];
     }
-  });
+  };
+  const std::vector<double> sums = sumOverRows(rows, channels, channels, accumulate);
   std::vector<float> mean(channels);
   for (int64_t c = 0; c < channels; ++c) mean[c] = static_cast<float>(sums[c] / static_cast<double>(rows));
   return mean;
@@ -226,15 +238,18 @@ std::vector<float> channelMean(const float* x, int64_t rows, int64_t channels) {
 void batchMoments(const float* x, int64_t rows, int64_t channels, float* mean, float* variance) {
   // Two passes (mean, then squared deviations from the float mean) as tf.moments does.
   const std::vector<float> m = channelMean(x, rows, channels);
-  const std::vector<double> squares = sumOverRows(rows, channels, channels, [&](int64_t begin, int64_t end, double* acc) {
+  const float* meanData = m.data();
+  const auto accumulate = [=](int64_t begin, int64_t end, double* __restrict acc) SEGKIT_ALWAYS_INLINE {
+    const float* __restrict mu = meanData;
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * channels;
       for (int64_t c = 0; c < channels; ++c) {
-        const float d = xr[c] - m[c];
+        const float d = xr[c] - mu[c];
         acc[c] += d * d;
       }
     }
-  });
+  };
+  const std::vector<double> squares = sumOverRows(rows, channels, channels, accumulate);
   for (int64_t c = 0; c < channels; ++c) {
     mean[c] = m[c];
     variance[c] = static_cast<float>(squares[c] / static_cast<double>(rows));
@@ -252,28 +267,32 @@ std::vector<float> normMultiplier(const float* variance, const float* scale, int
 }
 
 /**
- * The batch-norm gradient with mean given and dy read through gate(r, c, dy) (relu's mask, or dy itself):
- * Σ(x-μ)², Σdy and Σdy·(x-μ) in one pass, then dx = scale·σ⁻¹·(dy − mean(dy) − (x−μ)·σ⁻²·mean(dy·(x−μ))).
+ * The batch-norm gradient with mean given and dy read through gate(x, c, dy) (relu's mask, or dy itself;
+ * SEGKIT_ALWAYS_INLINE, capturing pointers by value): Σ(x-μ)², Σdy and Σdy·(x-μ) in one pass, then
+ * dx = scale·σ⁻¹·(dy − mean(dy) − (x−μ)·σ⁻²·mean(dy·(x−μ))).
  */
 template <typename Gate>
 void batchNormGradWith(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale, double epsilon,
                        const std::vector<float>& mean, float* dx, float* dScale, float* dOffset, Gate gate) {
-  const std::vector<double> sums = sumOverRows(rows, 2 * channels, 3 * channels, [&](int64_t begin, int64_t end, double* acc) {
-    double* squares = acc;
-    double* dySum = acc + channels;
-    double* dyCentered = acc + 2 * channels;
+  const float* meanData = mean.data();
+  const auto accumulate = [=](int64_t begin, int64_t end, double* acc) SEGKIT_ALWAYS_INLINE {
+    double* __restrict squares = acc;
+    double* __restrict dySum = acc + channels;
+    double* __restrict dyCentered = acc + 2 * channels;
+    const float* __restrict mu = meanData;
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * channels;
       const float* dyr = dy + r * channels;
       for (int64_t c = 0; c < channels; ++c) {
-        const float d = xr[c] - mean[c];
+        const float d = xr[c] - mu[c];
         const float g = gate(xr[c], c, dyr[c]);
         squares[c] += d * d;
         dySum[c] += g;
         dyCentered[c] += g * d;
       }
     }
-  });
+  };
+  const std::vector<double> sums = sumOverRows(rows, 2 * channels, 3 * channels, accumulate);
   const double n = static_cast<double>(rows);
   std::vector<float> outFactor(channels), centeredFactor(channels), dyMean(channels);
   for (int64_t c = 0; c < channels; ++c) {
@@ -285,15 +304,19 @@ void batchNormGradWith(const float* x, const float* dy, int64_t rows, int64_t ch
     dScale[c] = static_cast<float>(sums[2 * channels + c] * invStd);
     dOffset[c] = static_cast<float>(sums[channels + c]);
   }
-  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / channels), [&](int64_t begin, int64_t end) {
+  const float *outFactorData = outFactor.data(), *centeredFactorData = centeredFactor.data(), *dyMeanData = dyMean.data();
+  const auto loop = [=](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
+    const float *__restrict mu = meanData, *__restrict dyMu = dyMeanData;
+    const float *__restrict centered = centeredFactorData, *__restrict factor = outFactorData;
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * channels;
       const float* dyr = dy + r * channels;
       float* o = dx + r * channels;
       for (int64_t c = 0; c < channels; ++c)
-        o[c] = (gate(xr[c], c, dyr[c]) - dyMean[c] - (xr[c] - mean[c]) * centeredFactor[c]) * outFactor[c];
+        o[c] = (gate(xr[c], c, dyr[c]) - dyMu[c] - (xr[c] - mu[c]) * centered[c]) * factor[c];
     }
-  });
+  };
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / channels), withIsa(loop));
 }
 
 }  // namespace
@@ -301,7 +324,7 @@ void batchNormGradWith(const float* x, const float* dy, int64_t rows, int64_t ch
 void batchNormGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale, float epsilon,
                    float* dx, float* dScale, float* dOffset) {
   batchNormGradWith(x, dy, rows, channels, scale, epsilon, channelMean(x, rows, channels), dx, dScale, dOffset,
-                    [](float, int64_t, float g) { return g; });
+                    [](float, int64_t, float g) SEGKIT_ALWAYS_INLINE { return g; });
 }
 
 void batchNormTrain(const float* x, int64_t rows, int64_t channels, const float* scale, const float* offset, double epsilon,
@@ -309,21 +332,24 @@ void batchNormTrain(const float* x, int64_t rows, int64_t channels, const float*
   batchMoments(x, rows, channels, mean, variance);
   const std::vector<float> multiplier = normMultiplier(variance, scale, channels, epsilon);
   const std::vector<float> shift = offset ? std::vector<float>(offset, offset + channels) : std::vector<float>(channels, 0.0f);
-  const std::vector<float> m(mean, mean + channels);
-  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(1, channels)), [&](int64_t begin, int64_t end) {
+  const std::vector<float> meanCopy(mean, mean + channels);
+  const float *meanData = meanCopy.data(), *multiplierData = multiplier.data(), *shiftData = shift.data();
+  const auto loop = [=](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
+    const float *__restrict mu = meanData, *__restrict factor = multiplierData, *__restrict shiftBy = shiftData;
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * channels;
       float* o = out + r * channels;
       if (relu) {
         for (int64_t c = 0; c < channels; ++c) {
-          const float y = (xr[c] - m[c]) * multiplier[c] + shift[c];
+          const float y = (xr[c] - mu[c]) * factor[c] + shiftBy[c];
           o[c] = y > 0.0f ? y : (y != y ? y : 0.0f);  // NaN stays NaN, as tf.relu
         }
       } else {
-        for (int64_t c = 0; c < channels; ++c) o[c] = (xr[c] - m[c]) * multiplier[c] + shift[c];
+        for (int64_t c = 0; c < channels; ++c) o[c] = (xr[c] - mu[c]) * factor[c] + shiftBy[c];
       }
     }
-  });
+  };
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(1, channels)), withIsa(loop));
 }
 
 void batchNormReluGrad(const float* x, const float* dy, int64_t rows, int64_t channels, const float* scale,
@@ -333,9 +359,11 @@ void batchNormReluGrad(const float* x, const float* dy, int64_t rows, int64_t ch
   batchMoments(x, rows, channels, mean.data(), variance.data());
   const std::vector<float> multiplier = normMultiplier(variance.data(), scale, channels, epsilon);
   const std::vector<float> shift = offset ? std::vector<float>(offset, offset + channels) : std::vector<float>(channels, 0.0f);
-  batchNormGradWith(x, dy, rows, channels, scale, epsilon, mean, dx, dScale, dOffset, [&](float xv, int64_t c, float g) {
-    return (xv - mean[c]) * multiplier[c] + shift[c] > 0.0f ? g : 0.0f;
-  });
+  const float *meanData = mean.data(), *multiplierData = multiplier.data(), *shiftData = shift.data();
+  batchNormGradWith(x, dy, rows, channels, scale, epsilon, mean, dx, dScale, dOffset,
+                    [=](float xv, int64_t c, float g) SEGKIT_ALWAYS_INLINE {
+                      return valueOrZero((xv - meanData[c]) * multiplierData[c] + shiftData[c] > 0.0f, g);
+                    });
 }
 
 void softmax(const float* x, float* out, int64_t rows, int64_t columns) {
@@ -358,15 +386,16 @@ void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size
   const double initial = op == ReduceOp::Max ? -std::numeric_limits<double>::infinity()
                          : op == ReduceOp::Min ? std::numeric_limits<double>::infinity()
                                                : 0.0;
-  auto combine = [op](double acc, float v) {
-    if (op == ReduceOp::Max) return (v > acc || std::isnan(v)) ? static_cast<double>(v) : acc;
-    if (op == ReduceOp::Min) return (v < acc || std::isnan(v)) ? static_cast<double>(v) : acc;
+  auto combine = [op](double acc, float v) SEGKIT_ALWAYS_INLINE {
+    // `|`, not `||`: no branch, so the loops if-convert and vectorise.
+    if (op == ReduceOp::Max) return ((v > acc) | (v != v)) ? static_cast<double>(v) : acc;
+    if (op == ReduceOp::Min) return ((v < acc) | (v != v)) ? static_cast<double>(v) : acc;
     return acc + v;
   };
   const double scale = op == ReduceOp::Mean ? 1.0 / static_cast<double>(size) : 1.0;
   if (inner == 1) {
     // Each output reduces a contiguous row.
-    parallelRanges(outer, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(1, size)), [&](int64_t begin, int64_t end) {
+    const auto rowsLoop = [&](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
       for (int64_t o = begin; o < end; ++o) {
         const float* row = x + o * size;
         double acc = initial;
@@ -382,11 +411,12 @@ void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size
         }
         out[o] = static_cast<float>(acc * scale);
       }
-    });
+    };
+    parallelRanges(outer, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(1, size)), withIsa(rowsLoop));
     return;
   }
   // Reduced axis in the middle: accumulate whole rows of `inner` values, split over columns.
-  parallelRanges(outer * inner, std::max<int64_t>(64, kMinGrain / std::max<int64_t>(1, size)), [&](int64_t begin, int64_t end) {
+  const auto columnsLoop = [&](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
     std::vector<double> acc;
     for (int64_t start = begin; start < end;) {
       const int64_t o = start / inner, c0 = start % inner;
@@ -403,7 +433,8 @@ void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size
       for (int64_t c = c0; c < c1; ++c) out[o * inner + c] = static_cast<float>(acc[c - c0] * scale);
       start += c1 - c0;
     }
-  });
+  };
+  parallelRanges(outer * inner, std::max<int64_t>(64, kMinGrain / std::max<int64_t>(1, size)), withIsa(columnsLoop));
 }
 
 void sgdUpdate(const float* param, const float* grad, const float* buffer, int64_t n, const SgdHyperparameters& h,
@@ -411,17 +442,22 @@ void sgdUpdate(const float* param, const float* grad, const float* buffer, int64
   // PyTorch's SGD step, in the order of its element-wise ops so that float32 rounding matches them.
   const bool useMomentum = h.momentum != 0.0f;
   const float gradScale = 1.0f - h.dampening;
-  parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) {
+  const SgdHyperparameters hyper = h;
+  const auto loop = [=](int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
+    const SgdHyperparameters local = hyper;  // a local: the float stores cannot alias it
+    const float *p = param, *g = grad, *b0 = buffer;
+    float *np = newParam, *nb = newBuffer;
     for (int64_t i = begin; i < end; ++i) {
-      float direction = h.weightDecay != 0.0f ? grad[i] + param[i] * h.weightDecay : grad[i];
+      float direction = local.weightDecay != 0.0f ? g[i] + p[i] * local.weightDecay : g[i];
       if (useMomentum) {
-        const float b = buffer ? buffer[i] * h.momentum + direction * gradScale : direction;
-        newBuffer[i] = b;
-        direction = h.nesterov ? direction + b * h.momentum : b;
+        const float b = b0 ? b0[i] * local.momentum + direction * gradScale : direction;
+        nb[i] = b;
+        direction = local.nesterov ? direction + b * local.momentum : b;
       }
-      newParam[i] = param[i] - direction * h.lr;
+      np[i] = p[i] - direction * local.lr;
     }
-  });
+  };
+  parallelRanges(n, kMinGrain, withIsa(loop));
 }
 
 void adamUpdate(const float* param, const float* grad, const float* expAvg, const float* expAvgSq, const float* maxExpAvgSq,
@@ -436,28 +472,62 @@ void adamUpdate(const float* param, const float* grad, const float* expAvg, cons
   const double biasCorrection2 = 1.0 - std::pow(static_cast<double>(h.beta2), static_cast<double>(h.step));
   const float sqrtCorrection2 = static_cast<float>(std::sqrt(biasCorrection2));
   const float stepSize = static_cast<float>(h.lr / biasCorrection1);
-  const bool decay_ = h.weightDecay != 0.0f;
-  parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) {
+  const float beta1 = h.beta1, beta2 = h.beta2, eps = h.eps, weightDecay = h.weightDecay;
+  // Weight decay as one of two forms: coupled (wd * p joins the gradient) or a factor on p (AdamW's,
+  // exactly 1 without decay: p * 1 is p).
+  const bool coupled = !h.decoupled && weightDecay != 0.0f;
+  const float paramFactor = h.decoupled && weightDecay != 0.0f ? decay : 1.0f;
+  // A lone missing moment reads zeros (0 * beta is +0, as the null case's 0.0f): one flag covers both.
+  std::vector<float> zeros;
+  if ((expAvg == nullptr) != (expAvgSq == nullptr)) zeros.assign(n, 0.0f);
+  const float* avg = expAvg ? expAvg : expAvgSq ? zeros.data() : nullptr;
+  const float* avgSq = expAvgSq ? expAvgSq : expAvg ? zeros.data() : nullptr;
+  const int maxMode = !amsgrad ? 0 : maxExpAvgSq ? 2 : 1;  // off, first step (max = v), running max
+  // The modes are compile-time flags, so each combination is a branch-free loop that vectorises; ivdep:
+  // outputs may be their inputs' arrays, element for element, which carries no dependence across i.
+  const auto loop = [=](auto coupledFlag, auto momentsFlag, auto maxFlag, int64_t begin, int64_t end) SEGKIT_ALWAYS_INLINE {
+    constexpr bool kCoupled = decltype(coupledFlag)::value, kMoments = decltype(momentsFlag)::value;
+    constexpr int kMaxMode = decltype(maxFlag)::value;
+#pragma GCC ivdep
     for (int64_t i = begin; i < end; ++i) {
       float value = param[i];
       float g = grad[i];
-      if (decay_) {
-        if (h.decoupled) value = value * decay;
-        else g = g + value * h.weightDecay;
+      if constexpr (kCoupled) g = g + value * weightDecay;
+      else value = value * paramFactor;
+      float m = g * oneMinusBeta1, v = (g * g) * oneMinusBeta2;
+      if constexpr (kMoments) {
+        m = avg[i] * beta1 + m;
+        v = avgSq[i] * beta2 + v;
+      } else {
+        m = 0.0f + m;
+        v = 0.0f + v;
       }
-      const float m = (expAvg ? expAvg[i] * h.beta1 : 0.0f) + g * oneMinusBeta1;
-      const float v = (expAvgSq ? expAvgSq[i] * h.beta2 : 0.0f) + (g * g) * oneMinusBeta2;
       float denominatorMoment = v;
-      if (amsgrad) {
-        denominatorMoment = maxExpAvgSq ? (maxExpAvgSq[i] != maxExpAvgSq[i] || maxExpAvgSq[i] > v ? maxExpAvgSq[i] : v) : v;
-        newMax[i] = denominatorMoment;
+      if constexpr (kMaxMode == 2) {
+        const float previous = maxExpAvgSq[i];
+        denominatorMoment = (previous != previous) | (previous > v) ? previous : v;
       }
-      const float denominator = std::sqrt(denominatorMoment) / sqrtCorrection2 + h.eps;
+      if constexpr (kMaxMode != 0) newMax[i] = denominatorMoment;
+      const float denominator = std::sqrt(denominatorMoment) / sqrtCorrection2 + eps;
       newExpAvg[i] = m;
       newExpAvgSq[i] = v;
       newParam[i] = value - (m / denominator) * stepSize;
     }
-  });
+  };
+  const auto run = [&](auto... flags) {
+    parallelRanges(n, kMinGrain, [&](int64_t begin, int64_t end) { runWithIsa(loop, flags..., begin, end); });
+  };
+  const auto withMaxMode = [&](auto coupledFlag, auto momentsFlag) {
+    if (maxMode == 0) run(coupledFlag, momentsFlag, std::integral_constant<int, 0>());
+    else if (maxMode == 1) run(coupledFlag, momentsFlag, std::integral_constant<int, 1>());
+    else run(coupledFlag, momentsFlag, std::integral_constant<int, 2>());
+  };
+  const auto withMoments = [&](auto coupledFlag) {
+    if (avg) withMaxMode(coupledFlag, std::true_type());
+    else withMaxMode(coupledFlag, std::false_type());
+  };
+  if (coupled) withMoments(std::true_type());
+  else withMoments(std::false_type());
 }
 
 void copyRows(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t rows, int64_t run) {

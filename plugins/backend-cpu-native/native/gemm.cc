@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "isa_dispatch.h"
 #include "thread_pool.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -337,6 +338,15 @@ bool selectMicroKernel(const char* name) {
   const KernelSpec* spec = findKernel(name);
   if (spec) activeSpec() = spec;
   return spec != nullptr;
+}
+
+Isa activeIsa() {
+#ifdef SEGKIT_X86
+  const KernelSpec* spec = activeSpec();
+  if (spec == &kAvx512) return Isa::Avx512;
+  if (spec == &kAvx2) return Isa::Avx2Fma;
+#endif
+  return Isa::Portable;
 }
 
 std::vector<std::string> availableMicroKernels() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "isa_dispatch.h"
 #include "thread_pool.h"
 
 namespace segkit {
@@ -89,13 +90,18 @@ template TileTransforms tileTransforms<4>();
 #endif
 #endif
 
-/** The transforms for the GEMM's ISA (microKernelName), so SEGKIT_NATIVE_ISA switches both. */
+/** The transforms for the addon's ISA decision (activeIsa), so SEGKIT_NATIVE_ISA switches them with the GEMM. */
 template <int M>
 TileTransforms transformsForActiveIsa() {
 #ifdef SEGKIT_X86
-  const char* isa = microKernelName();
-  if (std::strcmp(isa, "avx512") == 0) return avx512::tileTransforms<M>();
-  if (std::strcmp(isa, "avx2-fma") == 0) return avx2::tileTransforms<M>();
+  switch (activeIsa()) {
+    case Isa::Avx512:
+      return avx512::tileTransforms<M>();
+    case Isa::Avx2Fma:
+      return avx2::tileTransforms<M>();
+    case Isa::Portable:
+      break;
+  }
 #endif
   return portable::tileTransforms<M>();
 }

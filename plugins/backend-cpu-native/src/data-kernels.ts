@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { float32Output, type InitialValues } from './buffer-pool';
 import type { NativeAddon } from './engine';
 import { sizeOf, type KernelArgs, type ReplacementKernel } from './kernel-registry';
 
@@ -18,7 +19,9 @@ function numericValues(args: KernelArgs, tensor: tf.TensorInfo): NumericArray | 
   return values instanceof Float32Array || values instanceof Int32Array || values instanceof Uint8Array ? values : null;
 }
 
-function emptyLike(values: NumericArray, length: number): NumericArray {
+/** An output array of the values' type; float32 ones come from the backend's pool on `native`. */
+function emptyLike(args: KernelArgs, values: NumericArray, length: number, initial: InitialValues): NumericArray {
+  if (values instanceof Float32Array) return float32Output(args.backend, length, initial);
   return new (values.constructor as new (length: number) => NumericArray)(length);
 }
 
@@ -55,7 +58,7 @@ function copyRows(args: KernelArgs, dst: NumericArray, dstOffset: number, dstStr
 
 /** Copies the box [begin, begin + size) of a row-major array; whole trailing dims move as one run. */
 function copyBox(args: KernelArgs, values: NumericArray, shape: readonly number[], begin: readonly number[], size: readonly number[]): NumericArray {
-  const out = emptyLike(values, sizeOf(size));
+  const out = emptyLike(args, values, sizeOf(size), 'overwritten');
   const rank = shape.length;
   let runDims = rank; // dims [runDims, rank) are copied whole, plus the partial dim before them
   while (runDims > 0 && size[runDims - 1] === shape[runDims - 1]) runDims--;
@@ -117,7 +120,7 @@ const gather: ReplacementKernel = (args, fallback) => {
   if (index.some((i) => i < 0 || i >= axisSize)) return fallback(); // tfjs reports the bad index
   const outer = sizeOf(x.shape.slice(0, axis));
   const inner = sizeOf(x.shape.slice(axis + 1));
-  const out = emptyLike(values, outer * index.length * inner);
+  const out = emptyLike(args, values, outer * index.length * inner, 'overwritten');
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < index.length; i++) {
       const src = (o * axisSize + index[i]) * inner;
@@ -135,7 +138,7 @@ const unsortedSegmentSum: ReplacementKernel = (args, fallback) => {
   if (!(values instanceof Float32Array || values instanceof Int32Array) || !(ids instanceof Int32Array)) return fallback();
   const numSegments: number = args.attrs.numSegments;
   const inner = ids.length === 0 ? 0 : values.length / ids.length;
-  const out = emptyLike(values, numSegments * inner);
+  const out = emptyLike(args, values, numSegments * inner, 'zeroed');
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     if (id < 0 || id >= numSegments) continue; // tf drops out-of-range ids
@@ -160,9 +163,9 @@ function forEachIndex(shape: readonly number[], visit: (index: readonly number[]
   }
 }
 
-function transposeValues(values: NumericArray, shape: readonly number[], perm: readonly number[]): NumericArray {
+function transposeValues(args: KernelArgs, values: NumericArray, shape: readonly number[], perm: readonly number[]): NumericArray {
   const rank = shape.length;
-  const out = emptyLike(values, values.length);
+  const out = emptyLike(args, values, values.length, 'overwritten');
   const inStrides = [...tf.util.computeStrides(shape as number[]), 1];
   // Trailing axes that stay in place move as one contiguous run.
   let keptAxes = 0;
@@ -194,7 +197,7 @@ const transpose: ReplacementKernel = (args, fallback) => {
   const values = numericValues(args, x);
   if (!values || x.shape.length === 0) return fallback();
   const perm: number[] = args.attrs.perm;
-  return args.backend.makeTensorInfo(perm.map((axis) => x.shape[axis]), x.dtype, transposeValues(values, x.shape, perm));
+  return args.backend.makeTensorInfo(perm.map((axis) => x.shape[axis]), x.dtype, transposeValues(args, values, x.shape, perm));
 };
 
 const tile: ReplacementKernel = (args, fallback) => {
@@ -204,7 +207,7 @@ const tile: ReplacementKernel = (args, fallback) => {
   if (!values || x.shape.length === 0 || reps.length !== x.shape.length) return fallback();
   const rank = x.shape.length;
   const outShape = x.shape.map((dim, i) => dim * reps[i]);
-  const out = emptyLike(values, sizeOf(outShape));
+  const out = emptyLike(args, values, sizeOf(outShape), 'overwritten');
   if (out.length === 0) return args.backend.makeTensorInfo(outShape, x.dtype, out);
   const inStrides = [...tf.util.computeStrides(x.shape), 1];
   const outStrides = [...tf.util.computeStrides(outShape), 1];
@@ -234,7 +237,7 @@ const concat: ReplacementKernel = (args, fallback) => {
   if (arrays.some((a) => a === null) || tensors.some((t) => t.dtype !== dtype)) return fallback();
   const axis = tf.util.parseAxisParam(args.attrs.axis, tensors[0].shape)[0];
   const outShape = tf.backend_util.computeOutShape(tensors.map((t) => t.shape), axis);
-  const out = emptyLike(arrays[0] as NumericArray, sizeOf(outShape));
+  const out = emptyLike(args, arrays[0] as NumericArray, sizeOf(outShape), 'overwritten');
   const outer = sizeOf(outShape.slice(0, axis));
   const runs = tensors.map((t) => sizeOf(t.shape.slice(axis)));
   const outRun = runs.reduce((sum, run) => sum + run, 0);
@@ -247,10 +250,10 @@ const concat: ReplacementKernel = (args, fallback) => {
 };
 
 /** Constant padding: each input row (last axis) is one copy into the filled output. */
-function padValues(values: NumericArray, shape: readonly number[], paddings: readonly (readonly [number, number])[], constant: number): { values: NumericArray; shape: number[] } {
+function padValues(args: KernelArgs, values: NumericArray, shape: readonly number[], paddings: readonly (readonly [number, number])[], constant: number): { values: NumericArray; shape: number[] } {
   const rank = shape.length;
   const outShape = shape.map((dim, i) => paddings[i][0] + dim + paddings[i][1]);
-  const out = emptyLike(values, sizeOf(outShape));
+  const out = emptyLike(args, values, sizeOf(outShape), constant === 0 ? 'zeroed' : 'overwritten');
   if (constant !== 0) out.fill(constant);
   const outStrides = [...tf.util.computeStrides(outShape), 1];
   const run = shape[rank - 1];
@@ -268,7 +271,7 @@ const padV2: ReplacementKernel = (args, fallback) => {
   const { x } = args.inputs;
   const values = numericValues(args, x);
   if (!values || x.shape.length === 0) return fallback();
-  const padded = padValues(values, x.shape, args.attrs.paddings, args.attrs.constantValue ?? 0);
+  const padded = padValues(args, values, x.shape, args.attrs.paddings, args.attrs.constantValue ?? 0);
   return args.backend.makeTensorInfo(padded.shape, x.dtype, padded.values);
 };
 
@@ -280,12 +283,12 @@ const spaceToBatchND: ReplacementKernel = (args, fallback) => {
   if (!values) return fallback();
   const blockShape: number[] = args.attrs.blockShape;
   const paddings: [number, number][] = [[0, 0], ...args.attrs.paddings, ...x.shape.slice(1 + blockShape.length).map((): [number, number] => [0, 0])];
-  const padded = padValues(values, x.shape, paddings, 0);
+  const padded = padValues(args, values, x.shape, paddings, 0);
   const blocks = sizeOf(blockShape);
   const reshaped = tf.backend_util.getReshaped(padded.shape, blockShape, blocks, false);
   const perm = tf.backend_util.getPermuted(reshaped.length, blockShape.length, false);
   const outShape = tf.backend_util.getReshapedPermuted(padded.shape, blockShape, blocks, false);
-  return args.backend.makeTensorInfo(outShape, x.dtype, transposeValues(padded.values, reshaped, perm));
+  return args.backend.makeTensorInfo(outShape, x.dtype, transposeValues(args, padded.values, reshaped, perm));
 };
 
 const batchToSpaceND: ReplacementKernel = (args, fallback) => {
@@ -302,7 +305,7 @@ const batchToSpaceND: ReplacementKernel = (args, fallback) => {
   const cropSize = tf.backend_util.getSliceSize(permutedShape, args.attrs.crops, blockShape.length);
   const begin = permutedShape.map((_, i) => cropBegin[i] ?? 0);
   const size = permutedShape.map((dim, i) => cropSize[i] ?? dim);
-  return args.backend.makeTensorInfo(size, x.dtype, copyBox(args, transposeValues(values, reshaped, perm), permutedShape, begin, size));
+  return args.backend.makeTensorInfo(size, x.dtype, copyBox(args, transposeValues(args, values, reshaped, perm), permutedShape, begin, size));
 };
 
 /** Above this k the insertion below loses to tfjs's select + sort. */
@@ -320,7 +323,7 @@ const topK: ReplacementKernel = (args, fallback) => {
   const size = x.shape[x.shape.length - 1] ?? 0;
   if (!values || x.shape.length === 0 || k > MAX_INSERTION_TOP_K || k > size || (!args.attrs.sorted && k < size)) return fallback();
   const rows = size === 0 ? 0 : values.length / size;
-  const topValues = emptyLike(values, rows * k);
+  const topValues = emptyLike(args, values, rows * k, 'overwritten');
   const topIndices = new Int32Array(rows * k);
   for (let row = 0; row < rows; row++) {
     const base = row * size, out = row * k;

@@ -7,7 +7,7 @@ function binaryKernel(engine: ElementwiseEngine, opCode: number): ReplacementKer
     const { a, b } = args.inputs;
     const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
     const shapes = [a.shape, b.shape, outShape].map((shape) => Int32Array.from(shape));
-    const result = runFloat32(args, outShape, [a, b], ([av, bv], out) => engine.binaryBroadcast(opCode, av, shapes[0], bv, shapes[1], out, shapes[2]));
+    const result = runFloat32(args, outShape, [a, b], ([av, bv], out) => engine.binaryBroadcast(opCode, av, shapes[0], bv, shapes[1], out, shapes[2]), 'overwritten');
     return result ?? fallback();
   };
 }

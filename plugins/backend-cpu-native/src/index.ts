@@ -4,6 +4,7 @@ import { nativeBackendProvider, PACKAGE_NAME } from './provider';
 
 export { nativeBackendProvider, createNativeBackendProvider } from './provider';
 export { NativeBackend, registerNativeBackend, NATIVE_BACKEND_NAME } from './native-backend';
+export { BufferPool, DEFAULT_POOL_MB, POOL_ENV, type BufferPoolStats, type InitialValues } from './buffer-pool';
 export { loadAddon, DEFAULT_ADDON_PATHS, type AddonLoadResult } from './addon';
 export { registerFastCpuKernels, fastCpuKernelsRegistered } from './js-kernels';
 export type { NativeAddon, ConvEngine, WindowGeometry } from './engine';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { float32Output, type InitialValues } from './buffer-pool';
 
 /** What a replacement kernel receives: tfjs's kernel arguments, typed for cpu-like backends. */
 export interface KernelArgs {
@@ -60,11 +61,15 @@ export function float32Values(backend: MathBackendCPU, tensor: tf.TensorInfo | u
   return ArrayBuffer.isView(values) && !(values instanceof DataView) ? Float32Array.from(values as Uint8Array) : null;
 }
 
-/** Runs one engine call that fills a fresh float32 output of `shape`, or returns null to fall back. */
-export function runFloat32(args: KernelArgs, shape: readonly number[], inputs: readonly (tf.TensorInfo | undefined)[], run: (values: Float32Array[], out: Float32Array) => void): tf.TensorInfo | null {
+/**
+ * Runs one engine call that fills a float32 output of `shape`, or returns null to fall back. The
+ * output is zero-filled unless `initial` says the call overwrites every element (on `native` it may
+ * be a disposed tensor's array).
+ */
+export function runFloat32(args: KernelArgs, shape: readonly number[], inputs: readonly (tf.TensorInfo | undefined)[], run: (values: Float32Array[], out: Float32Array) => void, initial: InitialValues = 'zeroed'): tf.TensorInfo | null {
   const values = inputs.map((input) => float32Values(args.backend, input));
   if (values.some((v) => v === null)) return null;
-  const out = new Float32Array(sizeOf(shape));
+  const out = float32Output(args.backend, sizeOf(shape), initial);
   run(values as Float32Array[], out);
   return args.backend.makeTensorInfo(shape.slice(), 'float32', out);
 }

@@ -4,6 +4,7 @@ import { ACTIVATION_CODES, UNARY_OP_CODES, packGeometry, type NativeAddon, type 
 import { convInfo, convKernels, windowGeometry } from './conv-kernels';
 import { dataKernels } from './data-kernels';
 import { elementwiseKernels } from './elementwise-kernels';
+import { float32Output } from './buffer-pool';
 import { float32Values, runFloat32, sizeOf, type KernelArgs, type ReplacementKernel } from './kernel-registry';
 
 type Shape4D = [number, number, number, number];
@@ -58,7 +59,7 @@ function broadcastBatchOffsets(aBatch: readonly number[], bBatch: readonly numbe
 function unaryKernel(addon: NativeAddon, opCode: number): ReplacementKernel {
   return (args, fallback) => {
     const { x } = args.inputs;
-    return runFloat32(args, x.shape, [x], ([xv], out) => addon.unary(opCode, xv, out, args.attrs?.alpha ?? 0)) ?? fallback();
+    return runFloat32(args, x.shape, [x], ([xv], out) => addon.unary(opCode, xv, out, args.attrs?.alpha ?? 0), 'overwritten') ?? fallback();
   };
 }
 
@@ -81,7 +82,7 @@ function batchNormKernel(addon: NativeAddon): ReplacementKernel {
     if (!m || !v || !s || !o || channels === 0) return fallback();
     const epsilon: number = args.attrs.varianceEpsilon ?? 0.001;
     const multiplier = Float32Array.from(s, (scaleValue, c) => scaleValue / Math.sqrt(v[c] + epsilon));
-    return runFloat32(args, x.shape, [x], ([xv], out) => addon.batchNorm(xv, out, xv.length / channels, channels, m, multiplier, o)) ?? fallback();
+    return runFloat32(args, x.shape, [x], ([xv], out) => addon.batchNorm(xv, out, xv.length / channels, channels, m, multiplier, o), 'overwritten') ?? fallback();
   };
 }
 
@@ -110,7 +111,7 @@ function batchNormTrainingKernels(addon: NativeAddon): Record<string, Replacemen
       const { rows, channels } = rowsAndChannels(x);
       const [xv, s, o] = [float32Values(args.backend, x), scale ? float32Values(args.backend, scale) : null, offset ? float32Values(args.backend, offset) : null];
       if (!xv || (scale && s?.length !== channels) || (offset && o?.length !== channels)) return fallback();
-      const [out, mean, variance] = [new Float32Array(xv.length), new Float32Array(channels), new Float32Array(channels)];
+      const [out, mean, variance] = [float32Output(args.backend, xv.length, 'overwritten'), new Float32Array(channels), new Float32Array(channels)];
       addon.batchNormTrain(xv, rows, channels, s, o, args.attrs.varianceEpsilon, Boolean(args.attrs.relu), out, mean, variance);
       return [args.backend.makeTensorInfo(x.shape.slice(), 'float32', out), args.backend.makeTensorInfo([channels], 'float32', mean), args.backend.makeTensorInfo([channels], 'float32', variance)];
     },
@@ -137,7 +138,7 @@ function batchNormTrainingKernels(addon: NativeAddon): Record<string, Replacemen
       const [xv, dyv] = [float32Values(args.backend, x), float32Values(args.backend, dy)];
       const [s, o] = [scale ? float32Values(args.backend, scale) : null, offset ? float32Values(args.backend, offset) : null];
       if (!xv || !dyv || dyv.length !== xv.length || (scale && s?.length !== channels) || (offset && o?.length !== channels)) return fallback();
-      const [dx, dScale, dOffset] = [new Float32Array(xv.length), new Float32Array(channels), new Float32Array(channels)];
+      const [dx, dScale, dOffset] = [float32Output(args.backend, xv.length, 'overwritten'), new Float32Array(channels), new Float32Array(channels)];
       addon.batchNormReluGrad(xv, dyv, rows, channels, s, o, args.attrs.varianceEpsilon, dx, dScale, dOffset);
       return [args.backend.makeTensorInfo(x.shape.slice(), 'float32', dx), args.backend.makeTensorInfo([channels], 'float32', dScale), args.backend.makeTensorInfo([channels], 'float32', dOffset)];
     },
@@ -147,7 +148,7 @@ function batchNormTrainingKernels(addon: NativeAddon): Record<string, Replacemen
       const { rows, channels } = rowsAndChannels(x);
       const scaleValues = scale ? float32Values(args.backend, scale) : null;
       if (!xv || !dyv || dyv.length !== xv.length || (scale && scaleValues?.length !== channels)) return fallback();
-      const dx = new Float32Array(xv.length);
+      const dx = float32Output(args.backend, xv.length, 'overwritten');
       const dScale = new Float32Array(channels);
       const dOffset = new Float32Array(channels);
       addon.batchNormGrad(xv, dyv, rows, channels, scaleValues, args.attrs.varianceEpsilon, dx, dScale, dOffset);
@@ -175,8 +176,9 @@ function sgdUpdateKernel(addon: NativeAddon): ReplacementKernel {
     const { lr, momentum, dampening, weightDecay, nesterov } = args.attrs as { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean };
     const exclusive = (tensor: tf.TensorInfo) => args.backend.refCount(tensor.dataId) === 1;
     const inPlace = exclusive(param) && (!buffer || exclusive(buffer));
-    const newParam = inPlace ? paramValues : new Float32Array(paramValues.length);
-    const newBuffer = momentum === 0 ? null : inPlace && bufferValues ? bufferValues : new Float32Array(paramValues.length);
+    const fresh = () => float32Output(args.backend, paramValues.length, 'overwritten');
+    const newParam = inPlace ? paramValues : fresh();
+    const newBuffer = momentum === 0 ? null : inPlace && bufferValues ? bufferValues : fresh();
     addon.sgdUpdate(paramValues, gradValues, bufferValues, newParam, newBuffer, lr, momentum, dampening, weightDecay, nesterov);
     const outputs = [args.backend.makeTensorInfo(param.shape.slice(), 'float32', newParam)];
     if (newBuffer) outputs.push(args.backend.makeTensorInfo(param.shape.slice(), 'float32', newBuffer));
@@ -199,7 +201,7 @@ function adamUpdateKernel(addon: NativeAddon): ReplacementKernel {
     if (!paramValues || gradValues?.length !== n || [[expAvg, m], [expAvgSq, v], [maxExpAvgSq, vMax]].some(([t, values]) => t && (values as Float32Array | null)?.length !== n)) return fallback();
     const exclusive = (t: tf.TensorInfo | undefined) => t === undefined || args.backend.refCount(t.dataId) === 1;
     const inPlace = exclusive(param) && exclusive(expAvg) && exclusive(expAvgSq) && exclusive(maxExpAvgSq);
-    const target = (values: Float32Array | null) => (inPlace && values ? values : new Float32Array(n));
+    const target = (values: Float32Array | null) => (inPlace && values ? values : float32Output(args.backend, n, 'overwritten'));
     const [newParam, newM, newV] = [target(paramValues), target(m), target(v)];
     const newMax = amsgrad ? target(vMax) : null;
     addon.adamUpdate(paramValues, gradValues, m, v, amsgrad ? vMax : null, newParam, newM, newV, newMax, Float64Array.of(lr, beta1, beta2, eps, weightDecay, step), decoupled, amsgrad);
@@ -227,7 +229,7 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
     const result = runFloat32(args, [...outBatch, m, n], [a, b], ([av, bv], out) => {
       aOffsets.forEach((aOffset, i) => addon.matMul(av, aOffset, bv, bOffsets[i], out, i * m * n, m, n, k, transposeA, transposeB));
       if (epilogue.bias || epilogue.code !== 0) addon.biasActivation(out, aOffsets.length * m, n, epilogue.bias, epilogue.code, epilogue.alpha);
-    });
+    }, 'overwritten');
     return result ?? fallback();
   };
 
@@ -260,7 +262,7 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
       const rank = logits.shape.length;
       if (rank === 0 || (args.attrs.dim !== -1 && args.attrs.dim !== rank - 1)) return fallback();
       const columns = logits.shape[rank - 1];
-      return runFloat32(args, logits.shape, [logits], ([xv], out) => addon.softmax(xv, out, columns === 0 ? 0 : xv.length / columns, columns)) ?? fallback();
+      return runFloat32(args, logits.shape, [logits], ([xv], out) => addon.softmax(xv, out, columns === 0 ? 0 : xv.length / columns, columns), 'overwritten') ?? fallback();
     },
     [tf.FusedConv2D]: fusedConv(false),
     [tf.FusedDepthwiseConv2D]: fusedConv(true),
@@ -288,7 +290,7 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
       const { x } = args.inputs;
       const geometry = poolGeometry(x, args.attrs);
       const outShape = [geometry[0], geometry[4], geometry[5], geometry[6]];
-      return runFloat32(args, outShape, [x], ([xv], out) => addon.maxPool(xv, out, geometry)) ?? fallback();
+      return runFloat32(args, outShape, [x], ([xv], out) => addon.maxPool(xv, out, geometry), 'overwritten') ?? fallback();
     },
     [tf.MaxPoolGrad]: (args, fallback) => {
       const { dy, input } = args.inputs;
@@ -299,7 +301,7 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
       const { x } = args.inputs;
       const geometry = poolGeometry(x, args.attrs);
       const outShape = [geometry[0], geometry[4], geometry[5], geometry[6]];
-      return runFloat32(args, outShape, [x], ([xv], out) => addon.avgPool(xv, out, geometry)) ?? fallback();
+      return runFloat32(args, outShape, [x], ([xv], out) => addon.avgPool(xv, out, geometry), 'overwritten') ?? fallback();
     },
     [tf.AvgPoolGrad]: (args, fallback) => {
       const { dy, input } = args.inputs;
@@ -312,7 +314,7 @@ export function nativeKernels(addon: NativeAddon): Record<string, ReplacementKer
       const geometry = resizeGeometry(images, outH, outW);
       const { alignCorners = false, halfPixelCenters = false } = args.attrs;
       const outShape = [images.shape[0], outH, outW, images.shape[3]];
-      return runFloat32(args, outShape, [images], ([xv], out) => addon.resizeBilinear(xv, out, geometry, alignCorners, halfPixelCenters)) ?? fallback();
+      return runFloat32(args, outShape, [images], ([xv], out) => addon.resizeBilinear(xv, out, geometry, alignCorners, halfPixelCenters), 'overwritten') ?? fallback();
     },
     // The exact adjoint of ResizeBilinear, half-pixel centres included (tfjs's cpu kernel ignores
     // them and swaps H and W in its output shape).

@@ -1,13 +1,9 @@
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { loadConfigAndKernel, parseLossTensors, seedEverything, type Kernel, type LoadedConfig, type PixelSampler, type Segmentor } from '@segkit/core';
+import { forwardBackward, loadConfigAndKernel, readLossValues, seedEverything, type Kernel, type LoadedConfig } from '@segkit/core';
 import { webGpuBackendProvider } from '../src';
+import { DEMO_CONFIG, buildDemoModel, loadWebGpuOrExplain, quiet, readTensors, recordOhemMaps, type HostTensor } from './demo';
 import { largestMagnitude, random } from './numbers';
-
-const repo = path.resolve(__dirname, '../../../..');
-const quiet = { info: () => undefined, warn: () => undefined };
-
 
 interface StepResult {
   losses: Record<string, number>;
@@ -18,44 +14,27 @@ interface StepResult {
 }
 
 /**
- * One training step (forward, losses, backward) of a config's model on the active backend, from the given
- * weights, on a fixed batch; everything read back asynchronously, nothing left behind.
+ * One training step (forward, losses, backward: the runner's `forwardBackward`) of the demo model on the
+ * active backend, from the given state, on a fixed batch; everything read back asynchronously, nothing left behind.
  */
-async function trainingStep(kernel: Kernel, config: LoadedConfig, weights: Map<string, Float32Array | Int32Array>, batch: { images: Float32Array; labels: Int32Array; shape: [number, number, number] }): Promise<StepResult> {
+async function trainingStep(kernel: Kernel, config: LoadedConfig, state: ReadonlyMap<string, HostTensor>, batch: { images: Float32Array; labels: Int32Array; shape: [number, number, number] }): Promise<StepResult> {
   const before = tf.memory().numTensors;
-  seedEverything(0);
-  const model = kernel.build('segmentors', config.model as never, { path: 'model' }) as Segmentor & { decodeHead: { sampler: PixelSampler } };
-  model.train();
-  for (const [name, variable] of model.stateDict()) tf.tidy(() => variable.assign(tf.tensor(weights.get(name)!, variable.shape, variable.dtype)));
-  const sampler = model.decodeHead.sampler;
-  const sample = sampler.sample.bind(sampler);
-  let ohem: tf.Tensor | null = null;
-  sampler.sample = (...args) => {
-    const map = sample(...args);
-    ohem = tf.keep(tf.clone(map));
-    return map;
-  };
+  const model = buildDemoModel(kernel, config, state);
+  const ohem = recordOhemMaps(model);
   const [n, h, w] = batch.shape;
   const images = tf.tensor4d(batch.images, [n, h, w, 3]);
   const labels = tf.tensor3d(batch.labels, [n, h, w], 'int32');
   seedEverything(1);
   const named = model.namedParameters().filter(([, p]) => p.trainable);
-  const params = named.map(([, p]) => p);
-  let logTensors: Record<string, tf.Scalar> = {};
-  const { value, grads } = tf.variableGrads(() => {
-    const parsed = parseLossTensors(model.forwardTrain(images, labels));
-    logTensors = Object.fromEntries(Object.entries(parsed.logTensors).map(([key, t]) => [key, tf.keep(tf.clone(t))]));
-    return parsed.loss;
-  }, params);
-  const keys = Object.keys(logTensors);
-  const lossValues = await Promise.all(keys.map((key) => logTensors[key]!.data()));
-  const gradValues = await Promise.all(params.map((p) => grads[p.name]!.data()));
+  const { value, grads, logTensors } = forwardBackward(model, images, labels);
+  const ohemMap = ohem.take();
+  const gradValues = await readTensors(named.map(([name, p]) => [name, grads[p.name]!] as const));
   const result: StepResult = {
-    losses: Object.fromEntries(keys.map((key, i) => [key, lossValues[i]![0]!])),
-    grads: new Map(named.map(([name], i) => [name, Float32Array.from(gradValues[i] as Float32Array)])),
-    ohem: Float32Array.from((await ohem!.data()) as Float32Array),
+    losses: await readLossValues(logTensors),
+    grads: new Map([...gradValues].map(([name, host]) => [name, host.values as Float32Array])),
+    ohem: Float32Array.from((await ohemMap.data()) as Float32Array),
   };
-  tf.dispose([value, ...Object.values(grads), ...Object.values(logTensors), images, labels, ohem!]);
+  tf.dispose([value, ...Object.values(grads), ...Object.values(logTensors), images, labels, ohemMap]);
   model.dispose();
   expect(tf.memory().numTensors, `tensors left behind on ${tf.getBackend()}`).to.equal(before);
   return result;
@@ -74,8 +53,7 @@ describe('@segkit/backend-webgpu: a training step of the demo config on webgpu e
 
   before(async () => {
     previousBackend = tf.getBackend();
-    const reason = await webGpuBackendProvider.load({ byName: true });
-    if (reason !== null) throw new Error(`no WebGPU device (CI: bash .ci/apt-webgpu.sh installs Mesa 25 lavapipe): ${reason}`);
+    await loadWebGpuOrExplain();
   });
 
   after(async () => {
@@ -84,12 +62,11 @@ describe('@segkit/backend-webgpu: a training step of the demo config on webgpu e
   });
 
   it('same loss terms (1e-4 relative), OHEM pixels, classifier gradients (1e-4) and every gradient (5e-2 of its scale)', async () => {
-    const demo = path.join(repo, 'configs/demo/unet-s5-d16_tricks_64x64_synthetic-drive.ts');
-    const { config, kernel } = await loadConfigAndKernel(demo, { backend: 'native', logger: quiet });
+    const { config, kernel } = await loadConfigAndKernel(DEMO_CONFIG, { backend: 'native', logger: quiet });
     // Weights: the model's own initialisation on native, given to both runs.
     seedEverything(0);
     const initial = kernel.build('segmentors', config.model as never, { path: 'model' });
-    const weights = new Map([...initial.stateDict()].map(([name, v]) => [name, v.dataSync() as Float32Array | Int32Array]));
+    const weights = await readTensors(initial.stateDict());
     initial.dispose();
     const shape: [number, number, number] = [2, 64, 64];
     const pixels = shape[0] * shape[1] * shape[2];

@@ -5,11 +5,10 @@ import { plugin as crossEntropyPlugin } from '@segkit/loss-cross-entropy';
 import { plugin as dicePlugin } from '@segkit/loss-dice';
 import { plugin as ohemPlugin } from '@segkit/sampler-ohem';
 import { plugin, webGpuBackendProvider, WebGpuBackendProvider } from '../src';
+import { loadWebGpuOrExplain } from './demo';
 import { largestMagnitude, random } from './numbers';
 
 const quiet = { info: () => undefined, warn: () => undefined };
-const INSTALL =
-  'no WebGPU device: install a Vulkan driver and libvulkan1 (CI: `bash .ci/apt-webgpu.sh` installs Mesa 25 lavapipe from bookworm-backports; a GPU machine: the vendor driver)';
 
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -89,9 +88,8 @@ describe('@segkit/backend-webgpu on a real WebGPU device', function () {
 
   before(async function () {
     previousBackend = tf.getBackend();
-    const reason = await webGpuBackendProvider.load({ byName: true });
-    if (reason !== null) throw new Error(`${INSTALL}: ${reason}`);
-    if (!(await tf.setBackend('webgpu'))) throw new Error(`${INSTALL}: tf.setBackend('webgpu') resolved to false`);
+    await loadWebGpuOrExplain();
+    expect(await tf.setBackend('webgpu')).to.equal(true);
   });
 
   after(async () => {

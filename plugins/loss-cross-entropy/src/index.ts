@@ -54,12 +54,17 @@ declare module '@segkit/core' {
 export class CrossEntropyLoss extends BaseLoss<CrossEntropyOptions> {
   readonly usesPixelWeight = true;
 
+  /** Labels in [0, C) or the ignore index; a single-channel sigmoid head takes 0 and 1. */
+  async checkLabels(labels: tf.Tensor, numChannels: number, ignoreIndex: number): Promise<void> {
+    const binary = this.options.use_sigmoid && numChannels === 1;
+    await checkLabelRange(labels, binary ? 2 : numChannels, ignoreIndex, binary ? `${this.where} (sigmoid, single channel: at most 2 classes)` : this.where);
+  }
+
   forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
     const reduction = this.reductionOf(call);
     const ignoreIndex = call.ignoreIndex ?? TORCH_IGNORE_INDEX;
     const numChannels = this.checkLogits(logits, labels);
     if (this.options.use_sigmoid) return this.sigmoidForward(logits, labels, call, reduction, ignoreIndex, numChannels);
-    checkLabelRange(labels, numChannels, ignoreIndex, this.where);
     this.checkClassWeight(numChannels);
     return tf.tidy(() => {
       const safeLabels = labelsWithIgnoredAsZero(labels, ignoreIndex);
@@ -74,7 +79,6 @@ export class CrossEntropyLoss extends BaseLoss<CrossEntropyOptions> {
 
   private sigmoidForward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions, reduction: Reduction, ignoreIndex: number, numChannels: number): tf.Tensor {
     const binary = numChannels === 1;
-    checkLabelRange(labels, binary ? 2 : numChannels, ignoreIndex, binary ? `${this.where} (sigmoid, single channel: at most 2 classes)` : this.where);
     if (this.classWeight && this.classWeight.length !== numChannels && this.classWeight.length !== 1) {
       throw new SegkitError(`${this.where}: with use_sigmoid, class_weight is the positive-example weight per output channel: expected ${numChannels} (or 1) entries, got ${this.classWeight.length}`);
     }

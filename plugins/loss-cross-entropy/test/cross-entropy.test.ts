@@ -27,6 +27,14 @@ function values(fn: () => tf.Tensor): { shape: number[]; data: number[] } {
 /** The number `fn` yields (a 0-d or 1-element tensor), checking that nothing leaked. */
 const value = (fn: () => tf.Tensor): number => values(fn).data[0]!;
 
+/** The message a promise rejects with, or null when it resolves. */
+async function rejectionOf(promise: Promise<unknown>): Promise<string | null> {
+  return promise.then(
+    () => null,
+    (error: unknown) => (error instanceof Error ? error.message : String(error)),
+  );
+}
+
 describe('loss-cross-entropy: CrossEntropyLoss', () => {
   let kernel: Kernel;
   let warnings: string[];
@@ -97,24 +105,29 @@ describe('loss-cross-entropy: CrossEntropyLoss', () => {
       weight.dispose();
     });
 
-    it("uses PyTorch's ignore index -100 when the caller passes none, so 255 is then out of range", () => {
-      expect(() => build({}).forward(logits, labels)).to.throw('label 255 is outside [0, 2) and is not the ignore index -100');
+    it("with PyTorch's ignore index -100, 255 is a label out of range: checkLabels rejects it (asynchronously)", async () => {
+      expect(await rejectionOf(build({}).checkLabels!(labels, 2, -100))).to.include('label 255 is outside [0, 2) and is not the ignore index -100');
     });
   });
 
-  it('rejects labels outside [0, C) that are not the ignore index, naming the loss', () => {
-    const logits = tf.zeros([1, 1, 2, 2]);
+  it('checkLabels rejects labels outside [0, C) that are not the ignore index, naming the loss; nothing left behind', async () => {
     for (const bad of [2, -1]) {
       const labels = tf.tensor3d([[[0, bad]]], [1, 1, 2], 'int32');
-      expect(() => build({}).forward(logits, labels, { ignoreIndex: 255 })).to.throw(
-        `model.decode_head.loss_decode (CrossEntropyLoss 'loss_ce'): label ${bad} is outside [0, 2) and is not the ignore index 255`,
+      const before = tf.memory().numTensors;
+      expect(await rejectionOf(build({}).checkLabels!(labels, 2, 255))).to.equal(
+        `model.decode_head.loss_decode (CrossEntropyLoss 'loss_ce'): label ${bad} is outside [0, 2) and is not the ignore index 255; check the dataset's label values (reduce_zero_label, classes) or the head's num_classes/ignore_index`,
       );
+      expect(tf.memory().numTensors).to.equal(before);
       labels.dispose();
     }
-    logits.dispose();
+    const valid = tf.tensor3d([[[0, 1, 255]]], [1, 1, 3], 'int32');
+    expect(await rejectionOf(build({}).checkLabels!(valid, 2, 255))).to.equal(null);
+    expect(await rejectionOf(build({ use_sigmoid: true }).checkLabels!(valid, 1, 255))).to.equal(null);
+    expect(await rejectionOf(build({ use_sigmoid: true }).checkLabels!(valid, 1, -100))).to.include('(sigmoid, single channel: at most 2 classes): label 255 is outside [0, 2)');
+    valid.dispose();
   });
 
-  it('sigmoid, single channel: labels are the targets, mean over all pixels or the valid ones', () => {
+  it('sigmoid, single channel: labels are the targets, mean over all pixels or the valid ones', async () => {
     // x = 0, t = 1 → ln 2; x = 2, t = 0 → ln(1 + e²); third pixel ignored
     const logits = tf.tensor4d([0, 2, -1], [1, 1, 3, 1]);
     const labels = tf.tensor3d([[[1, 0, 255]]], [1, 1, 3], 'int32');
@@ -127,7 +140,7 @@ describe('loss-cross-entropy: CrossEntropyLoss', () => {
     expect(none.data[1]).to.be.closeTo(softplus2, 1e-5);
     expect(none.data[2]).to.equal(0); // ignored
     const three = tf.tensor3d([[[1, 2, 0]]], [1, 1, 3], 'int32');
-    expect(() => build({ use_sigmoid: true }).forward(logits, three, { ignoreIndex: 255 })).to.throw('at most 2 classes');
+    expect(await rejectionOf(build({ use_sigmoid: true }).checkLabels!(three, 1, 255))).to.include('at most 2 classes): label 2 is outside [0, 2)');
     tf.dispose([logits, labels, three]);
   });
 

@@ -42,14 +42,17 @@ export class FocalLoss extends BaseLoss<FocalOptions> {
     super(options, options.class_weight, where);
   }
 
+  async checkLabels(labels: tf.Tensor, numChannels: number, ignoreIndex: number): Promise<void> {
+    // A single-channel head predicts class 1 against 0.
+    await checkLabelRange(labels, numChannels === 1 ? 2 : numChannels, ignoreIndex, this.where);
+  }
+
   forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
     const numChannels = this.checkLogits(logits, labels);
     const ignoreIndex = call.ignoreIndex ?? 255;
     const { alpha, gamma } = this.options;
     checkPerClassList('alpha', Array.isArray(alpha) ? alpha : null, numChannels, this.where);
     this.checkClassWeight(numChannels);
-    // A single-channel head predicts class 1 against 0.
-    checkLabelRange(labels, numChannels === 1 ? 2 : numChannels, ignoreIndex, this.where);
     return tf.tidy(() => {
       const safe = labelsWithIgnoredAsZero(labels, ignoreIndex);
       const valid = tf.expandDims(validMask(labels, ignoreIndex), -1);

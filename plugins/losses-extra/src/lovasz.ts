@@ -101,6 +101,10 @@ function lovaszRows(errors: tf.Tensor2D, gt: tf.Tensor2D, valid: tf.Tensor2D, tr
 export class LovaszLoss extends BaseLoss<LovaszOptions> {
   readonly usesPixelWeight = false;
 
+  async checkLabels(labels: tf.Tensor, numChannels: number, ignoreIndex: number): Promise<void> {
+    await checkLabelRange(labels, numChannels === 1 ? 2 : numChannels, ignoreIndex, this.where);
+  }
+
   forward(logits: tf.Tensor, labels: tf.Tensor, call: LossCallOptions = {}): tf.Tensor {
     const numChannels = this.checkLogits(logits, labels);
     const ignoreIndex = call.ignoreIndex ?? 255;
@@ -110,7 +114,6 @@ export class LovaszLoss extends BaseLoss<LovaszOptions> {
     const { classes } = this.options;
     if (Array.isArray(classes) && classes.some((c) => c >= numChannels)) throw new SegkitError(`${this.where}: classes [${classes.join(', ')}] must be below the number of classes ${numChannels}`);
     this.checkClassWeight(numChannels);
-    checkLabelRange(labels, binary ? 2 : numChannels, ignoreIndex, this.where);
     return tf.tidy(() => {
       const batch = labels.shape[0]!;
       // One row per image (per_image) or one row for the whole batch.

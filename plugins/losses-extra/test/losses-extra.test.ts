@@ -40,6 +40,20 @@ describe('losses-extra', () => {
     kernel = await createKernel({ plugins: [plugin], backend: 'cpu', logger: quiet });
   });
 
+  it('FocalLoss and LovaszLoss check label ranges before the forward pass (checkLabels, asynchronous), a single channel taking 0 and 1', async () => {
+    const labels = tf.tensor3d([[[0, 1, 2, 255]]], [1, 1, 4], 'int32');
+    const before = tf.memory().numTensors;
+    const rejection = (promise: Promise<void>) => promise.then(() => null, (error: Error) => error.message);
+    for (const [type, cfg] of [['FocalLoss', {}], ['LovaszLoss', { reduction: 'none' }]] as const) {
+      const loss = build(type, cfg);
+      expect(await rejection(loss.checkLabels!(labels, 3, 255)), type).to.equal(null);
+      expect(await rejection(loss.checkLabels!(labels, 2, 255)), type).to.match(/: label 2 is outside \[0, 2\) and is not the ignore index 255;/);
+      expect(await rejection(loss.checkLabels!(labels, 1, 255)), type).to.match(/: label 2 is outside \[0, 2\)/);
+    }
+    expect(tf.memory().numTensors).to.equal(before);
+    labels.dispose();
+  });
+
   describe('FocalLoss', () => {
     // zero logits, 2 classes, labels [0, 255]: each valid element BCE ln 2 × 0.5 × 0.5² = ln2/8
     let logits: tf.Tensor;

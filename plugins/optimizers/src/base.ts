@@ -124,7 +124,7 @@ export abstract class BaseOptimizer implements Optimizer {
   }
 
   /** Restores a state from `stateDict()` (copies the tensors; the caller still owns `state`). */
-  loadStateDict(state: OptimizerState): void {
+  async loadStateDict(state: OptimizerState): Promise<void> {
     const where = `${this.path}: cannot load optimizer state`;
     if (state.type !== this.type) throw new SegkitError(`${where}: it was saved by ${state.type}, this optimizer is ${this.type}`);
     if (state.groups.length !== this.paramGroups.length) {
@@ -140,13 +140,14 @@ export abstract class BaseOptimizer implements Optimizer {
         }
       }
     }
+    // Per-parameter step counts (Adam's int32 'step' slots) are read before anything changes; GPU backends read only asynchronously.
+    const counted = Object.entries(state.slots).filter(([, entry]) => entry.step !== undefined);
+    const counts = await Promise.all(counted.map(([, entry]) => entry.step!.data()));
     this.disposeSlots();
+    counted.forEach(([name], index) => this.parameterSteps.set(name, counts[index]![0]!));
     for (const [name, entry] of Object.entries(state.slots)) {
       const parameterSlots = this.slotsOf(name);
-      for (const [slot, tensor] of Object.entries(entry)) {
-        if (slot === 'step') this.parameterSteps.set(name, tensor.dataSync()[0]!);
-        else this.setSlot(parameterSlots, slot, tensor);
-      }
+      for (const [slot, tensor] of Object.entries(entry)) if (slot !== 'step') this.setSlot(parameterSlots, slot, tensor);
     }
     this.stepCount = state.step;
     state.groups.forEach((saved, index) => {

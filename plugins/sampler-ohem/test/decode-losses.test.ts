@@ -44,7 +44,7 @@ describe('decode-head losses with CE ×1.0 + Dice ×3.0 and an OHEM sampler (SPE
     tf.dispose([segLogits, labels, ...Object.values(result)]);
   });
 
-  it('parseLosses sums decode.loss_ce + decode.loss_dice + aux.loss_ce + aux.loss_dice, logs acc_seg, loss last', () => {
+  it('parseLosses sums decode.loss_ce + decode.loss_dice + aux.loss_ce + aux.loss_dice, logs acc_seg, loss last', async () => {
     const before = tf.memory().numTensors;
     const segLogits = tf.tensor4d([Math.log(0.7), Math.log(0.3)], [1, 1, 1, 2]);
     const labels = tf.tensor3d(labelsData, [1, 2, 2], 'int32');
@@ -54,12 +54,12 @@ describe('decode-head losses with CE ×1.0 + Dice ×3.0 and an OHEM sampler (SPE
     const dict: Record<string, tf.Tensor> = {};
     for (const [key, value] of Object.entries(decode)) dict[`decode.${key}`] = value;
     for (const [key, value] of Object.entries(aux)) dict[`aux.${key}`] = value;
-    const { loss, logVars } = parseLosses(dict);
+    const { loss, logVars } = await parseLosses(dict);
     const auxCe = -(2 * Math.log(0.7) + Math.log(0.3)) / 4;
     expect(Object.keys(logVars)).to.deep.equal(['decode.loss_ce', 'decode.loss_dice', 'decode.acc_seg', 'aux.loss_ce', 'aux.loss_dice', 'aux.acc_seg', 'loss']);
     expect(logVars['aux.loss_ce']).to.be.closeTo(auxCe, 1e-5);
     expect(logVars.loss).to.be.closeTo(expectedCe + expectedDice + auxCe + expectedDice, 1e-5);
-    expect(loss.dataSync()[0]).to.be.closeTo(logVars.loss!, 1e-6);
+    expect((await loss.data())[0]).to.be.closeTo(logVars.loss!, 1e-6);
     tf.dispose([loss, segLogits, labels, ...Object.values(dict)]);
     expect(tf.memory().numTensors).to.equal(before);
   });

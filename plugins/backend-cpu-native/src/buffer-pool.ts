@@ -1,0 +1,172 @@
+/**
+ * Recycles the float32 output arrays of disposed tensors on the `native` backend.
+ *
+ * A training step allocates the same output sizes every iteration; a fresh Float32Array per kernel
+ * output costs page faults on first touch (large arrays are fresh mmap'd pages) and makes V8 run
+ * full garbage collections for the external memory. The pool keeps the arrays of disposed outputs,
+ * by exact length, and hands them to the next kernel output of that length.
+ *
+ * Only arrays the pool itself created are ever recycled: a user's array passed to tf.tensor(), an
+ * array a cpu kernel allocated or one read out by dataSync()/data() is never reused. An array is
+ * recycled when no tensor data holds its ArrayBuffer any more: tensors share values through refCount
+ * (reshape, identity), through one array under several data ids (in-place optimizer steps) and
+ * through views (cpu's Slice returns a subarray), so holders are counted per ArrayBuffer, per data id
+ * that stores it.
+ */
+
+/** Whether a taken array must read as zeros (the kernel accumulates) or is overwritten whole. */
+export type InitialValues = 'zeroed' | 'overwritten';
+
+/** Default bound on the bytes of disposed arrays kept for reuse (SEGKIT_NATIVE_POOL_MB overrides; 0 disables). */
+export const DEFAULT_POOL_MB = 1024;
+export const POOL_ENV = 'SEGKIT_NATIVE_POOL_MB';
+/** Set to 1 to poison reused arrays (see BufferPool.poisonReused): an audit of every kernel test. */
+export const POOL_POISON_ENV = 'SEGKIT_NATIVE_POOL_POISON';
+
+export interface BufferPoolStats {
+  /** Bytes of disposed arrays waiting for reuse. */
+  freeBytes: number;
+  /** Arrays handed out again instead of allocated. */
+  reused: number;
+  /** Arrays allocated because no free one of the length was kept. */
+  allocated: number;
+  /** Free arrays dropped (to the garbage collector) to keep freeBytes within maxBytes. */
+  evicted: number;
+}
+
+export class BufferPool {
+  /** Free arrays by length; Map order is least recently used first (a touched length moves to the end). */
+  private readonly free = new Map<number, Float32Array[]>();
+  /** For each ArrayBuffer the pool created: how many tensor data entries hold it (0: free or in a kernel's hands). */
+  private readonly holders = new WeakMap<ArrayBufferLike, number>();
+  private readonly counters = { freeBytes: 0, reused: 0, allocated: 0, evicted: 0 };
+  /**
+   * For tests: fill reused arrays taken as 'overwritten' with NaN, so a kernel that reads its output
+   * before writing all of it shows in a comparison against the cpu backend.
+   */
+  poisonReused = false;
+
+  constructor(private maxBytes: number) {}
+
+  static fromEnvironment(env: NodeJS.ProcessEnv = process.env): BufferPool {
+    const raw = env[POOL_ENV];
+    const mb = raw === undefined || raw === '' ? DEFAULT_POOL_MB : Number(raw);
+    if (!Number.isFinite(mb) || mb < 0) throw new Error(`${POOL_ENV}: expected a number of megabytes >= 0, got '${raw}'`);
+    const pool = new BufferPool(mb * 2 ** 20);
+    pool.poisonReused = env[POOL_POISON_ENV] === '1';
+    return pool;
+  }
+
+  get stats(): BufferPoolStats {
+    return { ...this.counters };
+  }
+
+  get capacityBytes(): number {
+    return this.maxBytes;
+  }
+
+  /** Changes the bound (0 disables reuse), dropping free arrays beyond it. */
+  setCapacityBytes(bytes: number): void {
+    this.maxBytes = bytes;
+    this.evictDownTo(bytes);
+  }
+
+  /** A float32 array of `length` elements for a kernel output: a recycled one when the pool has it. */
+  take(length: number, initial: InitialValues): Float32Array {
+    const bucket = this.free.get(length);
+    const array = bucket?.pop();
+    if (!array) {
+      this.counters.allocated++;
+      const fresh = new Float32Array(length);
+      if (this.maxBytes > 0 && length > 0) this.holders.set(fresh.buffer, 0);
+      return fresh;
+    }
+    this.counters.reused++;
+    this.counters.freeBytes -= array.byteLength;
+    this.touch(length, bucket!);
+    if (initial === 'zeroed') array.fill(0);
+    else if (this.poisonReused) array.fill(NaN);
+    return array;
+  }
+
+  /** A tensor data entry now stores `values` (tfjs write/move). */
+  addHolder(values: unknown): void {
+    const buffer = pooledBuffer(values);
+    if (!buffer) return;
+    const count = this.holders.get(buffer);
+    if (count !== undefined) this.holders.set(buffer, count + 1);
+  }
+
+  /** A tensor data entry storing `values` was deleted; the array is free once no entry holds it. */
+  dropHolder(values: unknown): void {
+    const buffer = pooledBuffer(values);
+    if (!buffer) return;
+    const count = this.holders.get(buffer);
+    if (count === undefined || count === 0) return;
+    this.holders.set(buffer, count - 1);
+    if (count === 1) this.release(new Float32Array(buffer));
+  }
+
+  /** Whether `values` lives in an array the pool may recycle. */
+  owns(values: unknown): boolean {
+    const buffer = pooledBuffer(values);
+    return buffer !== null && this.holders.has(buffer);
+  }
+
+  /**
+   * Takes `values`' array out of the pool for good: it is handed to a user (dataSync/data), who may
+   * keep it after the tensor is gone. Cheaper than a copy, which costs a fresh allocation per read.
+   */
+  detach(values: unknown): void {
+    const buffer = pooledBuffer(values);
+    if (buffer) this.holders.delete(buffer);
+  }
+
+  /** Drops every free array (backend dispose). */
+  clear(): void {
+    this.evictDownTo(0);
+  }
+
+  private release(array: Float32Array): void {
+    if (array.byteLength > this.maxBytes) {
+      this.holders.delete(array.buffer);
+      return;
+    }
+    this.evictDownTo(this.maxBytes - array.byteLength);
+    const bucket = this.free.get(array.length) ?? [];
+    bucket.push(array);
+    this.touch(array.length, bucket);
+    this.counters.freeBytes += array.byteLength;
+  }
+
+  private touch(length: number, bucket: Float32Array[]): void {
+    this.free.delete(length);
+    if (bucket.length > 0) this.free.set(length, bucket);
+  }
+
+  private evictDownTo(bytes: number): void {
+    for (const [length, bucket] of this.free) {
+      while (this.counters.freeBytes > bytes && bucket.length > 0) {
+        const array = bucket.shift()!;
+        this.holders.delete(array.buffer);
+        this.counters.freeBytes -= array.byteLength;
+        this.counters.evicted++;
+      }
+      if (bucket.length === 0) this.free.delete(length);
+      if (this.counters.freeBytes <= bytes) return;
+    }
+  }
+}
+
+function pooledBuffer(values: unknown): ArrayBufferLike | null {
+  return ArrayBuffer.isView(values) ? values.buffer : null;
+}
+
+/**
+ * A float32 output array for a kernel on `backend`: from its pool on the `native` backend (see
+ * NativeBackend.outputBuffers), a fresh zero-filled one elsewhere.
+ */
+export function float32Output(backend: object, length: number, initial: InitialValues): Float32Array {
+  const pool = (backend as { outputBuffers?: BufferPool }).outputBuffers;
+  return pool ? pool.take(length, initial) : new Float32Array(length);
+}
