@@ -22,11 +22,29 @@ const RUN_CPU = !option('no-cpu', false);
 const RUN_TORCH = !option('no-torch', false);
 
 const GEMM_SIZES = [256, 512, 1024, 2048];
+// [batch, h, w, in, out]: the first four, then the other 3x3 layers of UNet-S5-D16 base 64 (b4 64²;
+// encoder, then decoder convs after the skip concat) and of PSPNet R50-D8 (b2 256²: stem, layer1,
+// layer2, FCN aux head, PSP bottleneck 4096->512 (77 GFLOP a pass); its dilated layers are not
+// Winograd's).
 const CONV_SHAPES = [
   [4, 64, 64, 16, 16],
   [4, 64, 64, 64, 64],
   [4, 32, 32, 128, 128],
   [4, 16, 16, 256, 256],
+  [4, 32, 32, 64, 128],
+  [4, 16, 16, 128, 256],
+  [4, 8, 8, 256, 512],
+  [4, 8, 8, 512, 512],
+  [4, 4, 4, 512, 1024],
+  [4, 4, 4, 1024, 1024],
+  [4, 8, 8, 1024, 512],
+  [4, 64, 64, 128, 64],
+  [2, 128, 128, 32, 32],
+  [2, 128, 128, 32, 64],
+  [2, 64, 64, 64, 64],
+  [2, 32, 32, 128, 128],
+  [2, 32, 32, 1024, 256],
+  [2, 32, 32, 4096, 512],
 ];
 const PASSES = ['forward', 'grad-input', 'grad-filter'];
 
@@ -57,7 +75,7 @@ async function main() {
     process.exit(1);
   }
   const addon = loadAddon().addon;
-  console.log(`native backend: ${describeNativeBackend(addon)} (SEGKIT_NATIVE_ISA, SEGKIT_NUM_THREADS); cpu budget ${CPU_BUDGET_MS} ms per measurement`);
+  console.log(`native backend: ${describeNativeBackend(addon)} (SEGKIT_NATIVE_ISA, SEGKIT_NUM_THREADS); 3x3 stride-1 convs: ${addon.convAlgorithm()} (SEGKIT_NATIVE_CONV); cpu budget ${CPU_BUDGET_MS} ms per measurement`);
 
   // (a) GEMM
   const gemmRows = [];
@@ -112,11 +130,17 @@ async function main() {
     }
     return label;
   };
+  // Each pass also with im2col + GEMM forced (the algorithm before Winograd), interleaved so both see
+  // the same machine load.
+  const algorithm = addon.convAlgorithm();
   for (const shape of CONV_SHAPES) {
     const inputs = convInputs(shape);
     for (const pass of PASSES) {
       const ms = timeOnBackend('native', convPass(pass, inputs), { runs: 7 }).medianMs;
-      convRows.push([`[${shape.slice(0, 4)}]->${shape[4]}`, pass, ms, convFlops(shape) / ms / 1e6]);
+      addon.setConvAlgorithm('im2col');
+      const im2colMs = timeOnBackend('native', convPass(pass, inputs), { runs: 7 }).medianMs;
+      addon.setConvAlgorithm(algorithm);
+      convRows.push([`[${shape.slice(0, 4)}]->${shape[4]}`, pass, ms, convFlops(shape) / ms / 1e6, im2colMs, `${(im2colMs / ms).toFixed(2)}x`]);
     }
     tf.dispose(Object.values(inputs));
   }
@@ -130,8 +154,8 @@ async function main() {
     return [...row, ...cells, speedup];
   });
   printTable(
-    "(b) conv2d 3x3 'same', stride 1, NHWC, median ms (cpu+TS = cpu backend after registerFastCpuKernels())",
-    ['x -> out channels', 'pass', 'native ms', 'native GFLOP/s', 'cpu ms', 'cpu GFLOP/s', 'cpu+TS ms', 'cpu+TS GFLOP/s', 'native vs cpu'],
+    "(b) conv2d 3x3 'same', stride 1, NHWC, median ms, GFLOP/s of the direct convolution (native im2col = im2col + GEMM forced; cpu+TS = cpu backend after registerFastCpuKernels())",
+    ['x -> out channels', 'pass', 'native ms', 'native GFLOP/s', 'native im2col ms', 'im2col / native', 'cpu ms', 'cpu GFLOP/s', 'cpu+TS ms', 'cpu+TS GFLOP/s', 'native vs cpu'],
     rows,
   );
 

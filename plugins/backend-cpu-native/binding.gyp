@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/gemm.cc",
         "native/conv.cc",
+        "native/winograd.cc",
         "native/pool_resize.cc",
         "native/elementwise.cc",
         "native/thread_pool.cc"

@@ -13,6 +13,7 @@
 #include "gemm.h"
 #include "ops.h"
 #include "thread_pool.h"
+#include "winograd.h"
 
 namespace {
 
@@ -360,6 +361,18 @@ napi_value setMicroKernel(napi_env env, Arguments& args) {
   return result;
 }
 
+napi_value getConvAlgorithm(napi_env env, Arguments&) {
+  napi_value result;
+  napi_create_string_utf8(env, convAlgorithmName(), NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
+napi_value setConvAlgorithm(napi_env env, Arguments& args) {
+  napi_value result;
+  napi_get_boolean(env, selectConvAlgorithm(args.string(0).c_str()), &result);
+  return result;
+}
+
 napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor functions[] = {
       {"matMul", nullptr, guarded<matMul>, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -393,6 +406,8 @@ napi_value init(napi_env env, napi_value exports) {
       {"microKernel", nullptr, guarded<getMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"microKernels", nullptr, guarded<getMicroKernels>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setMicroKernel", nullptr, guarded<setMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convAlgorithm", nullptr, guarded<getConvAlgorithm>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setConvAlgorithm", nullptr, guarded<setConvAlgorithm>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(functions) / sizeof(functions[0]), functions);
   return exports;

@@ -7,6 +7,7 @@
 #include "gemm.h"
 #include "ops.h"
 #include "thread_pool.h"
+#include "winograd.h"
 
 namespace segkit {
 namespace {
@@ -146,13 +147,33 @@ void convolve(const float* x, const MatrixView& filter, float* out, const Window
 
 }  // namespace
 
+/** Tile size of the Winograd algorithm chosen for g, or 0 for im2col. */
+int winogradTile(const WindowGeometry& g) {
+  switch (chooseConvAlgorithm(g)) {
+    case ConvAlgorithm::WinogradF2:
+      return 2;
+    case ConvAlgorithm::WinogradF4:
+      return 4;
+    default:
+      return 0;
+  }
+}
 void conv2d(const float* x, const float* filter, float* out, const WindowGeometry& g) {
+  if (const int tile = winogradTile(g)) {
+    winogradConv2d(x, filter, out, g, tile, false);
+    return;
+  }
   convolve(x, StridedView(filter, g.outC, 1), out, g);
 }
 
 void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const WindowGeometry& g) {
   if (g.strideH == 1 && g.strideW == 1) {
-    convolve(dy, FlippedSwappedFilterView(filter, g), dx, transposedConvGeometry(g));
+    const WindowGeometry transposed = transposedConvGeometry(g);
+    if (const int tile = winogradTile(transposed)) {
+      winogradConv2d(dy, filter, dx, transposed, tile, true);
+      return;
+    }
+    convolve(dy, FlippedSwappedFilterView(filter, g), dx, transposed);
     return;
   }
   // Strided: per image, columns = dy * filter^T, then scatter-add the columns back (col2im).

@@ -215,7 +215,10 @@ void gemmBlock(const KernelSpec& spec, const MatrixView& a, const MatrixView& b,
     const int64_t nc = std::min(NC, colEnd - jc);
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
-      for (int64_t jr = 0; jr < nc; jr += NR) {
+      // Operands stored packed are read in place; the others are packed here.
+      const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
+      auto sliverB = [&](int64_t jr) { return bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc; };
+      for (int64_t jr = 0; jr < nc && !bPacked; jr += NR) {
         const int64_t nr = std::min(NR, nc - jr);
         float* dst = packedB + jr * kc;
         if (nr < NR) std::memset(dst, 0, sizeof(float) * kc * NR);
@@ -224,7 +227,9 @@ void gemmBlock(const KernelSpec& spec, const MatrixView& a, const MatrixView& b,
       const bool accumulateBlock = accumulate || pc > 0;
       for (int64_t ic = rowBegin; ic < rowEnd; ic += MC) {
         const int64_t mc = std::min(MC, rowEnd - ic);
-        for (int64_t ir = 0; ir < mc; ir += MR) {
+        const bool aPacked = a.packedPanel(ic, pc, MR) != nullptr;
+        auto panelA = [&](int64_t ir) { return aPacked ? a.packedPanel(ic + ir, pc, MR) : packedA + ir * kc; };
+        for (int64_t ir = 0; ir < mc && !aPacked; ir += MR) {
           const int64_t mr = std::min(MR, mc - ir);
           float* dst = packedA + ir * kc;
           if (mr < MR) std::memset(dst, 0, sizeof(float) * kc * MR);
@@ -232,15 +237,16 @@ void gemmBlock(const KernelSpec& spec, const MatrixView& a, const MatrixView& b,
         }
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
+          const float* bSliver = sliverB(jr);
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min(MR, mc - ir);
             float* cTile = c.data + (ic + ir) * c.rowStride + (jc + jr) * c.colStride;
             if (mr == MR && nr == NR && c.colStride == 1) {
-              kernel(kc, packedA + ir * kc, packedB + jr * kc, cTile, c.rowStride, accumulateBlock);
+              kernel(kc, panelA(ir), bSliver, cTile, c.rowStride, accumulateBlock);
               continue;
             }
             // Partial or column-strided tile: compute into a scratch tile, then merge.
-            kernel(kc, packedA + ir * kc, packedB + jr * kc, edgeTile, NR, false);
+            kernel(kc, panelA(ir), bSliver, edgeTile, NR, false);
             for (int64_t i = 0; i < mr; ++i) {
               for (int64_t j = 0; j < nr; ++j) {
                 float& out = cTile[i * c.rowStride + j * c.colStride];
@@ -312,6 +318,19 @@ void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, i
       gemmBlock(spec, a, b, c, 0, m, begin, end, k, accumulate);
   });
 }
+
+void gemmOnThisThread(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k,
+                      bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    gemm(a, b, c, m, n, k, accumulate);  // the zero fill
+    return;
+  }
+  gemmBlock(*activeSpec(), a, b, c, 0, m, 0, n, k, accumulate);
+}
+
+int64_t microKernelRows() { return activeSpec()->mr; }
+int64_t microKernelCols() { return activeSpec()->nr; }
 
 const char* microKernelName() { return activeSpec()->name; }
 

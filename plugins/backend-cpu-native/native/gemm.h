@@ -16,6 +16,15 @@ class MatrixView {
   /** dst[r * dstRowStride + c * dstColStride] = this(row0 + r, col0 + c) for r < rows, c < cols. */
   virtual void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
                         int64_t dstColStride) const = 0;
+  /**
+   * For a view already stored in the GEMM's packed layout, which the GEMM then reads in place: as
+   * operand A, the panel of `mr` rows from row0 whose column col0.. values follow one another (mr
+   * floats per column); as operand B, the sliver of `nr` columns from col0 whose rows row0.. follow
+   * one another (nr floats per row, 64-byte aligned). Rows / columns past the matrix read as zero.
+   * nullptr (the default) when not stored so, or not for this tile width.
+   */
+  virtual const float* packedPanel(int64_t /*row0*/, int64_t /*col0*/, int64_t /*mr*/) const { return nullptr; }
+  virtual const float* packedSliver(int64_t /*row0*/, int64_t /*col0*/, int64_t /*nr*/) const { return nullptr; }
 };
 
 /** A dense matrix in memory with arbitrary element strides (covers row-major and transposed). */
@@ -53,6 +62,18 @@ struct OutputMatrix {
 
 /** C[m, n] = A[m, k] * B[k, n] (+ C when accumulate). Multi-threaded over the thread pool. */
 void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k, bool accumulate);
+
+/**
+ * Register tile of the micro-kernel in use (rows of A, columns of B per packed panel): operands stored
+ * in the packed layout (panels of mr rows, column by column; slivers of nr columns, row by row) can
+ * be copied into the GEMM's packing buffers as whole blocks.
+ */
+int64_t microKernelRows();
+int64_t microKernelCols();
+
+/** gemm on the calling thread only: for callers that already spread many small GEMMs over the pool. */
+void gemmOnThisThread(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k,
+                      bool accumulate);
 
 /**
  * Name of the micro-kernel in use: "avx512", "avx2-fma" or "portable". By default the fastest this

@@ -1,0 +1,496 @@
+#include "winograd.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "gemm.h"
+#include "isa_dispatch.h"
+#include "thread_pool.h"
+
+namespace segkit {
+namespace {
+
+// Channels transformed together: the innermost loops run over them (contiguous in NHWC), so they vectorise.
+constexpr int kChannelBlock = 16;
+
+/** Transform matrices of F(m x m, 3 x 3) (Lavin & Gray), alpha = m + 2 points per tile side. */
+template <int M>
+struct Transforms;
+
+template <>
+struct Transforms<2> {
+  static constexpr int kAlpha = 4;
+  static constexpr float BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  static constexpr float G[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+  static constexpr float AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+};
+
+// Points 0, +-1, +-2, infinity: the usual choice. Its larger coefficients cost float32 accuracy: max
+// error within 3e-5 of the output's scale up to 4096 input channels (F(2,3): ~1e-6), measured against
+// im2col and the cpu backend.
+template <>
+struct Transforms<4> {
+  static constexpr int kAlpha = 6;
+  static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr float G[6][3] = {{1.0f / 4, 0, 0},
+                                    {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                                    {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                    {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                                    {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                                    {0, 0, 1}};
+  static constexpr float AT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+};
+
+/** One ISA's tile transforms (winograd_transforms.inl), on [points][kChannelBlock] blocks. */
+struct TileTransforms {
+  void (*input)(const float* patch, float* out);    // [alpha^2] -> [alpha^2]
+  void (*filter)(const float* taps, float* out);    // [9] -> [alpha^2]
+  void (*output)(const float* products, float* out);  // [alpha^2] -> [M^2]
+};
+
+namespace portable {
+#include "winograd_transforms.inl"
+}  // namespace portable
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SEGKIT_X86 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
+#include "winograd_transforms.inl"
+template TileTransforms tileTransforms<2>();
+template TileTransforms tileTransforms<4>();
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
+#endif
+namespace avx512 {
+#include "winograd_transforms.inl"
+template TileTransforms tileTransforms<2>();
+template TileTransforms tileTransforms<4>();
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+/** The transforms for the addon's ISA decision (activeIsa), so SEGKIT_NATIVE_ISA switches them with the GEMM. */
+template <int M>
+TileTransforms transformsForActiveIsa() {
+#ifdef SEGKIT_X86
+  switch (activeIsa()) {
+    case Isa::Avx512:
+      return avx512::tileTransforms<M>();
+    case Isa::Avx2Fma:
+      return avx2::tileTransforms<M>();
+    case Isa::Portable:
+      break;
+  }
+#endif
+  return portable::tileTransforms<M>();
+}
+
+/**
+ * A GEMM A operand [rows x cols] stored as the GEMM packs it: panels of mr rows, column by column
+ * (element (r, c) at ((r / mr) * cols + c) * mr + r % mr), so packing a panel is one memcpy. Rows
+ * past the last are stored (zero) up to a whole panel.
+ */
+class PackedPanelsView final : public MatrixView {
+ public:
+  PackedPanelsView(const float* data, int64_t cols, int64_t mr) : data_(data), cols_(cols), mr_(mr) {}
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    if (dstRowStride == 1 && dstColStride == mr_ && row0 % mr_ == 0 && rows <= mr_) {
+      std::memcpy(dst, data_ + ((row0 / mr_) * cols_ + col0) * mr_, sizeof(float) * cols * mr_);
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t row = row0 + r, col = col0 + c;
+        dst[r * dstRowStride + c * dstColStride] = data_[((row / mr_) * cols_ + col) * mr_ + row % mr_];
+      }
+  }
+
+  const float* packedPanel(int64_t row0, int64_t col0, int64_t mr) const override {
+    return mr == mr_ && row0 % mr_ == 0 ? data_ + ((row0 / mr_) * cols_ + col0) * mr_ : nullptr;
+  }
+
+ private:
+  const float* data_;
+  int64_t cols_, mr_;
+};
+
+/**
+ * A GEMM B operand [rows x cols] stored as the GEMM packs it: slivers of nr columns, row by row
+ * (element (r, c) at ((c / nr) * rows + r) * nr + c % nr); columns past the last are zero.
+ */
+class PackedSliversView final : public MatrixView {
+ public:
+  PackedSliversView(const float* data, int64_t rows, int64_t nr) : data_(data), rows_(rows), nr_(nr) {}
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    if (dstRowStride == nr_ && dstColStride == 1 && col0 % nr_ == 0 && cols <= nr_) {
+      std::memcpy(dst, data_ + ((col0 / nr_) * rows_ + row0) * nr_, sizeof(float) * rows * nr_);
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t row = row0 + r, col = col0 + c;
+        dst[r * dstRowStride + c * dstColStride] = data_[((col / nr_) * rows_ + row) * nr_ + col % nr_];
+      }
+  }
+
+  const float* packedSliver(int64_t row0, int64_t col0, int64_t nr) const override {
+    return nr == nr_ && col0 % nr_ == 0 ? data_ + ((col0 / nr_) * rows_ + row0) * nr_ : nullptr;
+  }
+
+ private:
+  const float* data_;
+  int64_t rows_, nr_;
+};
+
+/** dst[0, kChannelBlock) = src[0, n), zero past n; a fixed-size copy in the usual full-block case. */
+inline void loadBlock(float* dst, const float* src, int64_t n) {
+  if (n == kChannelBlock) {
+    std::memcpy(dst, src, sizeof(float) * kChannelBlock);
+    return;
+  }
+  std::memcpy(dst, src, sizeof(float) * n);
+  std::fill(dst + n, dst + kChannelBlock, 0.0f);
+}
+
+inline void storeBlock(float* dst, const float* src, int64_t n) {
+  if (n == kChannelBlock)
+    std::memcpy(dst, src, sizeof(float) * kChannelBlock);
+  else
+    std::memcpy(dst, src, sizeof(float) * n);
+}
+
+struct FreeAligned {
+  void operator()(float* p) const { std::free(p); }
+};
+
+/** Uninitialised floats, 64-byte aligned (the micro-kernels' aligned loads of B read them in place). */
+std::unique_ptr<float, FreeAligned> alignedFloats(int64_t count) {
+  const size_t bytes = (sizeof(float) * count + 63) / 64 * 64;
+  float* data = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!data) throw std::bad_alloc();
+  return std::unique_ptr<float, FreeAligned>(data);
+}
+
+/** One Winograd convolution: the tiling of the output, the three transforms and the GEMMs between. */
+template <int M>
+class WinogradConv {
+  static constexpr int kAlpha = Transforms<M>::kAlpha;
+  static constexpr int kPositions = kAlpha * kAlpha;
+
+ public:
+  WinogradConv(const float* x, const float* filter, float* out, const WindowGeometry& g, bool flippedSwappedFilter)
+      : x_(x),
+        filter_(filter),
+        out_(out),
+        g_(g),
+        swapped_(flippedSwappedFilter),
+        transforms_(transformsForActiveIsa<M>()),
+        mr_(microKernelRows()),
+        nr_(microKernelCols()),
+        tilesH_((g.outH + M - 1) / M),
+        tilesW_((g.outW + M - 1) / M),
+        slivers_((g.outC + nr_ - 1) / nr_) {}
+
+  void run() {
+    const WindowGeometry& g = g_;
+    const int64_t tiles = g.batch * tilesH_ * tilesW_;
+    if (g.inC > kInputChannelBlock) {
+      runInChannelBlocks(tiles);
+      return;
+    }
+    // U[position] as the GEMM's B operand [inC x outC] in packed slivers, zero past outC.
+    auto transformedFilter = alignedFloats(kPositions * slivers_ * nr_ * g.inC);
+    transformFilter(transformedFilter.get());
+    transformed_ = transformedFilter.get();
+
+    const int64_t chunk = chunkTiles();
+    const int64_t chunks = (tiles + chunk - 1) / chunk;
+    const int64_t scratch = kPositions * chunk * (g.inC + g.outC);
+    if (chunks >= 2 * numThreads()) {
+      // Many chunks: one per task, each thread's transforms and GEMMs on its own cache-sized block.
+      parallelFor(chunks, [&](int64_t i) {
+        thread_local std::vector<float> buffer;
+        if (static_cast<int64_t>(buffer.size()) < scratch) buffer.resize(scratch);
+        processChunk(i * chunk, std::min(chunk, tiles - i * chunk), buffer.data());
+      });
+    } else {
+      // Few chunks: the threads share each chunk (transforms over tiles, GEMMs over positions).
+      std::unique_ptr<float[]> buffer(new float[scratch]);
+      for (int64_t first = 0; first < tiles; first += chunk) processChunk(first, std::min(chunk, tiles - first), buffer.get());
+    }
+  }
+
+  /**
+   * Input channels per block where the transformed filter would not fit in memory otherwise (PSPNet's
+   * 4096 -> 512 bottleneck: 302 MB): the whole output in one pass per block of input channels, the
+   * GEMMs accumulating over the blocks.
+   */
+  static constexpr int64_t kInputChannelBlock = 512;
+
+ private:
+  void runInChannelBlocks(int64_t tiles) {
+    const WindowGeometry& g = g_;
+    const int64_t paddedTiles = (tiles + mr_ - 1) / mr_ * mr_;
+    auto transformedFilter = alignedFloats(kPositions * slivers_ * nr_ * kInputChannelBlock);
+    std::unique_ptr<float[]> v(new float[kPositions * paddedTiles * kInputChannelBlock]);
+    std::unique_ptr<float[]> products(new float[kPositions * tiles * g.outC]);
+    transformed_ = transformedFilter.get();
+    for (k0_ = 0; k0_ < g.inC; k0_ += kInputChannelBlock) {
+      kb_ = std::min(kInputChannelBlock, g.inC - k0_);
+      transformFilter(transformedFilter.get());
+      transformAndMultiply(0, tiles, v.get(), products.get(), k0_ > 0);
+    }
+    parallelRanges(tiles, 4, [&](int64_t begin, int64_t end) { transformOutput(0, tiles, begin, end, products.get()); });
+  }
+
+  /**
+   * Tiles per chunk, a multiple of every micro-kernel's row count: the chunk's transformed input and
+   * GEMM output (alpha^2 x tiles x (inC + outC) floats) stay within a core's L2.
+   */
+  int64_t chunkTiles() const {
+    // 256 KiB to 2 MiB measured alike on 64-256 channels (8 MiB: up to 1.4x slower).
+    constexpr int64_t budgetFloats = 512 * 1024 / sizeof(float);
+    const int64_t perTile = kPositions * (g_.inC + g_.outC);
+    const int64_t tiles = std::max<int64_t>(24, budgetFloats / perTile);
+    return (tiles + 11) / 12 * 12;
+  }
+
+  /** Offset of GEMM B element (k, n) of one position's packed U (K = inC, N = outC). */
+  int64_t packedFilterIndex(int64_t k, int64_t n) const { return ((n / nr_) * kb_ + k) * nr_ + n % nr_; }
+
+  void transformFilter(float* u) const {
+    // Blocks of kChannelBlock GEMM columns n (output channels) at one GEMM row k (input channel). The
+    // stored filter is [3, 3, inC, outC], or for the swapped filter [3, 3, outC, inC] (read flipped):
+    // element (k, n) of a tap at k * outC + n, or n * inC + k.
+    // GEMM rows k are input channels k0_ + k of the block.
+    const int64_t K = kb_, N = g_.outC;
+    const int64_t strideK = swapped_ ? 1 : N, strideN = swapped_ ? g_.inC : 1;
+    const int64_t positionSize = slivers_ * nr_ * K;
+    const int64_t blocks = (N + kChannelBlock - 1) / kChannelBlock;
+    if (N % nr_ != 0) {
+      // Columns past N in the last sliver: zero, so the padded micro-kernel columns compute zeros.
+      for (int p = 0; p < kPositions; ++p)
+        for (int64_t k = 0; k < K; ++k) {
+          float* row = u + p * positionSize + packedFilterIndex(k, N - N % nr_);
+          std::fill(row + N % nr_, row + nr_, 0.0f);
+        }
+    }
+    // k runs fastest: with the swapped filter, neighbouring k share the cache lines just read.
+    parallelRanges(blocks * K, 16, [&](int64_t begin, int64_t end) {
+      alignas(64) float taps[9 * kChannelBlock];
+      alignas(64) float full[kPositions * kChannelBlock];
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t k = item % K, n0 = (item / K) * kChannelBlock;
+        const int64_t n = std::min<int64_t>(kChannelBlock, N - n0);
+        for (int tap = 0; tap < 9; ++tap) {
+          const int sourceTap = swapped_ ? 8 - tap : tap;  // flipped: (2 - kh, 2 - kw)
+          const float* src = filter_ + sourceTap * g_.inC * N + (k0_ + k) * strideK + n0 * strideN;
+          float* dst = taps + tap * kChannelBlock;
+          if (strideN == 1) {
+            loadBlock(dst, src, n);
+          } else {
+            for (int64_t j = 0; j < n; ++j) dst[j] = src[j * strideN];
+            std::fill(dst + n, dst + kChannelBlock, 0.0f);
+          }
+        }
+        transforms_.filter(taps, full);
+        // Runs of n within one sliver are contiguous in the packed layout.
+        for (int64_t j = 0; j < n;) {
+          const int64_t run = std::min(n - j, nr_ - (n0 + j) % nr_);
+          float* dst = u + packedFilterIndex(k, n0 + j);
+          for (int p = 0; p < kPositions; ++p)
+            std::memcpy(dst + p * positionSize, full + p * kChannelBlock + j, sizeof(float) * run);
+          j += run;
+        }
+      }
+    });
+  }
+
+  // Tiles [begin, end) of the chunk's V[position] = the GEMM's A operand [count x inC] in packed panels.
+  void transformInput(int64_t first, int64_t count, int64_t begin, int64_t end, float* v) const {
+    const WindowGeometry& g = g_;
+    const int64_t positionSize = (count + mr_ - 1) / mr_ * mr_ * kb_;
+    alignas(64) float patch[kPositions * kChannelBlock];
+    alignas(64) float full[kPositions * kChannelBlock];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t tile = first + t;
+      const int64_t tw = tile % tilesW_, th = (tile / tilesW_) % tilesH_, b = tile / (tilesW_ * tilesH_);
+      const int64_t ih0 = th * M - g.padTop, iw0 = tw * M - g.padLeft;
+      const float* image = x_ + b * g.inH * g.inW * g.inC;
+      float* panel = v + (t / mr_) * kb_ * mr_ + t % mr_;
+      for (int64_t c0 = k0_; c0 < k0_ + kb_; c0 += kChannelBlock) {
+        const int64_t n = std::min<int64_t>(kChannelBlock, k0_ + kb_ - c0);
+        for (int i = 0; i < kAlpha; ++i)
+          for (int j = 0; j < kAlpha; ++j) {
+            float* dst = patch + (i * kAlpha + j) * kChannelBlock;
+            const int64_t ih = ih0 + i, iw = iw0 + j;
+            if (ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW)
+              loadBlock(dst, image + (ih * g.inW + iw) * g.inC + c0, n);
+            else
+              std::fill(dst, dst + kChannelBlock, 0.0f);
+          }
+        transforms_.input(patch, full);
+        // Into the panel's column c0.. at this tile's row: a stride-mr scatter (fixed-length when whole).
+        for (int p = 0; p < kPositions; ++p) {
+          float* dst = panel + p * positionSize + (c0 - k0_) * mr_;
+          const float* src = full + p * kChannelBlock;
+          if (n == kChannelBlock) {
+            for (int c = 0; c < kChannelBlock; ++c) dst[c * mr_] = src[c];
+          } else {
+            for (int64_t c = 0; c < n; ++c) dst[c * mr_] = src[c];
+          }
+        }
+      }
+    }
+  }
+
+  // out's pixels of tiles [begin, end) of the chunk from the GEMM results m[position][count][outC].
+  void transformOutput(int64_t first, int64_t count, int64_t begin, int64_t end, const float* m) const {
+    const WindowGeometry& g = g_;
+    alignas(64) float products[kPositions * kChannelBlock];
+    alignas(64) float pixels[M * M * kChannelBlock];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t tile = first + t;
+      const int64_t tw = tile % tilesW_, th = (tile / tilesW_) % tilesH_, b = tile / (tilesW_ * tilesH_);
+      for (int64_t c0 = 0; c0 < g.outC; c0 += kChannelBlock) {
+        const int64_t n = std::min<int64_t>(kChannelBlock, g.outC - c0);
+        for (int p = 0; p < kPositions; ++p) {
+          loadBlock(products + p * kChannelBlock, m + (p * count + t) * g.outC + c0, n);
+        }
+        transforms_.output(products, pixels);
+        for (int i = 0; i < M; ++i) {
+          const int64_t oh = th * M + i;
+          if (oh >= g.outH) break;
+          for (int j = 0; j < M; ++j) {
+            const int64_t ow = tw * M + j;
+            if (ow >= g.outW) break;
+            storeBlock(out_ + ((b * g.outH + oh) * g.outW + ow) * g.outC + c0, pixels + (i * M + j) * kChannelBlock, n);
+          }
+        }
+      }
+    }
+  }
+
+  void processChunk(int64_t first, int64_t count, float* scratch) const {
+    const int64_t paddedCount = (count + mr_ - 1) / mr_ * mr_;
+    float* products = scratch + kPositions * paddedCount * kb_;  // after V: [positions][count][outC]
+    transformAndMultiply(first, count, scratch, products, false);
+    parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformOutput(first, count, begin, end, products); });
+  }
+
+  // products[position] (+)= V[position] x U[position] for tiles [first, first + count) and the input
+  // channel block [k0_, k0_ + kb_); v holds [positions][count rounded up to mr x kb_], packed.
+  void transformAndMultiply(int64_t first, int64_t count, float* v, float* products, bool accumulate) const {
+    const WindowGeometry& g = g_;
+    const int64_t paddedCount = (count + mr_ - 1) / mr_ * mr_;
+    if (paddedCount > count) {
+      // Rows past the last tile of the last panel: zero, so the padded micro-kernel rows compute zeros.
+      const int64_t lastPanel = (count / mr_) * kb_ * mr_;
+      for (int p = 0; p < kPositions; ++p)
+        for (int64_t c = 0; c < kb_; ++c)
+          std::fill(v + p * paddedCount * kb_ + lastPanel + c * mr_ + count % mr_,
+                    v + p * paddedCount * kb_ + lastPanel + (c + 1) * mr_, 0.0f);
+    }
+    parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformInput(first, count, begin, end, v); });
+    parallelFor(kPositions, [&](int64_t p) {
+      gemmOnThisThread(PackedPanelsView(v + p * paddedCount * kb_, kb_, mr_),
+                       PackedSliversView(transformed_ + p * slivers_ * nr_ * kb_, kb_, nr_),
+                       OutputMatrix{products + p * count * g.outC, g.outC, 1}, count, g.outC, kb_, accumulate);
+    });
+  }
+
+  const float* x_;
+  const float* filter_;
+  float* out_;
+  WindowGeometry g_;
+  bool swapped_;
+  TileTransforms transforms_;
+  int64_t mr_, nr_;
+  int64_t tilesH_, tilesW_, slivers_;
+  const float* transformed_ = nullptr;
+  int64_t k0_ = 0, kb_ = g_.inC;  // the input channel block being multiplied (all of them but in runInChannelBlocks)
+};
+
+ConvAlgorithm& forcedAlgorithm() {
+  static ConvAlgorithm algorithm = [] {
+    const char* requested = std::getenv("SEGKIT_NATIVE_CONV");
+    if (requested && std::strcmp(requested, "im2col") == 0) return ConvAlgorithm::Im2col;
+    if (requested && std::strcmp(requested, "winograd2") == 0) return ConvAlgorithm::WinogradF2;
+    if (requested && std::strcmp(requested, "winograd4") == 0) return ConvAlgorithm::WinogradF4;
+    return ConvAlgorithm::Auto;
+  }();
+  return algorithm;
+}
+
+constexpr const char* kAlgorithmNames[] = {"auto", "im2col", "winograd2", "winograd4"};
+
+}  // namespace
+
+bool winogradApplies(const WindowGeometry& g) {
+  return g.kH == 3 && g.kW == 3 && g.strideH == 1 && g.strideW == 1 && g.dilH == 1 && g.dilW == 1;
+}
+
+ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
+  if (!winogradApplies(g)) return ConvAlgorithm::Im2col;
+  if (forcedAlgorithm() != ConvAlgorithm::Auto) return forcedAlgorithm();
+  // Measured on a 2-core AVX-512 EPYC (one thread, CPU time; both passes), F(4,3) against im2col:
+  // 1.5-2.9x faster from 64 channels at 16x16 and larger maps (b4), 2.4x at 16 channels 64x64, but
+  // slower on few tiles of wide filters, where the GEMMs have few rows and stream the 4x larger
+  // transformed filter (b4 8x8 256->512: 0.5x; 4x4: 0.3x), and with under 8 input channels
+  // (3->64 forward: 0.65x). F(2,3) was at best on par with F(4,3) where either won (b4 16x16
+  // 256->256: 1.5 / 1.7x), so it is only used when forced. Past 512 input channels (in blocks):
+  // PSPNet's b2 32x32 4096->512 2.0x forward, 1.5x grad-input; 1024->256 1.8x / 1.2x.
+  const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
+  const int64_t filterSize = g.inC * g.outC;
+  const bool enoughTiles = tiles >= 64 || (tiles >= 16 && filterSize <= 32 * 1024);
+  // Its buffers (the transformed filter; with input channel blocks, also the transformed input
+  // block and the products of every tile) kept within 64 MB.
+  const int64_t block = WinogradConv<4>::kInputChannelBlock;
+  const int64_t floats = g.inC <= block ? 36 * filterSize : 36 * (block * g.outC + tiles * (block + g.outC));
+  const bool fits = floats <= 16 * 1024 * 1024;
+  return g.inC >= 8 && enoughTiles && fits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
+}
+
+void winogradConv2d(const float* x, const float* filter, float* out, const WindowGeometry& g, int tile,
+                    bool flippedSwappedFilter) {
+  if (tile == 2)
+    WinogradConv<2>(x, filter, out, g, flippedSwappedFilter).run();
+  else
+    WinogradConv<4>(x, filter, out, g, flippedSwappedFilter).run();
+}
+
+const char* convAlgorithmName() { return kAlgorithmNames[static_cast<int>(forcedAlgorithm())]; }
+
+bool selectConvAlgorithm(const char* name) {
+  for (int i = 0; i < 4; ++i)
+    if (std::strcmp(name, kAlgorithmNames[i]) == 0) {
+      forcedAlgorithm() = static_cast<ConvAlgorithm>(i);
+      return true;
+    }
+  return false;
+}
+
+}  // namespace segkit

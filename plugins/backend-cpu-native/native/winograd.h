@@ -1,0 +1,33 @@
+// Winograd minimal filtering F(m x m, 3 x 3) for stride-1, undilated 3x3 convolutions (Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", 2016): per output tile of m x m pixels, the
+// (m+2)^2 transformed input values times the transformed filter replace 9 m^2 multiply-adds with
+// (m+2)^2 (F(2,3): 2.25x fewer, F(4,3): 4x fewer). The products run as one GEMM per tile position
+// ([tiles x inC] x [inC x outC]) on the dispatched micro-kernels.
+#pragma once
+
+#include "ops.h"
+
+namespace segkit {
+
+/** How conv2d / stride-1 conv2dBackpropInput compute a 3x3 window. */
+enum class ConvAlgorithm { Auto = 0, Im2col = 1, WinogradF2 = 2, WinogradF4 = 3 };
+
+/** True for the windows Winograd computes: 3x3, stride 1, dilation 1 (any padding). */
+bool winogradApplies(const WindowGeometry& g);
+
+/** The algorithm for this convolution: the forced one (selectConvAlgorithm) or the measured heuristic. */
+ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g);
+
+/**
+ * out = conv(x, filter) by Winograd F(tile x tile, 3 x 3), tile 2 or 4; winogradApplies(g) must hold.
+ * With flippedSwappedFilter the filter is read as the spatially flipped, in/out-swapped filter of
+ * grad-input (filter laid out [3, 3, g.outC, g.inC]).
+ */
+void winogradConv2d(const float* x, const float* filter, float* out, const WindowGeometry& g, int tile,
+                    bool flippedSwappedFilter);
+
+/** "auto", "im2col", "winograd2" or "winograd4": the algorithm forced for applicable convolutions. */
+const char* convAlgorithmName();
+bool selectConvAlgorithm(const char* name);
+
+}  // namespace segkit

@@ -1,0 +1,113 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { packGeometry, type NativeAddon, type WindowGeometry } from '../src/engine';
+import { checkNoTensorLeaks, expectSameAsCpu, makeRandom, randomValues, requireAddon, type Padding } from './helpers';
+
+interface Conv3x3Case {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outC: number;
+  pad: Padding;
+}
+
+/** A random 3x3 stride-1 convolution: odd sizes (partial edge tiles), any padding, small or wide channels. */
+function randomConv3x3(random: ReturnType<typeof makeRandom>, wide: boolean): Conv3x3Case {
+  const padKind = random.pick(['same', 'valid', 'explicit'] as const);
+  const pad: Padding = padKind === 'explicit' ? [[0, 0], [random.int(0, 2), random.int(0, 2)], [random.int(0, 2), random.int(0, 2)], [0, 0]] : padKind;
+  return {
+    batch: random.int(1, 3),
+    inH: random.int(3, 14),
+    inW: random.int(3, 15),
+    inC: wide ? random.int(17, 48) : random.int(1, 9),
+    outC: wide ? random.int(17, 48) : random.int(1, 9),
+    pad,
+  };
+}
+
+const label = (c: Conv3x3Case) => `x[${c.batch},${c.inH},${c.inW},${c.inC}] out${c.outC} pad ${JSON.stringify(c.pad)}`;
+
+/** Forward, and the gradients of a random projection of it for x (grad-input) and the filter. */
+function expectConvSameAsCpu(random: ReturnType<typeof makeRandom>, c: Conv3x3Case, what: string): void {
+  const x = randomValues(random, [c.batch, c.inH, c.inW, c.inC]);
+  const w = randomValues(random, [3, 3, c.inC, c.outC]);
+  const seed = random.int(0, 1000);
+  // F(4,3)'s float32 error grows with the channel sum and its transforms' larger coefficients; measured
+  // at most 3e-5 of the output's scale up to 4096 channels, so 1e-4 leaves a 3x margin.
+  expectSameAsCpu('native', `${what} ${label(c)}`, () => {
+    const xt = tf.tensor4d(x, [c.batch, c.inH, c.inW, c.inC]);
+    const wt = tf.tensor4d(w, [3, 3, c.inC, c.outC]);
+    const f = (a: tf.Tensor4D, b: tf.Tensor4D) => {
+      const y = tf.conv2d(a, b, 1, c.pad);
+      return tf.sum(tf.mul(y, tf.randomUniform(y.shape, -1, 1, 'float32', seed)));
+    };
+    return [tf.conv2d(xt, wt, 1, c.pad), ...tf.grads(f as (...args: tf.Tensor[]) => tf.Scalar)([xt, wt])];
+  }, 1e-4);
+}
+
+/** The addon's conv2d output for a 'same' 3x3 convolution under the given algorithm. */
+function addonConv(addon: NativeAddon, algorithm: string, g: WindowGeometry, x: Float32Array, w: Float32Array): Float32Array {
+  expect(addon.setConvAlgorithm(algorithm)).to.equal(true);
+  const out = new Float32Array(g.batch * g.outH * g.outW * g.outC);
+  addon.conv2d(x, w, out, packGeometry(g));
+  return out;
+}
+
+function sameGeometry(batch: number, size: number, inC: number, outC: number): WindowGeometry {
+  return { batch, inH: size, inW: size, inC, outH: size, outW: size, outC, kH: 3, kW: 3, strideH: 1, strideW: 1, dilH: 1, dilW: 1, padTop: 1, padLeft: 1 };
+}
+
+describe('native Winograd 3x3 convolutions: F(2,3) and F(4,3) match the cpu backend on every ISA path', function () {
+  this.timeout(300000);
+  let addon: NativeAddon;
+  let kernelBefore = '';
+  before(() => {
+    addon = requireAddon();
+    kernelBefore = addon.microKernel();
+  });
+  after(() => {
+    addon.setMicroKernel(kernelBefore);
+    addon.setConvAlgorithm('auto');
+  });
+  checkNoTensorLeaks();
+
+  for (const kernel of ['avx512', 'avx2-fma', 'portable']) {
+    for (const algorithm of ['winograd2', 'winograd4']) {
+      it(`${kernel} ${algorithm}: forward, grad-input and grad-filter on random shapes`, function () {
+        if (!addon.setMicroKernel(kernel)) this.skip();
+        expect(addon.setConvAlgorithm(algorithm)).to.equal(true);
+        const random = makeRandom(kernel.length * 31 + algorithm.length);
+        for (let i = 0; i < 4; i++) expectConvSameAsCpu(random, randomConv3x3(random, i >= 2), `${kernel} ${algorithm}`);
+        // Wide channels and several GEMM chunks of tiles (60 / 36 tiles per chunk at these channels): 2 x 9 x 13 =
+        // 234 F(2,3) tiles (chunks spread over 2 threads), 2 x 5 x 7 = 70 F(4,3) tiles (chunks shared by the threads).
+        expectConvSameAsCpu(random, { batch: 2, inH: 18, inW: 25, inC: 100, outC: 40, pad: 'same' }, `${kernel} ${algorithm}`);
+        // Past 512 input channels, forward (600 in) and grad-input (530 out): GEMMs accumulated over channel blocks.
+        expectConvSameAsCpu(random, { batch: 1, inH: 6, inW: 7, inC: 600, outC: 24, pad: 'same' }, `${kernel} ${algorithm}`);
+        expectConvSameAsCpu(random, { batch: 2, inH: 5, inW: 6, inC: 20, outC: 530, pad: 'valid' }, `${kernel} ${algorithm}`);
+      });
+    }
+  }
+
+  it('auto takes F(4,3) where it wins (many tiles) and im2col elsewhere (few input channels)', () => {
+    const random = makeRandom(5);
+    const manyTiles = sameGeometry(2, 32, 32, 32);
+    const x = randomValues(random, [2, 32, 32, 32]), w = randomValues(random, [3, 3, 32, 32]);
+    const auto = addonConv(addon, 'auto', manyTiles, x, w);
+    expect(auto).to.deep.equal(addonConv(addon, 'winograd4', manyTiles, x, w));
+    expect(auto).to.not.deep.equal(addonConv(addon, 'im2col', manyTiles, x, w));
+
+    const rgb = sameGeometry(2, 32, 3, 16);
+    const x3 = randomValues(random, [2, 32, 32, 3]), w3 = randomValues(random, [3, 3, 3, 16]);
+    expect(addonConv(addon, 'auto', rgb, x3, w3)).to.deep.equal(addonConv(addon, 'im2col', rgb, x3, w3));
+    addon.setConvAlgorithm('auto');
+  });
+
+  it('names the forced algorithm and rejects unknown ones', () => {
+    expect(addon.setConvAlgorithm('winograd9')).to.equal(false);
+    expect(addon.setConvAlgorithm('im2col')).to.equal(true);
+    expect(addon.convAlgorithm()).to.equal('im2col');
+    expect(addon.setConvAlgorithm('auto')).to.equal(true);
+    expect(addon.convAlgorithm()).to.equal('auto');
+  });
+});
