@@ -34,6 +34,7 @@ describe('native output buffer pool', function () {
       const previous = tf.getBackend();
       await tf.setBackend(NATIVE);
       try {
+        backend.outputBuffers.clear(); // free arrays of length 4 left by earlier tests would be reused too
         const a = tf.tensor1d([1, 2, 3, 4]), b = tf.tensor1d([10, 20, 30, 40]);
         const [sum, difference] = [tf.add(a, b), tf.sub(a, b)];
         const synced = sum.dataSync();
