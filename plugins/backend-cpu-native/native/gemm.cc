@@ -201,62 +201,166 @@ PackBuffers& threadPackBuffers() {
   return buffers;
 }
 
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t roundUp(int64_t a, int64_t multiple) { return ceilDiv(a, multiple) * multiple; }
+
+// Packs B rows [pc, pc + kc) x columns [col0, col0 + cols) as consecutive slivers of NR columns (the
+// last zero-padded) at dst.
+void packSlivers(const MatrixView& b, int64_t NR, int64_t pc, int64_t kc, int64_t col0, int64_t cols, float* dst) {
+  for (int64_t jr = 0; jr < cols; jr += NR) {
+    const int64_t nr = std::min(NR, cols - jr);
+    float* sliver = dst + jr * kc;
+    if (nr < NR) std::memset(sliver, 0, sizeof(float) * kc * NR);
+    b.copyTile(pc, kc, col0 + jr, nr, sliver, NR, 1);
+  }
+}
+
+// Packs A rows [row0, row0 + rows) x columns [pc, pc + kc) as consecutive panels of MR rows (the
+// last zero-padded) at dst.
+void packPanels(const MatrixView& a, int64_t MR, int64_t row0, int64_t rows, int64_t pc, int64_t kc, float* dst) {
+  for (int64_t ir = 0; ir < rows; ir += MR) {
+    const int64_t mr = std::min(MR, rows - ir);
+    float* panel = dst + ir * kc;
+    if (mr < MR) std::memset(panel, 0, sizeof(float) * kc * MR);
+    a.copyTile(row0 + ir, mr, pc, kc, panel, 1, MR);
+  }
+}
+
+// C rows [ic, ic + mc) x columns [jc, jc + nc) (+)= packed A panels x packed B slivers over one kc
+// step; panelA(ir) / sliverB(jr) give the panel / sliver at offset ir / jr of the block.
+template <typename PanelA, typename SliverB>
+void macroKernel(const KernelSpec& spec, const PanelA& panelA, const SliverB& sliverB, OutputMatrix c, int64_t ic,
+                 int64_t mc, int64_t jc, int64_t nc, int64_t kc, bool accumulate) {
+  const MicroKernel kernel = spec.kernel;
+  const int64_t MR = spec.mr, NR = spec.nr;
+  alignas(64) float edgeTile[kMaxTile];
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = std::min(NR, nc - jr);
+    const float* bSliver = sliverB(jr);
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int64_t mr = std::min(MR, mc - ir);
+      float* cTile = c.data + (ic + ir) * c.rowStride + (jc + jr) * c.colStride;
+      if (mr == MR && nr == NR && c.colStride == 1) {
+        kernel(kc, panelA(ir), bSliver, cTile, c.rowStride, accumulate);
+        continue;
+      }
+      // Partial or column-strided tile: compute into a scratch tile, then merge.
+      kernel(kc, panelA(ir), bSliver, edgeTile, NR, false);
+      for (int64_t i = 0; i < mr; ++i) {
+        for (int64_t j = 0; j < nr; ++j) {
+          float& out = cTile[i * c.rowStride + j * c.colStride];
+          out = accumulate ? out + edgeTile[i * NR + j] : edgeTile[i * NR + j];
+        }
+      }
+    }
+  }
+}
+
 // Serial GEMM on the sub-rectangle rows [rowBegin, rowEnd) x cols [colBegin, colEnd) of C.
 void gemmBlock(const KernelSpec& spec, const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t rowBegin,
                int64_t rowEnd, int64_t colBegin, int64_t colEnd, int64_t k, bool accumulate) {
-  const MicroKernel kernel = spec.kernel;
   const int64_t MR = spec.mr, NR = spec.nr, KC = spec.kc, MC = spec.mc, NC = spec.nc;
   PackBuffers& buffers = threadPackBuffers();
   float* packedA = buffers.a.get();
   float* packedB = buffers.b.get();
-  alignas(64) float edgeTile[kMaxTile];
-
   for (int64_t jc = colBegin; jc < colEnd; jc += NC) {
     const int64_t nc = std::min(NC, colEnd - jc);
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
       // Operands stored packed are read in place; the others are packed here.
       const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
+      if (!bPacked) packSlivers(b, NR, pc, kc, jc, nc, packedB);
       auto sliverB = [&](int64_t jr) { return bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc; };
-      for (int64_t jr = 0; jr < nc && !bPacked; jr += NR) {
-        const int64_t nr = std::min(NR, nc - jr);
-        float* dst = packedB + jr * kc;
-        if (nr < NR) std::memset(dst, 0, sizeof(float) * kc * NR);
-        b.copyTile(pc, kc, jc + jr, nr, dst, NR, 1);
-      }
-      const bool accumulateBlock = accumulate || pc > 0;
       for (int64_t ic = rowBegin; ic < rowEnd; ic += MC) {
         const int64_t mc = std::min(MC, rowEnd - ic);
         const bool aPacked = a.packedPanel(ic, pc, MR) != nullptr;
+        if (!aPacked) packPanels(a, MR, ic, mc, pc, kc, packedA);
         auto panelA = [&](int64_t ir) { return aPacked ? a.packedPanel(ic + ir, pc, MR) : packedA + ir * kc; };
-        for (int64_t ir = 0; ir < mc && !aPacked; ir += MR) {
-          const int64_t mr = std::min(MR, mc - ir);
-          float* dst = packedA + ir * kc;
-          if (mr < MR) std::memset(dst, 0, sizeof(float) * kc * MR);
-          a.copyTile(ic + ir, mr, pc, kc, dst, 1, MR);
-        }
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int64_t nr = std::min(NR, nc - jr);
-          const float* bSliver = sliverB(jr);
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int64_t mr = std::min(MR, mc - ir);
-            float* cTile = c.data + (ic + ir) * c.rowStride + (jc + jr) * c.colStride;
-            if (mr == MR && nr == NR && c.colStride == 1) {
-              kernel(kc, panelA(ir), bSliver, cTile, c.rowStride, accumulateBlock);
-              continue;
-            }
-            // Partial or column-strided tile: compute into a scratch tile, then merge.
-            kernel(kc, panelA(ir), bSliver, edgeTile, NR, false);
-            for (int64_t i = 0; i < mr; ++i) {
-              for (int64_t j = 0; j < nr; ++j) {
-                float& out = cTile[i * c.rowStride + j * c.colStride];
-                out = accumulateBlock ? out + edgeTile[i * NR + j] : edgeTile[i * NR + j];
-              }
-            }
-          }
-        }
+        macroKernel(spec, panelA, sliverB, c, ic, mc, jc, nc, kc, accumulate || pc > 0);
       }
     }
+  }
+}
+
+/**
+ * Multi-threaded GEMM sharing one packed copy of an operand between threads: for every KC x NC
+ * block of B, the threads pack B together into the caller's buffer, then take row chunks of C (a
+ * few per thread, so a thread slowed down by another process does not hold up the rest), each
+ * packing only its own rows of A. Packing B once instead of once per chunk is what lets the
+ * threads run at the micro-kernel's speed (split rows each packing all of B cost up to a third).
+ */
+void gemmSharingB(const KernelSpec& spec, const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m,
+                  int64_t n, int64_t k, bool accumulate, int64_t threads) {
+  const int64_t MR = spec.mr, NR = spec.nr, KC = spec.kc, MC = spec.mc, NC = spec.nc;
+  float* sharedB = threadPackBuffers().b.get();
+  const int64_t chunk = roundUp(ceilDiv(m, threads * 3), MR);
+  const int64_t chunks = ceilDiv(m, chunk);
+  for (int64_t jc = 0; jc < n; jc += NC) {
+    const int64_t nc = std::min(NC, n - jc);
+    for (int64_t pc = 0; pc < k; pc += KC) {
+      const int64_t kc = std::min(KC, k - pc);
+      const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
+      if (!bPacked) {
+        parallelRanges(ceilDiv(nc, NR), 4, [&](int64_t first, int64_t last) {
+          packSlivers(b, NR, pc, kc, jc + first * NR, std::min(nc, last * NR) - first * NR, sharedB + first * NR * kc);
+        });
+      }
+      auto sliverB = [&](int64_t jr) { return bPacked ? b.packedSliver(pc, jc + jr, NR) : sharedB + jr * kc; };
+      parallelFor(chunks, [&](int64_t t) {
+        float* packedA = threadPackBuffers().a.get();
+        const int64_t rowEnd = std::min(m, (t + 1) * chunk);
+        for (int64_t ic = t * chunk; ic < rowEnd; ic += MC) {
+          const int64_t mc = std::min(MC, rowEnd - ic);
+          const bool aPacked = a.packedPanel(ic, pc, MR) != nullptr;
+          if (!aPacked) packPanels(a, MR, ic, mc, pc, kc, packedA);
+          auto panelA = [&](int64_t ir) { return aPacked ? a.packedPanel(ic + ir, pc, MR) : packedA + ir * kc; };
+          macroKernel(spec, panelA, sliverB, c, ic, mc, jc, nc, kc, accumulate || pc > 0);
+        }
+      });
+    }
+  }
+}
+
+/**
+ * The same with the roles turned, for C with too few rows to share out (m below a few MC per
+ * thread): the threads pack all of A's KC-column block together, then take column chunks of C,
+ * each packing only its own slivers of B.
+ */
+void gemmSharingA(const KernelSpec& spec, const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m,
+                  int64_t n, int64_t k, bool accumulate, int64_t threads) {
+  const int64_t MR = spec.mr, NR = spec.nr, KC = spec.kc, MC = spec.mc, NC = spec.nc;
+  const int64_t paddedRows = roundUp(m, MR);
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> sharedA(static_cast<float*>(std::aligned_alloc(64, sizeof(float) * paddedRows * KC)));
+  const int64_t chunk = roundUp(ceilDiv(n, threads * 3), NR);
+  const int64_t chunks = ceilDiv(n, chunk);
+  for (int64_t pc = 0; pc < k; pc += KC) {
+    const int64_t kc = std::min(KC, k - pc);
+    const bool aPacked = a.packedPanel(0, pc, MR) != nullptr;
+    if (!aPacked) {
+      parallelRanges(paddedRows / MR, 2, [&](int64_t first, int64_t last) {
+        packPanels(a, MR, first * MR, std::min(m, last * MR) - first * MR, pc, kc, sharedA.get() + first * MR * kc);
+      });
+    }
+    parallelFor(chunks, [&](int64_t t) {
+      float* packedB = threadPackBuffers().b.get();
+      const int64_t colEnd = std::min(n, (t + 1) * chunk);
+      for (int64_t jc = t * chunk; jc < colEnd; jc += NC) {
+        const int64_t nc = std::min(NC, colEnd - jc);
+        const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
+        if (!bPacked) packSlivers(b, NR, pc, kc, jc, nc, packedB);
+        auto sliverB = [&](int64_t jr) { return bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc; };
+        for (int64_t ic = 0; ic < m; ic += MC) {
+          const int64_t mc = std::min(MC, m - ic);
+          auto panelA = [&](int64_t ir) {
+            return aPacked ? a.packedPanel(ic + ir, pc, MR) : sharedA.get() + (ic + ir) * kc;
+          };
+          macroKernel(spec, panelA, sliverB, c, ic, mc, jc, nc, kc, accumulate || pc > 0);
+        }
+      }
+    });
   }
 }
 
@@ -292,31 +396,16 @@ void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, i
     return;
   }
   const KernelSpec& spec = *activeSpec();
-  const int64_t MR = spec.mr, NR = spec.nr, MC = spec.mc;
   const int64_t threads = numThreads();
   if (threads == 1 || m * n * k < kParallelThreshold) {
     gemmBlock(spec, a, b, c, 0, m, 0, n, k, accumulate);
     return;
   }
-  // Split the larger output dimension into slabs (aligned to the register tile), a few per thread
-  // so a thread slowed down by another process does not hold up the rest; each slab packs the
-  // shared operand itself, which costs k*n (or m*k) next to the slab's own m*n*k/slabs.
-  const bool splitRows = m >= n;
-  const int64_t extent = splitRows ? m : n;
-  const int64_t align = splitRows ? MR : NR;
-  const int64_t minSlab = splitRows ? MC : 4 * NR;
-  const int64_t wantedSlabs = std::max<int64_t>(1, std::min<int64_t>(threads * 4, extent / minSlab));
-  const int64_t slabsAtLeast = std::max<int64_t>(std::min<int64_t>(threads, (extent + align - 1) / align), wantedSlabs);
-  const int64_t slab = ((extent + slabsAtLeast - 1) / slabsAtLeast + align - 1) / align * align;
-  const int64_t slabs = (extent + slab - 1) / slab;
-  parallelFor(slabs, [&](int64_t s) {
-    const int64_t begin = s * slab;
-    const int64_t end = std::min(extent, begin + slab);
-    if (splitRows)
-      gemmBlock(spec, a, b, c, begin, end, 0, n, k, accumulate);
-    else
-      gemmBlock(spec, a, b, c, 0, m, begin, end, k, accumulate);
-  });
+  // Share B and split rows unless C has too few rows for a few MC-high chunks per thread.
+  if (m >= 2 * threads * spec.mc || m >= n)
+    gemmSharingB(spec, a, b, c, m, n, k, accumulate, threads);
+  else
+    gemmSharingA(spec, a, b, c, m, n, k, accumulate, threads);
 }
 
 void gemmOnThisThread(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k,

@@ -38,13 +38,17 @@ describe('native GEMM', function () {
 
   // Every ISA is one micro-kernel source (native/gemm_microkernel.inl); each this CPU runs is checked.
   for (const kernel of ['avx512', 'avx2-fma', 'portable']) {
-    for (const threads of [1, 2]) {
+    for (const threads of [1, 2, 3]) {
       it(`matches a float64 reference (${kernel}, ${threads} thread(s), edge tiles, offsets, transposes)`, function () {
         if (!addon.setMicroKernel(kernel)) this.skip();
         addon.setNumThreads(threads);
         const random = makeRandom(threads * 10 + kernel.length);
-        // Tiles: 6x8 (portable), 6x16 (avx2), 12x32 (avx512); k past KC (512) splits the depth.
-        for (const [m, n, k] of [[1, 1, 1], [7, 19, 5], [6, 16, 256], [12, 32, 64], [13, 33, 17], [50, 33, 300], [130, 17, 9], [200, 90, 530], [150, 70, 1030]]) {
+        // Tiles: 6x8 (portable), 6x16 (avx2), 12x32 (avx512); k past KC (512) splits the depth. With
+        // threads, C of many rows is split by rows sharing packed B ([300, 3100, 40]: past NC = 3072
+        // columns too), C of few rows (below 2 x threads x MC, fewer than columns) by columns sharing packed A.
+        const shapes = [[1, 1, 1], [7, 19, 5], [6, 16, 256], [12, 32, 64], [13, 33, 17], [50, 33, 300], [130, 17, 9], [200, 90, 530], [150, 70, 1030],
+          [40, 300, 600], [20, 3200, 30], [300, 3100, 40], [77, 1000, 520]];
+        for (const [m, n, k] of shapes) {
           const transposeA = random.next() < 0.5, transposeB = random.next() < 0.5;
           const offset = random.int(0, 5);
           const a = randomValues(random, [m * k + offset]), b = randomValues(random, [k * n + offset]);
