@@ -107,62 +107,51 @@ TileTransforms transformsForActiveIsa() {
 }
 
 /**
- * A GEMM A operand [rows x cols] stored as the GEMM packs it: panels of mr rows, column by column
- * (element (r, c) at ((r / mr) * cols + c) * mr + r % mr), so packing a panel is one memcpy. Rows
- * past the last are stored (zero) up to a whole panel.
+ * A GEMM operand stored as the GEMM packs it, read in place. A (`Blocked::Rows`): panels of `block`
+ * rows, column by column — element (r, c) at ((r / block) * cols + c) * block + r % block. B
+ * (`Blocked::Cols`): slivers of `block` columns, row by row — the same with r and c exchanged. Packing a
+ * whole panel or sliver is then one memcpy; rows (columns) past the last are stored as zeros up to a
+ * whole block. `extent` is the other dimension's length (A's cols, B's rows).
  */
-class PackedPanelsView final : public MatrixView {
+class PackedBlocksView final : public MatrixView {
  public:
-  PackedPanelsView(const float* data, int64_t cols, int64_t mr) : data_(data), cols_(cols), mr_(mr) {}
+  enum class Blocked { Rows, Cols };
+  PackedBlocksView(Blocked blocked, const float* data, int64_t extent, int64_t block)
+      : blocked_(blocked), data_(data), extent_(extent), block_(block) {}
+
   void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
                 int64_t dstColStride) const override {
-    if (dstRowStride == 1 && dstColStride == mr_ && row0 % mr_ == 0 && rows <= mr_) {
-      std::memcpy(dst, data_ + ((row0 / mr_) * cols_ + col0) * mr_, sizeof(float) * cols * mr_);
+    // In block coordinates: `major` runs along the blocked dimension, `minor` along the other.
+    const bool byRows = blocked_ == Blocked::Rows;
+    const int64_t major0 = byRows ? row0 : col0, majors = byRows ? rows : cols;
+    const int64_t minor0 = byRows ? col0 : row0, minors = byRows ? cols : rows;
+    const int64_t dstMajorStride = byRows ? dstRowStride : dstColStride;
+    const int64_t dstMinorStride = byRows ? dstColStride : dstRowStride;
+    if (dstMajorStride == 1 && dstMinorStride == block_ && major0 % block_ == 0 && majors <= block_) {
+      std::memcpy(dst, at(major0, minor0), sizeof(float) * minors * block_);
       return;
     }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        const int64_t row = row0 + r, col = col0 + c;
-        dst[r * dstRowStride + c * dstColStride] = data_[((row / mr_) * cols_ + col) * mr_ + row % mr_];
-      }
+    for (int64_t major = 0; major < majors; ++major)
+      for (int64_t minor = 0; minor < minors; ++minor)
+        dst[major * dstMajorStride + minor * dstMinorStride] = *at(major0 + major, minor0 + minor);
   }
 
   const float* packedPanel(int64_t row0, int64_t col0, int64_t mr) const override {
-    return mr == mr_ && row0 % mr_ == 0 ? data_ + ((row0 / mr_) * cols_ + col0) * mr_ : nullptr;
-  }
-
- private:
-  const float* data_;
-  int64_t cols_, mr_;
-};
-
-/**
- * A GEMM B operand [rows x cols] stored as the GEMM packs it: slivers of nr columns, row by row
- * (element (r, c) at ((c / nr) * rows + r) * nr + c % nr); columns past the last are zero.
- */
-class PackedSliversView final : public MatrixView {
- public:
-  PackedSliversView(const float* data, int64_t rows, int64_t nr) : data_(data), rows_(rows), nr_(nr) {}
-  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
-                int64_t dstColStride) const override {
-    if (dstRowStride == nr_ && dstColStride == 1 && col0 % nr_ == 0 && cols <= nr_) {
-      std::memcpy(dst, data_ + ((col0 / nr_) * rows_ + row0) * nr_, sizeof(float) * rows * nr_);
-      return;
-    }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        const int64_t row = row0 + r, col = col0 + c;
-        dst[r * dstRowStride + c * dstColStride] = data_[((col / nr_) * rows_ + row) * nr_ + col % nr_];
-      }
+    return blocked_ == Blocked::Rows && mr == block_ && row0 % block_ == 0 ? at(row0, col0) : nullptr;
   }
 
   const float* packedSliver(int64_t row0, int64_t col0, int64_t nr) const override {
-    return nr == nr_ && col0 % nr_ == 0 ? data_ + ((col0 / nr_) * rows_ + row0) * nr_ : nullptr;
+    return blocked_ == Blocked::Cols && nr == block_ && col0 % block_ == 0 ? at(col0, row0) : nullptr;
   }
 
  private:
+  const float* at(int64_t major, int64_t minor) const {
+    return data_ + ((major / block_) * extent_ + minor) * block_ + major % block_;
+  }
+
+  Blocked blocked_;
   const float* data_;
-  int64_t rows_, nr_;
+  int64_t extent_, block_;
 };
 
 /** dst[0, kChannelBlock) = src[0, n), zero past n; a fixed-size copy in the usual full-block case. */
@@ -416,8 +405,8 @@ class WinogradConv {
     }
     parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformInput(first, count, begin, end, v); });
     parallelFor(kPositions, [&](int64_t p) {
-      gemmOnThisThread(PackedPanelsView(v + p * paddedCount * kb_, kb_, mr_),
-                       PackedSliversView(transformed_ + p * slivers_ * nr_ * kb_, kb_, nr_),
+      gemmOnThisThread(PackedBlocksView(PackedBlocksView::Blocked::Rows, v + p * paddedCount * kb_, kb_, mr_),
+                       PackedBlocksView(PackedBlocksView::Blocked::Cols, transformed_ + p * slivers_ * nr_ * kb_, kb_, nr_),
                        OutputMatrix{products + p * count * g.outC, g.outC, 1}, count, g.outC, kb_, accumulate);
     });
   }
