@@ -43,7 +43,7 @@ function median(values) {
  * Runs `fn` once under tf.profile and sums kernel time by kernel name, largest first:
  * { kernels: [{ name, calls, ms }], totalMs (in kernels), wallMs }.
  */
-async function profileKernels(fn) {
+async function profileKernels(fn, { byShape = false } = {}) {
   const start = process.hrtime.bigint();
   const profile = await tf.profile(() =>
     tf.tidy(() => {
@@ -56,10 +56,12 @@ async function profileKernels(fn) {
   tf.dispose(profile.result);
   const byName = new Map();
   for (const kernel of profile.kernels) {
-    const entry = byName.get(kernel.name) ?? { name: kernel.name, calls: 0, ms: 0 };
+    // By shape, one row per kernel and input shapes: which layers of a model the time goes to.
+    const key = byShape ? `${kernel.name} ${kernel.inputShapes.map((shape) => `[${shape}]`).join(' ')}` : kernel.name;
+    const entry = byName.get(key) ?? { name: key, calls: 0, ms: 0 };
     entry.ms += await kernel.kernelTimeMs;
     entry.calls += 1;
-    byName.set(kernel.name, entry);
+    byName.set(key, entry);
   }
   const kernels = [...byName.values()].sort((a, b) => b.ms - a.ms);
   return { kernels, totalMs: kernels.reduce((sum, k) => sum + k.ms, 0), wallMs };

@@ -9,8 +9,9 @@
 // backend; a timeout is the cpu budget). Median of several runs after warm-up.
 //   node bench/train-step.js [--only=unet16,unet64,pspnet] [--backends=native,cpu,webgpu] [--no-torch]
 // webgpu (like cpu) gets --cpu-budget seconds of timed runs; its adapter is printed under the table.
-//                            [--cpu-budget=60] [--profile] [--top=25]
-// --profile prints the top kernels by time (tf.profile) of one iteration on `native`, and V8's garbage-collection time in it.
+//                            [--cpu-budget=60] [--profile [--by-shape]] [--top=25]
+// --profile prints the top kernels by time (tf.profile) of one iteration on `native`, and V8's garbage-collection time in it;
+// with --by-shape, one row per kernel and input shapes.
 // Build first (npx tsc -b).
 'use strict';
 const path = require('path');
@@ -108,7 +109,7 @@ async function worker(key, backend) {
   }
   if (flag('profile')) {
     timeOnBackend(backend, step, { runs: 1, warmup: setting.warmup });
-    const gc = await gcDuring(() => profileKernels(step));
+    const gc = await gcDuring(() => profileKernels(step, { byShape: flag('by-shape') }));
     result.profile = { ...gc.result, gcMs: gc.ms, gcCount: gc.count };
   } else {
     // cpu: one warm-up, then as many runs as fit the budget (at least one).
@@ -169,7 +170,7 @@ function runChild(command, args, timeoutMs) {
 }
 
 function measureTs(key, backend, { profile = false, timeoutMs, extraArgs = [] } = {}) {
-  const args = [__filename, `--worker=${key}:${backend}`, ...(profile ? ['--profile'] : []), ...extraArgs];
+  const args = [__filename, `--worker=${key}:${backend}`, ...(profile ? ['--profile', ...(flag('by-shape') ? ['--by-shape'] : [])] : []), ...extraArgs];
   return runChild(process.execPath, args, timeoutMs);
 }
 

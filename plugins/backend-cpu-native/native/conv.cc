@@ -147,9 +147,9 @@ void convolve(const float* x, const MatrixView& filter, float* out, const Window
 
 }  // namespace
 
-/** Tile size of the Winograd algorithm chosen for g, or 0 for im2col. */
-int winogradTile(const WindowGeometry& g) {
-  switch (chooseConvAlgorithm(g)) {
+/** Tile size of a Winograd algorithm, or 0 for im2col. */
+int tileOf(ConvAlgorithm algorithm) {
+  switch (algorithm) {
     case ConvAlgorithm::WinogradF2:
       return 2;
     case ConvAlgorithm::WinogradF4:
@@ -159,7 +159,7 @@ int winogradTile(const WindowGeometry& g) {
   }
 }
 void conv2d(const float* x, const float* filter, float* out, const WindowGeometry& g) {
-  if (const int tile = winogradTile(g)) {
+  if (const int tile = tileOf(chooseConvAlgorithm(g))) {
     winogradConv2d(x, filter, out, g, tile, false);
     return;
   }
@@ -169,7 +169,7 @@ void conv2d(const float* x, const float* filter, float* out, const WindowGeometr
 void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const WindowGeometry& g) {
   if (g.strideH == 1 && g.strideW == 1) {
     const WindowGeometry transposed = transposedConvGeometry(g);
-    if (const int tile = winogradTile(transposed)) {
+    if (const int tile = tileOf(chooseConvAlgorithm(transposed))) {
       winogradConv2d(dy, filter, dx, transposed, tile, true);
       return;
     }
@@ -207,6 +207,10 @@ void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const 
 }
 
 void conv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
+  if (const int tile = tileOf(chooseFilterGradientAlgorithm(g))) {
+    winogradConv2dBackpropFilter(x, dy, dFilter, g, tile);
+    return;
+  }
   // With fewer output pixels than output channels (the deep, small feature maps), compute
   // im2col(x)^T * dy, whose result rows are dFilter's contiguous rows: scattering the transposed
   // product below then costs more than the product (3x3x1024x1024 from 64 pixels: 33 -> 22 ms);

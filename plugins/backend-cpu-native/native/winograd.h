@@ -26,6 +26,12 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g);
 void winogradConv2d(const float* x, const float* filter, float* out, const WindowGeometry& g, int tile,
                     bool flippedSwappedFilter);
 
+/** The algorithm for this convolution's filter gradient (forced as for the forward pass). */
+ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g);
+
+/** dFilter of conv(x, filter) = y from dy by Winograd F(tile x tile, 3 x 3) run backwards; winogradApplies(g) must hold. */
+void winogradConv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g, int tile);
+
 /** "auto", "im2col", "winograd2" or "winograd4": the algorithm forced for applicable convolutions. */
 const char* convAlgorithmName();
 bool selectConvAlgorithm(const char* name);

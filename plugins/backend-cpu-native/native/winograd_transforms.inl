@@ -68,7 +68,26 @@ void outputTile(const float* products, float* out) {
   multiplyRightTransposed<M, A, M>(Transforms<M>::AT, half, out);
 }
 
+// A dy A^T: an M x M block of output gradients [M][M][block] to alpha x alpha (the filter
+// gradient's transform of dy; A is the output transform transposed).
+template <int M>
+void outputGradientTile(const float* dy, float* out) {
+  constexpr int A = Transforms<M>::kAlpha;
+  alignas(64) float half[A * M * kChannelBlock];
+  multiplyLeft<A, M, M>(kOutputTransformTransposed<M>.m, dy, half);
+  multiplyRightTransposed<A, M, A>(kOutputTransformTransposed<M>.m, half, out);
+}
+
+// G^T s G: the alpha x alpha sums of products to the 3 x 3 filter gradient.
+template <int M>
+void filterGradientTile(const float* sums, float* out) {
+  constexpr int A = Transforms<M>::kAlpha;
+  alignas(64) float half[3 * A * kChannelBlock];
+  multiplyLeft<3, A, A>(kFilterTransformTransposed<M>.m, sums, half);
+  multiplyRightTransposed<3, A, 3>(kFilterTransformTransposed<M>.m, half, out);
+}
+
 template <int M>
 TileTransforms tileTransforms() {
-  return TileTransforms{&inputTile<M>, &filterTile<M>, &outputTile<M>};
+  return TileTransforms{&inputTile<M>, &filterTile<M>, &outputTile<M>, &outputGradientTile<M>, &filterGradientTile<M>};
 }

@@ -54,11 +54,19 @@ function addonConv(addon: NativeAddon, algorithm: string, g: WindowGeometry, x: 
   return out;
 }
 
+/** The addon's conv2dBackpropFilter output under the given algorithm. */
+function addonFilterGradient(addon: NativeAddon, algorithm: string, g: WindowGeometry, x: Float32Array, dy: Float32Array): Float32Array {
+  expect(addon.setConvAlgorithm(algorithm)).to.equal(true);
+  const dFilter = new Float32Array(g.kH * g.kW * g.inC * g.outC);
+  addon.conv2dBackpropFilter(x, dy, dFilter, packGeometry(g));
+  return dFilter;
+}
+
 function sameGeometry(batch: number, size: number, inC: number, outC: number): WindowGeometry {
   return { batch, inH: size, inW: size, inC, outH: size, outW: size, outC, kH: 3, kW: 3, strideH: 1, strideW: 1, dilH: 1, dilW: 1, padTop: 1, padLeft: 1 };
 }
 
-describe('native Winograd 3x3 convolutions: F(2,3) and F(4,3) match the cpu backend on every ISA path', function () {
+describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F(2,3) and F(4,3) match the cpu backend on every ISA path', function () {
   this.timeout(300000);
   let addon: NativeAddon;
   let kernelBefore = '';
@@ -85,6 +93,8 @@ describe('native Winograd 3x3 convolutions: F(2,3) and F(4,3) match the cpu back
         // Past 512 input channels, forward (600 in) and grad-input (530 out): GEMMs accumulated over channel blocks.
         expectConvSameAsCpu(random, { batch: 1, inH: 6, inW: 7, inC: 600, outC: 24, pad: 'same' }, `${kernel} ${algorithm}`);
         expectConvSameAsCpu(random, { batch: 2, inH: 5, inW: 6, inC: 20, outC: 530, pad: 'valid' }, `${kernel} ${algorithm}`);
+        // Grad-filter in blocks of input channels (48 and 12 here: 36 x (4 tiles + 580) floats per channel).
+        expectConvSameAsCpu(random, { batch: 1, inH: 5, inW: 5, inC: 60, outC: 580, pad: 'same' }, `${kernel} ${algorithm}`);
       });
     }
   }
@@ -100,6 +110,20 @@ describe('native Winograd 3x3 convolutions: F(2,3) and F(4,3) match the cpu back
     const rgb = sameGeometry(2, 32, 3, 16);
     const x3 = randomValues(random, [2, 32, 32, 3]), w3 = randomValues(random, [3, 3, 3, 16]);
     expect(addonConv(addon, 'auto', rgb, x3, w3)).to.deep.equal(addonConv(addon, 'im2col', rgb, x3, w3));
+    addon.setConvAlgorithm('auto');
+  });
+
+  it('auto takes F(4,3) for the filter gradient from 16 tiles, im2col below', () => {
+    const random = makeRandom(6);
+    const manyTiles = sameGeometry(2, 32, 32, 32);
+    const x = randomValues(random, [2, 32, 32, 32]), dy = randomValues(random, [2, 32, 32, 32]);
+    const auto = addonFilterGradient(addon, 'auto', manyTiles, x, dy);
+    expect(auto).to.deep.equal(addonFilterGradient(addon, 'winograd4', manyTiles, x, dy));
+    expect(auto).to.not.deep.equal(addonFilterGradient(addon, 'im2col', manyTiles, x, dy));
+
+    const fewTiles = sameGeometry(2, 8, 64, 64); // 2 x 2 x 2 = 8 tiles
+    const x8 = randomValues(random, [2, 8, 8, 64]), dy8 = randomValues(random, [2, 8, 8, 64]);
+    expect(addonFilterGradient(addon, 'auto', fewTiles, x8, dy8)).to.deep.equal(addonFilterGradient(addon, 'im2col', fewTiles, x8, dy8));
     addon.setConvAlgorithm('auto');
   });
 
