@@ -237,8 +237,7 @@ class WinogradConv {
         mr_(microKernelRows()),
         nr_(microKernelCols()),
         tilesH_((g.outH + M - 1) / M),
-        tilesW_((g.outW + M - 1) / M),
-        slivers_((g.outC + nr_ - 1) / nr_) {}
+        tilesW_((g.outW + M - 1) / M) {}
 
   void run() {
     const WindowGeometry& g = g_;
@@ -247,8 +246,12 @@ class WinogradConv {
       runInChannelBlocks(tiles);
       return;
     }
+    if (kPositions * g.inC * g.outC > kTransformedFilterFloats) {
+      runInOutputChannelBlocks(tiles);
+      return;
+    }
     // U[position] as the GEMM's B operand [inC x outC] in packed slivers, zero past outC.
-    auto transformedFilter = alignedFloats(kPositions * slivers_ * nr_ * g.inC);
+    auto transformedFilter = alignedFloats(kPositions * slivers() * nr_ * g.inC);
     transformFilter(transformedFilter.get());
     transformed_ = transformedFilter.get();
 
@@ -276,11 +279,39 @@ class WinogradConv {
    */
   static constexpr int64_t kInputChannelBlock = 512;
 
+  /**
+   * Largest transformed filter made whole (64 MB); past it (grad-input of PSPNet's bottleneck:
+   * 512 -> 4096 channels, 302 MB) the output channels go in blocks of a 16 MB transformed filter.
+   */
+  static constexpr int64_t kTransformedFilterFloats = 16 * 1024 * 1024;
+  static constexpr int64_t kFilterBlockFloats = 4 * 1024 * 1024;
+
  private:
+  int64_t slivers() const { return (nb_ + nr_ - 1) / nr_; }
+
+  /** All tiles' transformed input made once, then per block of output channels: its filter, GEMMs and output. */
+  void runInOutputChannelBlocks(int64_t tiles) {
+    const WindowGeometry& g = g_;
+    const int64_t paddedTiles = (tiles + mr_ - 1) / mr_ * mr_;
+    // A multiple of 32: whole slivers of every micro-kernel (8, 16, 32 columns) and whole transform blocks.
+    const int64_t block = std::max<int64_t>(32, kFilterBlockFloats / (kPositions * g.inC) / 32 * 32);
+    auto transformedFilter = alignedFloats(kPositions * block * g.inC);
+    std::unique_ptr<float[]> v(new float[kPositions * paddedTiles * g.inC]);
+    std::unique_ptr<float[]> products(new float[kPositions * tiles * block]);
+    transformed_ = transformedFilter.get();
+    transformInputTiles(0, tiles, v.get());
+    for (n0_ = 0; n0_ < g.outC; n0_ += block) {
+      nb_ = std::min(block, g.outC - n0_);
+      transformFilter(transformedFilter.get());
+      multiply(tiles, v.get(), products.get(), false);
+      parallelRanges(tiles, 4, [&](int64_t begin, int64_t end) { transformOutput(0, tiles, begin, end, products.get()); });
+    }
+  }
+
   void runInChannelBlocks(int64_t tiles) {
     const WindowGeometry& g = g_;
     const int64_t paddedTiles = (tiles + mr_ - 1) / mr_ * mr_;
-    auto transformedFilter = alignedFloats(kPositions * slivers_ * nr_ * kInputChannelBlock);
+    auto transformedFilter = alignedFloats(kPositions * slivers() * nr_ * kInputChannelBlock);
     std::unique_ptr<float[]> v(new float[kPositions * paddedTiles * kInputChannelBlock]);
     std::unique_ptr<float[]> products(new float[kPositions * tiles * g.outC]);
     transformed_ = transformedFilter.get();
@@ -311,10 +342,10 @@ class WinogradConv {
     // Blocks of kChannelBlock GEMM columns n (output channels) at one GEMM row k (input channel). The
     // stored filter is [3, 3, inC, outC], or for the swapped filter [3, 3, outC, inC] (read flipped):
     // element (k, n) of a tap at k * outC + n, or n * inC + k.
-    // GEMM rows k are input channels k0_ + k of the block.
-    const int64_t K = kb_, N = g_.outC;
-    const int64_t strideK = swapped_ ? 1 : N, strideN = swapped_ ? g_.inC : 1;
-    const int64_t positionSize = slivers_ * nr_ * K;
+    // GEMM rows k are input channels k0_ + k of the block, columns n output channels n0_ + n.
+    const int64_t K = kb_, N = nb_;
+    const int64_t strideK = swapped_ ? 1 : g_.outC, strideN = swapped_ ? g_.inC : 1;
+    const int64_t positionSize = slivers() * nr_ * K;
     const int64_t blocks = (N + kChannelBlock - 1) / kChannelBlock;
     if (N % nr_ != 0) {
       // Columns past N in the last sliver: zero, so the padded micro-kernel columns compute zeros.
@@ -333,7 +364,7 @@ class WinogradConv {
         const int64_t n = std::min<int64_t>(kChannelBlock, N - n0);
         for (int tap = 0; tap < 9; ++tap) {
           const int sourceTap = swapped_ ? 8 - tap : tap;  // flipped: (2 - kh, 2 - kw)
-          const float* src = filter_ + sourceTap * g_.inC * N + (k0_ + k) * strideK + n0 * strideN;
+          const float* src = filter_ + sourceTap * g_.inC * g_.outC + (k0_ + k) * strideK + (n0_ + n0) * strideN;
           float* dst = taps + tap * kChannelBlock;
           if (strideN == 1) {
             loadBlock(dst, src, n);
@@ -393,10 +424,10 @@ class WinogradConv {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t tile = first + t;
       const int64_t tw = tile % tilesW_, th = (tile / tilesW_) % tilesH_, b = tile / (tilesW_ * tilesH_);
-      for (int64_t c0 = 0; c0 < g.outC; c0 += kChannelBlock) {
-        const int64_t n = std::min<int64_t>(kChannelBlock, g.outC - c0);
+      for (int64_t c0 = 0; c0 < nb_; c0 += kChannelBlock) {
+        const int64_t n = std::min<int64_t>(kChannelBlock, nb_ - c0);
         for (int p = 0; p < kPositions; ++p) {
-          loadBlock(products + p * kChannelBlock, m + (p * count + t) * g.outC + c0, n);
+          loadBlock(products + p * kChannelBlock, m + (p * count + t) * nb_ + c0, n);
         }
         transforms_.output(products, pixels);
         for (int i = 0; i < M; ++i) {
@@ -405,7 +436,7 @@ class WinogradConv {
           for (int j = 0; j < M; ++j) {
             const int64_t ow = tw * M + j;
             if (ow >= g.outW) break;
-            storeBlock(out_ + ((b * g.outH + oh) * g.outW + ow) * g.outC + c0, pixels + (i * M + j) * kChannelBlock, n);
+            storeBlock(out_ + ((b * g.outH + oh) * g.outW + ow) * g.outC + n0_ + c0, pixels + (i * M + j) * kChannelBlock, n);
           }
         }
       }
@@ -422,7 +453,11 @@ class WinogradConv {
   // products[position] (+)= V[position] x U[position] for tiles [first, first + count) and the input
   // channel block [k0_, k0_ + kb_); v holds [positions][count rounded up to mr x kb_], packed.
   void transformAndMultiply(int64_t first, int64_t count, float* v, float* products, bool accumulate) const {
-    const WindowGeometry& g = g_;
+    transformInputTiles(first, count, v);
+    multiply(count, v, products, accumulate);
+  }
+
+  void transformInputTiles(int64_t first, int64_t count, float* v) const {
     const int64_t paddedCount = (count + mr_ - 1) / mr_ * mr_;
     if (paddedCount > count) {
       // Rows past the last tile of the last panel: zero, so the padded micro-kernel rows compute zeros.
@@ -433,10 +468,15 @@ class WinogradConv {
                     v + p * paddedCount * kb_ + lastPanel + (c + 1) * mr_, 0.0f);
     }
     parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformInput(first, count, begin, end, v); });
+  }
+
+  // products[position] [count x nb_] (+)= V[position] x U[position].
+  void multiply(int64_t count, const float* v, float* products, bool accumulate) const {
+    const int64_t paddedCount = (count + mr_ - 1) / mr_ * mr_;
     parallelFor(kPositions, [&](int64_t p) {
       gemmOnThisThread(PackedBlocksView(PackedBlocksView::Blocked::Rows, v + p * paddedCount * kb_, kb_, mr_),
-                       PackedBlocksView(PackedBlocksView::Blocked::Cols, transformed_ + p * slivers_ * nr_ * kb_, kb_, nr_),
-                       OutputMatrix{products + p * count * g.outC, g.outC, 1}, count, g.outC, kb_, accumulate);
+                       PackedBlocksView(PackedBlocksView::Blocked::Cols, transformed_ + p * slivers() * nr_ * kb_, kb_, nr_),
+                       OutputMatrix{products + p * count * nb_, nb_, 1}, count, nb_, kb_, accumulate);
     });
   }
 
@@ -447,9 +487,10 @@ class WinogradConv {
   bool swapped_;
   TileTransforms transforms_;
   int64_t mr_, nr_;
-  int64_t tilesH_, tilesW_, slivers_;
+  int64_t tilesH_, tilesW_;
   const float* transformed_ = nullptr;
-  int64_t k0_ = 0, kb_ = g_.inC;  // the input channel block being multiplied (all of them but in runInChannelBlocks)
+  int64_t k0_ = 0, kb_ = g_.inC;   // the input channel block being multiplied (all of them but in runInChannelBlocks)
+  int64_t n0_ = 0, nb_ = g_.outC;  // the output channel block (all of them but in runInOutputChannelBlocks)
 };
 
 
@@ -657,9 +698,12 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
   const int64_t filterSize = g.inC * g.outC;
   const bool enoughTiles = tiles >= 64 || (tiles >= 16 && filterSize <= 32 * 1024);
   // Its buffers (the transformed filter; with input channel blocks, also the transformed input
-  // block and the products of every tile) kept within 64 MB.
+  // block and the products of every tile; with output channel blocks, the transformed input of
+  // every tile) kept within 64 MB.
   const int64_t block = WinogradConv<4>::kInputChannelBlock;
-  const int64_t floats = g.inC <= block ? 36 * filterSize : 36 * (block * g.outC + tiles * (block + g.outC));
+  const int64_t floats = g.inC > block ? 36 * (block * g.outC + tiles * (block + g.outC))
+                         : 36 * filterSize > WinogradConv<4>::kTransformedFilterFloats ? 36 * tiles * g.inC
+                                                                                      : 36 * filterSize;
   const bool fits = floats <= 16 * 1024 * 1024;
   return g.inC >= 8 && enoughTiles && fits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
 }
