@@ -27,14 +27,14 @@ async function trainingStep(kernel: Kernel, config: LoadedConfig, state: Readonl
   seedEverything(1);
   const named = model.namedParameters().filter(([, p]) => p.trainable);
   const { value, grads, logTensors } = forwardBackward(model, images, labels);
-  const ohemMap = ohem.take();
+  const { map: ohemMap, probabilities } = ohem.take();
   const gradValues = await readTensors(named.map(([name, p]) => [name, grads[p.name]!] as const));
   const result: StepResult = {
     losses: await readLossValues(logTensors),
     grads: new Map([...gradValues].map(([name, host]) => [name, host.values as Float32Array])),
     ohem: Float32Array.from((await ohemMap.data()) as Float32Array),
   };
-  tf.dispose([value, ...Object.values(grads), ...Object.values(logTensors), images, labels, ohemMap]);
+  tf.dispose([value, ...Object.values(grads), ...Object.values(logTensors), images, labels, ohemMap, probabilities]);
   model.dispose();
   expect(tf.memory().numTensors, `tensors left behind on ${tf.getBackend()}`).to.equal(before);
   return result;

@@ -22,7 +22,7 @@ import {
   type RunSpec,
 } from '@segkit/core';
 import { webGpuBackendProvider } from '../src';
-import { DEMO_CONFIG, buildDemoModel, loadWebGpuOrExplain, quiet, readTensors, recordOhemMaps, toTensor, type DemoSegmentor, type HostTensor } from './demo';
+import { DEMO_CONFIG, buildDemoModel, loadWebGpuOrExplain, quiet, readTensors, recordOhemMaps, toTensor, type DemoSegmentor, type HostTensor, type OhemRecord } from './demo';
 import { largestMagnitude } from './numbers';
 
 const ITERATIONS = 20;
@@ -47,6 +47,8 @@ interface IterationResult {
   losses: Record<string, number>;
   /** The decode head's OHEM weight map (1 kept, 0 dropped). */
   ohem: Float32Array;
+  /** The ground-truth probabilities OHEM ranked. */
+  probabilities: Float32Array;
   /** The state after the optimizer step. */
   after: TrainingState;
 }
@@ -87,18 +89,29 @@ function buildTraining(kernel: Kernel, config: LoadedConfig, spec: RunSpec, init
  * One iteration as IterBasedRunner runs it: lr schedule, dropout seed, label check, forward/backward,
  * loss readback, optimizer step; returns the losses, the OHEM map and the state after the step.
  */
-async function iteration(model: DemoSegmentor, optimizer: Optimizer, scheduler: LrScheduler, ohem: { take(): tf.Tensor }, batch: Batch, iter: number): Promise<IterationResult> {
+async function iteration(model: DemoSegmentor, optimizer: Optimizer, scheduler: LrScheduler, ohem: { take(): OhemRecord }, batch: Batch, iter: number): Promise<IterationResult> {
   scheduler.apply(optimizer, iter);
   seedIteration(SEED, iter);
   const { images, labels } = batchToTensors(batch);
   await model.checkLabels!(labels!);
   const { value, grads, logTensors } = forwardBackward(model, images, labels!);
-  const ohemMap = ohem.take();
+  const { map: ohemMap, probabilities } = ohem.take();
   const losses = await readLossValues(logTensors);
   optimizer.step(grads);
   const ohemValues = Float32Array.from((await ohemMap.data()) as Float32Array);
-  tf.dispose([value, ...Object.values(grads), ...Object.values(logTensors), images, labels!, ohemMap]);
-  return { losses, ohem: ohemValues, after: await readState(model, optimizer) };
+  const probabilityValues = Float32Array.from((await probabilities.data()) as Float32Array);
+  tf.dispose([value, ...Object.values(grads), ...Object.values(logTensors), images, labels!, ohemMap, probabilities]);
+  return { losses, ohem: ohemValues, probabilities: probabilityValues, after: await readState(model, optimizer) };
+}
+
+/**
+ * OHEM's probability-mode threshold computed on the host from the probabilities it ranked: the larger
+ * of thresh (as float32) and the k-th smallest valid probability, k = min(budget, valid − 1).
+ */
+function ohemThreshold(probabilities: Float32Array, labels: ArrayLike<number>, ignoreIndex: number, budget: number, thresh: number): number {
+  const valid = Array.from(probabilities).filter((_, i) => labels[i] !== ignoreIndex).sort((a, b) => a - b);
+  if (valid.length === 0) return Math.fround(thresh);
+  return Math.max(valid[Math.min(budget, valid.length - 1)]!, Math.fround(thresh));
 }
 
 /** Largest |a − b| over two same-sized arrays. */
@@ -136,7 +149,7 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
     if (dataRoot) fs.rmSync(dataRoot, { recursive: true, force: true });
   });
 
-  it('losses (1e-4 relative), OHEM pixels (identical), BatchNorm buffers (1e-4) and the SGD update (the gradient tolerance) of every iteration', async () => {
+  it('losses (1e-4 relative), OHEM pixels (identical but for ties at the threshold), BatchNorm buffers (1e-4) and the SGD update (the gradient tolerance) of every iteration', async () => {
     // Two samples per iteration instead of the demo's four: lavapipe emulates the GPU on the CPU, and the
     // suite's time budget holds 2×20 iterations of 2 crops. Model, losses, OHEM, optimizer, schedule and
     // pipeline are the demo config's own; OHEM's min_kept (1000) stays well below the 8192 pixels.
@@ -155,6 +168,10 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
     const native = buildTraining(kernel, config, spec, initial);
     const nativeOhem = recordOhemMaps(native.model);
     const ignoreIndex = native.model.decodeHead.ignoreIndex;
+    const ohemOptions = (native.model.decodeHead.sampler as unknown as { options: { min_kept: number; thresh: number | null } }).options;
+    expect(ohemOptions.thresh, 'the demo config\'s OHEM runs in probability mode').to.be.a('number');
+    const ceLoss = (config.model as { decode_head: { loss_decode: { loss_name: string; loss_weight: number; class_weight: number[] | null; avg_non_ignore: boolean }[] } }).decode_head.loss_decode.find((loss) => loss.loss_name === 'loss_ce')!;
+    expect(ceLoss.avg_non_ignore, 'the demo\'s cross-entropy averages over the valid pixels').to.equal(true);
     const loader = DataLoader.fromConfig(kernel, spec.data.train, { batchSize: spec.data.samplesPerGpu, workers: 0, shuffle: true, dropLast: true, infinite: true, seed: SEED, plugins: spec.plugins, path: 'data.train' });
     const batches: Batch[] = [];
     const states: TrainingState[] = [await readState(native.model, native.optimizer)];
@@ -199,6 +216,7 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
 
     const momentum = spec.optimizer.momentum as number;
     const keptCounts: number[] = [];
+    const tieIterations: string[] = [];
     const worst = { loss: 0, accuracyPixels: 0, buffer: 0, classifierBuffer: 0, bufferNorm: 0, update: 0, classifierUpdate: 0, batchNorm: 0 };
     const failures: string[] = [];
     const check = (ok: boolean, message: string) => {
@@ -212,9 +230,27 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
       // 1 − Dice), so float32 summation leaves about eps·log2(8192) ≈ 2e-6 absolute whatever the term's size:
       // that is the floor for a term near zero (none is here: the smallest is 0.22). acc_seg counts argmax
       // hits, and a pixel whose two logits tie within float32 rounding may flip: one pixel is allowed.
-      expect(Object.keys(actual.losses), at).to.deep.equal(Object.keys(expected.losses));
       const labels = batches[iter]!.gt_semantic_seg!.data;
-      const onePixel = 100 / labels.reduce((count, label) => count + (label === ignoreIndex ? 0 : 1), 0);
+      // OHEM keeps the same pixels, but for ties: a pixel whose ground-truth probability lies at the
+      // threshold within float32 rounding (1e-5; the backends' probabilities differ by ~1e-6) on both
+      // backends may fall either side. 8192 pixels × 20 iterations hold about one such pixel per
+      // trajectory; more than 3 tie iterations, or any other differing pixel, fails.
+      const kept = expected.ohem.reduce((a, b) => a + b, 0);
+      keptCounts.push(kept);
+      const thresholds = [expected, actual].map((result) => ohemThreshold(result.probabilities, labels, ignoreIndex, ohemOptions.min_kept * spec.data.samplesPerGpu, ohemOptions.thresh!));
+      let differing = 0;
+      let ties = 0;
+      for (let i = 0; i < expected.ohem.length; i++) {
+        if (actual.ohem[i] === expected.ohem[i]) continue;
+        const tie = Math.abs(expected.probabilities[i]! - thresholds[0]!) <= 1e-5 && Math.abs(actual.probabilities[i]! - thresholds[1]!) <= 1e-5;
+        if (tie) ties += 1;
+        else differing += 1;
+      }
+      check(differing === 0, `${at}: ${differing} pixels OHEM keeps on one backend and not the other, away from the threshold (of ${kept} kept on native)`);
+      if (ties > 0) tieIterations.push(`${iter + 1} (${ties} pixel${ties > 1 ? 's' : ''})`);
+      expect(Object.keys(actual.losses), at).to.deep.equal(Object.keys(expected.losses));
+      const validPixels = labels.reduce((count, label) => count + (label === ignoreIndex ? 0 : 1), 0);
+      const onePixel = 100 / validPixels;
       for (const [key, value] of Object.entries(expected.losses)) {
         const difference = Math.abs(actual.losses[key]! - value);
         if (key.endsWith('acc_seg')) {
@@ -222,15 +258,12 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
           check(difference <= onePixel * 1.001, `${at} ${key}: webgpu ${actual.losses[key]} vs native ${value} (one pixel is ${onePixel})`);
           continue;
         }
-        worst.loss = Math.max(worst.loss, difference / Math.abs(value));
-        check(difference <= Math.max(1e-4 * Math.abs(value), 2e-6), `${at} ${key}: webgpu ${actual.losses[key]} vs native ${value}`);
+        // A tie pixel kept on one backend only adds its own cross-entropy, at most
+        // max class weight × −ln(threshold) over the valid pixels (avg_non_ignore).
+        const tieLoss = key === 'decode.loss_ce' ? (ties * ceLoss.loss_weight * Math.max(...(ceLoss.class_weight ?? [1])) * -Math.log(thresholds[0]!)) / validPixels : 0;
+        if (tieLoss === 0) worst.loss = Math.max(worst.loss, difference / Math.abs(value));
+        check(difference <= Math.max(1e-4 * Math.abs(value), 2e-6) + tieLoss, `${at} ${key}: webgpu ${actual.losses[key]} vs native ${value}`);
       }
-      // OHEM keeps exactly the same pixels.
-      const kept = expected.ohem.reduce((a, b) => a + b, 0);
-      keptCounts.push(kept);
-      let differing = 0;
-      for (let i = 0; i < expected.ohem.length; i++) if (actual.ohem[i] !== expected.ohem[i]) differing += 1;
-      check(differing === 0, `${at}: ${differing} pixels OHEM keeps on one backend and not the other (of ${kept} kept on native)`);
 
       // The update. From the same state, SGD's momentum buffer is buf' = 0.9·buf + d, d = g + wd·w, on both
       // backends, so buf'(webgpu) − buf'(native) is exactly the gradients' difference, and the weight
@@ -258,7 +291,9 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
         const classifier = name.endsWith('conv_seg.weight') || name.endsWith('conv_seg.bias');
         const productWeight = name.endsWith('conv_seg.bias') ? directions.get(name.replace(/bias$/, 'weight')) : undefined;
         const scale = Math.max(largestMagnitude(direction, 1e-12), productWeight ? largestMagnitude(productWeight, 0) : 0);
-        const tolerance = classifier ? 1e-4 : 2e-1;
+        // A tie pixel OHEM keeps on one backend only adds its own gradient to the classifier's (about
+        // 1/kept of it): there the classifier is held to the other tensors' bounds.
+        const tolerance = classifier && ties === 0 ? 1e-4 : 2e-1;
         const gotBuffer = actual.after.optimizer.slots.get(name)!.get('momentum_buffer')!.values;
         const bufferError = largestDifference(gotBuffer, buffer) / scale;
         let squaredError = 0;
@@ -268,7 +303,7 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
           squaredStep += direction[i]! ** 2;
         }
         const normError = Math.sqrt(squaredError / Math.max(squaredStep, 1e-30));
-        if (classifier) worst.classifierBuffer = Math.max(worst.classifierBuffer, bufferError);
+        if (classifier && ties === 0) worst.classifierBuffer = Math.max(worst.classifierBuffer, bufferError);
         else worst.buffer = Math.max(worst.buffer, bufferError);
         worst.bufferNorm = Math.max(worst.bufferNorm, normError);
         check(bufferError <= tolerance && normError <= 5e-2, `${at}: momentum buffer of ${name} differs by ${bufferError} (largest) and ${normError} (L2) of its step d (largest |d| ${scale})`);
@@ -276,7 +311,7 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
         const weight = next.model.get(name)!.values;
         const weightError = largestDifference(actual.after.model.get(name)!.values, weight);
         const weightTolerance = lr * tolerance * scale + 4 * 2 ** -23 * largestMagnitude(Float32Array.from(weight), 0);
-        if (classifier) worst.classifierUpdate = Math.max(worst.classifierUpdate, weightError / (lr * scale));
+        if (classifier && ties === 0) worst.classifierUpdate = Math.max(worst.classifierUpdate, weightError / (lr * scale));
         else worst.update = Math.max(worst.update, weightError / (lr * scale));
         check(weightError <= weightTolerance, `${at}: ${name} after the step differs by ${weightError} (lr ${lr}, step scale ${scale})`);
       }
@@ -300,8 +335,10 @@ describe('@segkit/backend-webgpu: 20 iterations of the demo config on webgpu, ea
     expect(keptCounts.filter((kept) => kept > 0 && kept < pixels).length, `OHEM kept ${keptCounts.join(', ')} of ${pixels} pixels`).to.be.at.least(ITERATIONS / 2);
     console.log(
       `      ${ITERATIONS} iterations: native ${nativeSeconds.toFixed(1)} s, webgpu ${webgpuSeconds.toFixed(1)} s; worst: loss ${worst.loss.toExponential(1)} relative, acc_seg ${worst.accuracyPixels.toFixed(2)} pixel, ` +
-        `momentum buffer ${worst.buffer.toExponential(1)} (L2 ${worst.bufferNorm.toExponential(1)}, classifiers ${worst.classifierBuffer.toExponential(1)}) and weight update ${worst.update.toExponential(1)} (classifiers ${worst.classifierUpdate.toExponential(1)}) of the step's scale, BatchNorm buffers ${worst.batchNorm.toExponential(1)}; OHEM kept ${keptCounts.join(', ')} of ${pixels}`,
+        `momentum buffer ${worst.buffer.toExponential(1)} (L2 ${worst.bufferNorm.toExponential(1)}, classifiers ${worst.classifierBuffer.toExponential(1)}) and weight update ${worst.update.toExponential(1)} (classifiers ${worst.classifierUpdate.toExponential(1)}) of the step's scale, BatchNorm buffers ${worst.batchNorm.toExponential(1)}; OHEM kept ${keptCounts.join(', ')} of ${pixels}; ` +
+        `tie pixels at the OHEM threshold in iteration(s) ${tieIterations.join(', ') || 'none'}`,
     );
+    check(tieIterations.length <= 3, `tie pixels at the OHEM threshold in ${tieIterations.length} iterations (${tieIterations.join(', ')}): more than float32 rounding explains`);
     expect(failures, failures.join('\n')).to.deep.equal([]);
   });
 });

@@ -48,26 +48,39 @@ export function buildDemoModel(kernel: Kernel, config: LoadedConfig, state: Read
   return model;
 }
 
+/** What the decode head's OHEM sampler saw and chose in one forward pass. */
+export interface OhemRecord {
+  /** The weight map (1 kept, 0 dropped), [N,H,W]. */
+  map: tf.Tensor;
+  /** Each pixel's softmax probability of its ground-truth class, [N,H,W]: what probability mode ranks. */
+  probabilities: tf.Tensor;
+}
+
 /**
- * Keeps a copy of the OHEM weight map of each of the decode head's forward passes; `take()` hands over
- * (the caller disposes) the last one.
+ * Keeps a copy of what the decode head's OHEM sampler saw and chose in each forward pass; `take()`
+ * hands over (the caller disposes) the last one.
  */
-export function recordOhemMaps(model: DemoSegmentor): { take(): tf.Tensor } {
+export function recordOhemMaps(model: DemoSegmentor): { take(): OhemRecord } {
   const sampler = model.decodeHead.sampler;
   const sample = sampler.sample.bind(sampler);
-  let last: tf.Tensor | null = null;
-  sampler.sample = (...args) => {
-    const map = sample(...args);
-    last?.dispose();
-    last = tf.keep(tf.clone(map));
+  let last: OhemRecord | null = null;
+  sampler.sample = (logits, labels, context) => {
+    const map = sample(logits, labels, context);
+    if (last) tf.dispose([last.map, last.probabilities]);
+    const probabilities = tf.tidy(() => {
+      const classes = logits.shape[3]!;
+      const safeLabels = tf.where(tf.equal(labels, context.ignoreIndex), tf.zerosLike(labels), labels);
+      return tf.sum(tf.mul(tf.softmax(logits), tf.oneHot(tf.cast(safeLabels, 'int32'), classes)), -1);
+    });
+    last = { map: tf.keep(tf.clone(map)), probabilities: tf.keep(probabilities) };
     return map;
   };
   return {
     take() {
       if (!last) throw new Error('the OHEM sampler did not run');
-      const map = last;
+      const record = last;
       last = null;
-      return map;
+      return record;
     },
   };
 }
