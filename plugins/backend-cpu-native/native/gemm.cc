@@ -369,6 +369,42 @@ void gemmSharingA(const KernelSpec& spec, const MatrixView& a, const MatrixView&
 void StridedView::copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
                            int64_t dstColStride) const {
   const float* origin = data_ + row0 * rowStride_ + col0 * colStride_;
+  // Packing runs over the operands' contiguous runs: copies where source and destination runs line
+  // up (B slivers of a row-major matrix, A panels of a column-major one), and for the transposing
+  // copies, blocks of 16 runs so the lines read stay in L1 while the writes go in order. (The general
+  // strided loop below cost 5 cycles an element: a quarter of a long-K GEMM's time.)
+  if (colStride_ == 1 && dstColStride == 1) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dstRowStride, origin + r * rowStride_, sizeof(float) * cols);
+    return;
+  }
+  if (rowStride_ == 1 && dstRowStride == 1) {
+    for (int64_t col = 0; col < cols; ++col) std::memcpy(dst + col * dstColStride, origin + col * colStride_, sizeof(float) * rows);
+    return;
+  }
+  if (colStride_ == 1 && dstRowStride == 1) {
+    // Row-major source into column-major destination (A panels): down the source's columns.
+    for (int64_t col0 = 0; col0 < cols; col0 += 16) {
+      const int64_t colEnd = std::min(cols, col0 + 16);
+      for (int64_t col = col0; col < colEnd; ++col) {
+        float* out = dst + col * dstColStride;
+        const float* src = origin + col;
+        for (int64_t r = 0; r < rows; ++r) out[r] = src[r * rowStride_];
+      }
+    }
+    return;
+  }
+  if (rowStride_ == 1 && dstColStride == 1) {
+    // Column-major source into row-major destination (B slivers of a transposed operand): along its rows.
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+      const int64_t rowEnd = std::min(rows, r0 + 16);
+      for (int64_t r = r0; r < rowEnd; ++r) {
+        float* out = dst + r * dstRowStride;
+        const float* src = origin + r;
+        for (int64_t col = 0; col < cols; ++col) out[col] = src[col * colStride_];
+      }
+    }
+    return;
+  }
   if (colStride_ == 1 || rowStride_ != 1) {
     // Walk along source rows (contiguous when colStride == 1).
     for (int64_t r = 0; r < rows; ++r) {
