@@ -721,13 +721,15 @@ ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g) {
   if (forcedAlgorithm() != ConvAlgorithm::Auto) return forcedAlgorithm();
   // Measured on a 2-core AVX-512 EPYC against im2col (bench/backend-native.js): F(4,3) 2.4-3.0x faster
   // from 16x16 maps with 128-4096 channels (PSPNet's b2 32x32 4096->512: 747 -> 249 ms), 1.1-1.6x on
-  // 16 channels, 3 input channels or b4 8x8 512->512; slower on few tiles, where the transformed sums
-  // (36 per filter weight) outweigh the products (b4 4x4 1024->1024, 4 tiles: 0.3x; b4 8x8, 16
-  // tiles: 1.0x at 256 input channels, 0.6x at 1024). F(2,3) never beat F(4,3).
+  // b4 8x8 512->512; slower on few tiles, where the transformed sums (36 per filter weight) outweigh
+  // the products (b4 4x4 1024->1024, 4 tiles: 0.3x; b4 8x8, 16 tiles: 1.0x at 256 input channels, 0.6x
+  // at 1024), and on narrow layers, whose GEMMs are mostly padding to the micro-kernel's 12 x 32 tile
+  // (b4 64x64 16->16: 0.4x, 3->16: 0.65x; 32->16: 1.0x; 32->32: 1.2x). F(2,3) never beat F(4,3).
   const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
   const bool enoughTiles = tiles >= 32 || (tiles >= 16 && g.inC <= WinogradConv<4>::kInputChannelBlock);
+  const bool wideEnough = g.inC >= 16 && g.outC >= 32;
   const bool fits = WinogradFilterGradient<4>::transformedOutputFloats(g) <= 16 * 1024 * 1024;
-  return enoughTiles && fits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
+  return enoughTiles && wideEnough && fits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
 }
 
 void winogradConv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g, int tile) {

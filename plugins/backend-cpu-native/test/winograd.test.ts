@@ -115,7 +115,7 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     addon.setConvAlgorithm('auto');
   });
 
-  it('auto takes F(4,3) for the filter gradient from 32 tiles (16 up to 512 input channels), im2col below', () => {
+  it('auto takes F(4,3) for the filter gradient from 32 tiles (16 up to 512 input channels) and 16 -> 32 channels, im2col elsewhere', () => {
     const random = makeRandom(6);
     const manyTiles = sameGeometry(2, 32, 32, 32);
     const x = randomValues(random, [2, 32, 32, 32]), dy = randomValues(random, [2, 32, 32, 32]);
@@ -127,9 +127,13 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     const x8 = randomValues(random, [2, 8, 8, 64]), dy8 = randomValues(random, [2, 8, 8, 64]);
     expect(addonFilterGradient(addon, 'auto', fewTiles, x8, dy8)).to.deep.equal(addonFilterGradient(addon, 'im2col', fewTiles, x8, dy8));
 
-    const wide = sameGeometry(4, 8, 520, 8); // 16 tiles past 512 input channels
-    const xw = randomValues(random, [4, 8, 8, 520]), dyw = randomValues(random, [4, 8, 8, 8]);
+    const wide = sameGeometry(4, 8, 520, 32); // 16 tiles past 512 input channels
+    const xw = randomValues(random, [4, 8, 8, 520]), dyw = randomValues(random, [4, 8, 8, 32]);
     expect(addonFilterGradient(addon, 'auto', wide, xw, dyw)).to.deep.equal(addonFilterGradient(addon, 'im2col', wide, xw, dyw));
+
+    const narrow = sameGeometry(2, 32, 32, 16); // 16 output channels
+    const xn = randomValues(random, [2, 32, 32, 32]), dyn = randomValues(random, [2, 32, 32, 16]);
+    expect(addonFilterGradient(addon, 'auto', narrow, xn, dyn)).to.deep.equal(addonFilterGradient(addon, 'im2col', narrow, xn, dyn));
     addon.setConvAlgorithm('auto');
   });
 
