@@ -157,6 +157,15 @@ export function dataMovementCases(seed: number, count: number): { label: string;
           tf.tile(x, reps),
           ...Object.values(tf.topk(x, k)), // int32 values have ties: lower indices first
           tf.pad(x, paddings, padValue),
+          // One-hot (indices past depth, negative ones: all off) and comparisons, same shape and with a scalar.
+          tf.oneHot(tf.cast(x, 'int32'), 4, 3, -1),
+          tf.equal(x, tf.reverse(x)),
+          tf.notEqual(x, tf.scalar(values[0]!, dtype)),
+          tf.less(x, tf.reverse(x)),
+          tf.lessEqual(tf.scalar(values[0]!, dtype), x),
+          tf.greater(x, tf.scalar(values[0]!, dtype)),
+          tf.greaterEqual(x, tf.reverse(x)),
+          tf.equal(x, tf.slice(x, 0, shape.map((d, i) => (i === rank - 1 ? 1 : d)))), // a broadcast: tfjs's kernel
         ];
         if (rank >= 2) {
           const batched = tf.spaceToBatchND(x, block, blockPaddings);
