@@ -24,8 +24,8 @@ const RUN_TORCH = !option('no-torch', false);
 const GEMM_SIZES = [256, 512, 1024, 2048];
 // [batch, h, w, in, out]: the first four, then the other 3x3 layers of UNet-S5-D16 base 64 (b4 64²;
 // encoder, then decoder convs after the skip concat) and of PSPNet R50-D8 (b2 256²: stem, layer1,
-// layer2, FCN aux head, PSP bottleneck 4096->512 (77 GFLOP a pass); its dilated layers are not
-// Winograd's).
+// layer2, FCN aux head, PSP bottleneck 4096->512 (77 GFLOP a pass); its dilated layers run as undilated
+// 3x3 convolutions of the SpaceToBatchND-rearranged input, e.g. b32 10x10 512->512 'valid').
 const CONV_SHAPES = [
   [4, 64, 64, 16, 16],
   [4, 64, 64, 64, 64],
