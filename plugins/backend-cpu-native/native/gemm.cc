@@ -366,6 +366,33 @@ void gemmSharingA(const KernelSpec& spec, const MatrixView& a, const MatrixView&
 
 }  // namespace
 
+namespace {
+
+/** dst[i * dstStride + j] = src[i * srcStride + j]: `runs` contiguous runs of `length`. */
+void copyRuns(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t runs, int64_t length) {
+  if (length == 32) {  // a whole AVX-512 sliver: a fixed-size copy the compiler inlines
+    for (int64_t i = 0; i < runs; ++i) std::memcpy(dst + i * dstStride, src + i * srcStride, sizeof(float) * 32);
+    return;
+  }
+  for (int64_t i = 0; i < runs; ++i) std::memcpy(dst + i * dstStride, src + i * srcStride, sizeof(float) * length);
+}
+
+/**
+ * dst[i * dstStride + j] = src[j * srcStride + i] for i < runs, j < length: writes `runs` contiguous runs
+ * read across the source, 16 at a time so the source lines stay in L1.
+ */
+void copyTransposed(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t runs, int64_t length) {
+  for (int64_t i0 = 0; i0 < runs; i0 += 16) {
+    const int64_t iEnd = std::min(runs, i0 + 16);
+    for (int64_t i = i0; i < iEnd; ++i) {
+      float* out = dst + i * dstStride;
+      for (int64_t j = 0; j < length; ++j) out[j] = src[j * srcStride + i];
+    }
+  }
+}
+
+}  // namespace
+
 void StridedView::copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
                            int64_t dstColStride) const {
   const float* origin = data_ + row0 * rowStride_ + col0 * colStride_;
@@ -374,39 +401,19 @@ void StridedView::copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t col
   // copies, blocks of 16 runs so the lines read stay in L1 while the writes go in order. (The general
   // strided loop below cost 5 cycles an element: a quarter of a long-K GEMM's time.)
   if (colStride_ == 1 && dstColStride == 1) {
-    if (cols == 32) {  // a whole AVX-512 sliver: a fixed-size copy the compiler inlines (a call cost ~10%)
-      for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dstRowStride, origin + r * rowStride_, sizeof(float) * 32);
-      return;
-    }
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * dstRowStride, origin + r * rowStride_, sizeof(float) * cols);
+    copyRuns(origin, rowStride_, dst, dstRowStride, rows, cols);
     return;
   }
   if (rowStride_ == 1 && dstRowStride == 1) {
-    for (int64_t col = 0; col < cols; ++col) std::memcpy(dst + col * dstColStride, origin + col * colStride_, sizeof(float) * rows);
+    copyRuns(origin, colStride_, dst, dstColStride, cols, rows);
     return;
   }
-  if (colStride_ == 1 && dstRowStride == 1) {
-    // Row-major source into column-major destination (A panels): down the source's columns.
-    for (int64_t col0 = 0; col0 < cols; col0 += 16) {
-      const int64_t colEnd = std::min(cols, col0 + 16);
-      for (int64_t col = col0; col < colEnd; ++col) {
-        float* out = dst + col * dstColStride;
-        const float* src = origin + col;
-        for (int64_t r = 0; r < rows; ++r) out[r] = src[r * rowStride_];
-      }
-    }
+  if (colStride_ == 1 && dstRowStride == 1) {  // row-major source, column-major destination (A panels)
+    copyTransposed(origin, rowStride_, dst, dstColStride, cols, rows);
     return;
   }
-  if (rowStride_ == 1 && dstColStride == 1) {
-    // Column-major source into row-major destination (B slivers of a transposed operand): along its rows.
-    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
-      const int64_t rowEnd = std::min(rows, r0 + 16);
-      for (int64_t r = r0; r < rowEnd; ++r) {
-        float* out = dst + r * dstRowStride;
-        const float* src = origin + r;
-        for (int64_t col = 0; col < cols; ++col) out[col] = src[col * colStride_];
-      }
-    }
+  if (rowStride_ == 1 && dstColStride == 1) {  // column-major source, row-major destination (B slivers)
+    copyTransposed(origin, colStride_, dst, dstRowStride, rows, cols);
     return;
   }
   if (colStride_ == 1 || rowStride_ != 1) {

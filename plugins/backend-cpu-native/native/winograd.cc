@@ -558,77 +558,61 @@ class WinogradFilterGradient {
     return std::min(g.inC, std::max<int64_t>(48, fit / 48 * 48));
   }
 
-  void tileOrigin(int64_t tile, int64_t& b, int64_t& row, int64_t& col) const {
-    b = tile / (tilesW_ * tilesH_);
-    row = (tile / tilesW_) % tilesH_ * M;
-    col = tile % tilesW_ * M;
-  }
-
   // A dY A^T of every tile, as the GEMMs' B operands: per position, slivers of nr output channels
-  // row (tile) by row, zero past outC.
+  // row (tile) by row.
   void transformOutputGradient(float* out) const {
     const WindowGeometry& g = g_;
-    const int64_t blocks = (g.outC + kChannelBlock - 1) / kChannelBlock;
-    if (g.outC % nr_ != 0) {
-      const int64_t lastSliver = g.outC / nr_ * tiles_ * nr_;
-      for (int p = 0; p < kPositions; ++p)
-        for (int64_t t = 0; t < tiles_; ++t) {
-          float* row = out + p * sliverFloats_ + lastSliver + t * nr_;
-          std::fill(row + g.outC % nr_, row + nr_, 0.0f);
-        }
-    }
-    parallelRanges(tiles_ * blocks, 8, [&](int64_t begin, int64_t end) {
-      alignas(64) float window[M * M * kChannelBlock];
-      alignas(64) float full[kPositions * kChannelBlock];
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t t = item / blocks, c0 = item % blocks * kChannelBlock;
-        const int64_t n = std::min<int64_t>(kChannelBlock, g.outC - c0);
-        int64_t b, row, col;
-        tileOrigin(t, b, row, col);
-        gatherWindow(dy_ + b * g.outH * g.outW * g.outC, g.outH, g.outW, g.outC, row, col, M, c0, n, window);
-        transforms_.outputGradient(window, full);
-        for (int64_t j = 0; j < n;) {  // runs of channels within one sliver
-          const int64_t channel = c0 + j;
-          const int64_t run = std::min(n - j, nr_ - channel % nr_);
-          float* dst = out + (channel / nr_ * tiles_ + t) * nr_ + channel % nr_;
-          for (int p = 0; p < kPositions; ++p)
-            std::memcpy(dst + p * sliverFloats_, full + p * kChannelBlock + j, sizeof(float) * run);
-          j += run;
-        }
-      }
-    });
+    transformTiles(g.outC, nr_, sliverFloats_, transforms_.outputGradient, out,
+                   [&](int64_t b, int64_t row, int64_t col, int64_t c0, int64_t n, float* window) {
+                     gatherWindow(dy_ + b * g.outH * g.outW * g.outC, g.outH, g.outW, g.outC, row, col, M, c0, n, window);
+                   });
   }
 
   // B^T X B of every tile for input channels [c0, c0 + channels), as the GEMMs' A operands: per
-  // position, panels of mr channels column (tile) by column, zero past the block's channels.
+  // position, panels of mr channels column (tile) by column.
   void transformInput(int64_t c0, int64_t channels, float* out) const {
     const WindowGeometry& g = g_;
+    transformTiles(channels, mr_, panelFloats_, transforms_.input, out,
+                   [&](int64_t b, int64_t row, int64_t col, int64_t k0, int64_t n, float* window) {
+                     gatherWindow(x_ + b * g.inH * g.inW * g.inC, g.inH, g.inW, g.inC, row - g.padTop, col - g.padLeft,
+                                  kAlpha, c0 + k0, n, window);
+                   });
+  }
+
+  /**
+   * transform(window) of every tile and block of kChannelBlock of `channels` channels, gather(b, row,
+   * col, first channel, count, window) filling the window at the tile's origin, stored per position
+   * (positionFloats apart) in blocks of `block` channels tile by tile — element (channel, tile) at
+   * (channel / block * tiles + tile) * block + channel % block, the GEMM's packed layout of A panels
+   * and B slivers alike — with zeros past `channels` in the last block.
+   */
+  template <typename Gather>
+  void transformTiles(int64_t channels, int64_t block, int64_t positionFloats, void (*transform)(const float*, float*),
+                      float* out, Gather gather) const {
     const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
-    if (channels % mr_ != 0) {
-      const int64_t lastPanel = channels / mr_ * tiles_ * mr_;
+    if (channels % block != 0) {
+      const int64_t last = channels / block * tiles_ * block;
       for (int p = 0; p < kPositions; ++p)
         for (int64_t t = 0; t < tiles_; ++t) {
-          float* column = out + p * panelFloats_ + lastPanel + t * mr_;
-          std::fill(column + channels % mr_, column + mr_, 0.0f);
+          float* run = out + p * positionFloats + last + t * block;
+          std::fill(run + channels % block, run + block, 0.0f);
         }
     }
     parallelRanges(tiles_ * blocks, 8, [&](int64_t begin, int64_t end) {
-      alignas(64) float patch[kPositions * kChannelBlock];
+      alignas(64) float window[kPositions * kChannelBlock];
       alignas(64) float full[kPositions * kChannelBlock];
       for (int64_t item = begin; item < end; ++item) {
         const int64_t t = item / blocks, k0 = item % blocks * kChannelBlock;
         const int64_t n = std::min<int64_t>(kChannelBlock, channels - k0);
-        int64_t b, row, col;
-        tileOrigin(t, b, row, col);
-        gatherWindow(x_ + b * g.inH * g.inW * g.inC, g.inH, g.inW, g.inC, row - g.padTop, col - g.padLeft, kAlpha,
-                     c0 + k0, n, patch);
-        transforms_.input(patch, full);
-        for (int64_t j = 0; j < n;) {  // runs of channels within one panel
+        const int64_t b = t / (tilesW_ * tilesH_), row = (t / tilesW_) % tilesH_ * M, col = t % tilesW_ * M;
+        gather(b, row, col, k0, n, window);
+        transform(window, full);
+        for (int64_t j = 0; j < n;) {  // runs of channels within one block
           const int64_t channel = k0 + j;
-          const int64_t run = std::min(n - j, mr_ - channel % mr_);
-          float* dst = out + (channel / mr_ * tiles_ + t) * mr_ + channel % mr_;
+          const int64_t run = std::min(n - j, block - channel % block);
+          float* dst = out + (channel / block * tiles_ + t) * block + channel % block;
           for (int p = 0; p < kPositions; ++p)
-            std::memcpy(dst + p * panelFloats_, full + p * kChannelBlock + j, sizeof(float) * run);
+            std::memcpy(dst + p * positionFloats, full + p * kChannelBlock + j, sizeof(float) * run);
           j += run;
         }
       }

@@ -46,20 +46,25 @@ function expectConvSameAsCpu(random: ReturnType<typeof makeRandom>, c: Conv3x3Ca
   }, 1e-4);
 }
 
-/** The addon's conv2d output for a 'same' 3x3 convolution under the given algorithm. */
-function addonConv(addon: NativeAddon, algorithm: string, g: WindowGeometry, x: Float32Array, w: Float32Array): Float32Array {
-  expect(addon.setConvAlgorithm(algorithm)).to.equal(true);
-  const out = new Float32Array(g.batch * g.outH * g.outW * g.outC);
-  addon.conv2d(x, w, out, packGeometry(g));
-  return out;
-}
-
-/** The addon's conv2dBackpropFilter output under the given algorithm. */
-function addonFilterGradient(addon: NativeAddon, algorithm: string, g: WindowGeometry, x: Float32Array, dy: Float32Array): Float32Array {
-  expect(addon.setConvAlgorithm(algorithm)).to.equal(true);
-  const dFilter = new Float32Array(g.kH * g.kW * g.inC * g.outC);
-  addon.conv2dBackpropFilter(x, dy, dFilter, packGeometry(g));
-  return dFilter;
+/**
+ * Runs one pass (forward or grad-filter) of the addon on random inputs for g under auto, then under
+ * each forced algorithm: auto's output must be `chosen`'s, bit for bit, and differ from the other's.
+ */
+function expectAutoChooses(addon: NativeAddon, random: ReturnType<typeof makeRandom>, pass: 'forward' | 'grad-filter', g: WindowGeometry, chosen: 'winograd4' | 'im2col'): void {
+  const x = randomValues(random, [g.batch, g.inH, g.inW, g.inC]);
+  const forward = pass === 'forward';
+  const second = forward ? randomValues(random, [3, 3, g.inC, g.outC]) : randomValues(random, [g.batch, g.outH, g.outW, g.outC]);
+  const run = (algorithm: string) => {
+    expect(addon.setConvAlgorithm(algorithm)).to.equal(true);
+    const out = new Float32Array(forward ? g.batch * g.outH * g.outW * g.outC : 9 * g.inC * g.outC);
+    (forward ? addon.conv2d : addon.conv2dBackpropFilter)(x, second, out, packGeometry(g));
+    return out;
+  };
+  const label = `${pass} x[${g.batch},${g.inH},${g.inW},${g.inC}] out ${g.outC}`;
+  const auto = run('auto');
+  expect(auto, `${label}: auto is ${chosen}`).to.deep.equal(run(chosen));
+  expect(auto, `${label}: the algorithms differ`).to.not.deep.equal(run(chosen === 'winograd4' ? 'im2col' : 'winograd4'));
+  addon.setConvAlgorithm('auto');
 }
 
 function sameGeometry(batch: number, size: number, inC: number, outC: number): WindowGeometry {
@@ -103,38 +108,17 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
 
   it('auto takes F(4,3) where it wins (many tiles) and im2col elsewhere (few input channels)', () => {
     const random = makeRandom(5);
-    const manyTiles = sameGeometry(2, 32, 32, 32);
-    const x = randomValues(random, [2, 32, 32, 32]), w = randomValues(random, [3, 3, 32, 32]);
-    const auto = addonConv(addon, 'auto', manyTiles, x, w);
-    expect(auto).to.deep.equal(addonConv(addon, 'winograd4', manyTiles, x, w));
-    expect(auto).to.not.deep.equal(addonConv(addon, 'im2col', manyTiles, x, w));
-
-    const rgb = sameGeometry(2, 32, 3, 16);
-    const x3 = randomValues(random, [2, 32, 32, 3]), w3 = randomValues(random, [3, 3, 3, 16]);
-    expect(addonConv(addon, 'auto', rgb, x3, w3)).to.deep.equal(addonConv(addon, 'im2col', rgb, x3, w3));
-    addon.setConvAlgorithm('auto');
+    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 32, 32), 'winograd4');
+    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 3, 16), 'im2col');
   });
 
   it('auto takes F(4,3) for the filter gradient from 32 tiles (16 up to 512 input channels) and 16 -> 32 channels, im2col elsewhere', () => {
     const random = makeRandom(6);
-    const manyTiles = sameGeometry(2, 32, 32, 32);
-    const x = randomValues(random, [2, 32, 32, 32]), dy = randomValues(random, [2, 32, 32, 32]);
-    const auto = addonFilterGradient(addon, 'auto', manyTiles, x, dy);
-    expect(auto).to.deep.equal(addonFilterGradient(addon, 'winograd4', manyTiles, x, dy));
-    expect(auto).to.not.deep.equal(addonFilterGradient(addon, 'im2col', manyTiles, x, dy));
-
-    const fewTiles = sameGeometry(2, 8, 64, 64); // 2 x 2 x 2 = 8 tiles
-    const x8 = randomValues(random, [2, 8, 8, 64]), dy8 = randomValues(random, [2, 8, 8, 64]);
-    expect(addonFilterGradient(addon, 'auto', fewTiles, x8, dy8)).to.deep.equal(addonFilterGradient(addon, 'im2col', fewTiles, x8, dy8));
-
-    const wide = sameGeometry(4, 8, 520, 32); // 16 tiles past 512 input channels
-    const xw = randomValues(random, [4, 8, 8, 520]), dyw = randomValues(random, [4, 8, 8, 32]);
-    expect(addonFilterGradient(addon, 'auto', wide, xw, dyw)).to.deep.equal(addonFilterGradient(addon, 'im2col', wide, xw, dyw));
-
-    const narrow = sameGeometry(2, 32, 32, 16); // 16 output channels
-    const xn = randomValues(random, [2, 32, 32, 32]), dyn = randomValues(random, [2, 32, 32, 16]);
-    expect(addonFilterGradient(addon, 'auto', narrow, xn, dyn)).to.deep.equal(addonFilterGradient(addon, 'im2col', narrow, xn, dyn));
-    addon.setConvAlgorithm('auto');
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 32), 'winograd4');
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 64, 64), 'winograd4'); // 16 tiles, 64 inputs
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 8, 64, 64), 'im2col'); // 2 x 2 x 2 = 8 tiles
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 520, 32), 'im2col'); // 16 tiles past 512 inputs
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 16), 'im2col'); // 16 output channels
   });
 
   it('names the forced algorithm and rejects unknown ones', () => {
