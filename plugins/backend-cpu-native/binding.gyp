@@ -9,7 +9,8 @@
         "native/winograd.cc",
         "native/pool_resize.cc",
         "native/elementwise.cc",
-        "native/thread_pool.cc"
+        "native/thread_pool.cc",
+        "native/workspace.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-O2", "-O3"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-ffp-contract=off", "-fno-math-errno"],

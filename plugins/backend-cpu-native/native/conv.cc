@@ -7,6 +7,7 @@
 #include "gemm.h"
 #include "ops.h"
 #include "thread_pool.h"
+#include "workspace.h"
 #include "winograd.h"
 
 namespace segkit {
@@ -179,17 +180,17 @@ void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const 
   // Strided: per image, columns = dy * filter^T, then scatter-add the columns back (col2im).
   const int64_t pixels = g.outH * g.outW;
   const int64_t taps = g.kH * g.kW;
-  std::vector<float> columns(pixels * taps * g.inC);
+  Workspace columns(pixels * taps * g.inC);
   for (int64_t b = 0; b < g.batch; ++b) {
     const float* dyB = dy + b * pixels * g.outC;
     float* dxB = dx + b * g.inH * g.inW * g.inC;
-    gemm(StridedView(dyB, g.outC, 1), StridedView(filter, 1, g.outC), OutputMatrix{columns.data(), taps * g.inC, 1},
+    gemm(StridedView(dyB, g.outC, 1), StridedView(filter, 1, g.outC), OutputMatrix{columns.get(), taps * g.inC, 1},
          pixels, taps * g.inC, g.outC, false);
     std::fill(dxB, dxB + g.inH * g.inW * g.inC, 0.0f);
     forEachImageChannelSlice(1, g.inC, [&](int64_t, int64_t c0, int64_t c1) {
       for (int64_t oh = 0; oh < g.outH; ++oh)
         for (int64_t ow = 0; ow < g.outW; ++ow) {
-          const float* column = columns.data() + (oh * g.outW + ow) * taps * g.inC;
+          const float* column = columns.get() + (oh * g.outW + ow) * taps * g.inC;
           for (int64_t kh = 0; kh < g.kH; ++kh) {
             const int64_t ih = oh * g.strideH - g.padTop + kh * g.dilH;
             if (ih < 0 || ih >= g.inH) continue;

@@ -9,6 +9,7 @@
 
 #include "isa_dispatch.h"
 #include "thread_pool.h"
+#include "workspace.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -330,10 +331,7 @@ void gemmSharingA(const KernelSpec& spec, const MatrixView& a, const MatrixView&
                   int64_t n, int64_t k, bool accumulate, int64_t threads) {
   const int64_t MR = spec.mr, NR = spec.nr, KC = spec.kc, MC = spec.mc, NC = spec.nc;
   const int64_t paddedRows = roundUp(m, MR);
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> sharedA(static_cast<float*>(std::aligned_alloc(64, sizeof(float) * paddedRows * KC)));
+  Workspace sharedA(paddedRows * KC);
   const int64_t chunk = roundUp(ceilDiv(n, threads * 3), NR);
   const int64_t chunks = ceilDiv(n, chunk);
   for (int64_t pc = 0; pc < k; pc += KC) {

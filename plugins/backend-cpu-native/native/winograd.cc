@@ -10,6 +10,7 @@
 #include "gemm.h"
 #include "isa_dispatch.h"
 #include "thread_pool.h"
+#include "workspace.h"
 
 namespace segkit {
 namespace {
@@ -208,18 +209,6 @@ inline void gatherWindow(const float* image, int64_t height, int64_t width, int6
     }
 }
 
-struct FreeAligned {
-  void operator()(float* p) const { std::free(p); }
-};
-
-/** Uninitialised floats, 64-byte aligned (the micro-kernels' aligned loads of B read them in place). */
-std::unique_ptr<float, FreeAligned> alignedFloats(int64_t count) {
-  const size_t bytes = (sizeof(float) * count + 63) / 64 * 64;
-  float* data = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!data) throw std::bad_alloc();
-  return std::unique_ptr<float, FreeAligned>(data);
-}
-
 /** One Winograd convolution: the tiling of the output, the three transforms and the GEMMs between. */
 template <int M>
 class WinogradConv {
@@ -251,7 +240,7 @@ class WinogradConv {
       return;
     }
     // U[position] as the GEMM's B operand [inC x outC] in packed slivers, zero past outC.
-    auto transformedFilter = alignedFloats(kPositions * slivers() * nr_ * g.inC);
+    Workspace transformedFilter(kPositions * slivers() * nr_ * g.inC);
     transformFilter(transformedFilter.get());
     transformed_ = transformedFilter.get();
 
@@ -261,13 +250,12 @@ class WinogradConv {
     if (chunks >= 2 * numThreads()) {
       // Many chunks: one per task, each thread's transforms and GEMMs on its own cache-sized block.
       parallelFor(chunks, [&](int64_t i) {
-        thread_local std::vector<float> buffer;
-        if (static_cast<int64_t>(buffer.size()) < scratch) buffer.resize(scratch);
-        processChunk(i * chunk, std::min(chunk, tiles - i * chunk), buffer.data());
+        Workspace buffer(scratch);
+        processChunk(i * chunk, std::min(chunk, tiles - i * chunk), buffer.get());
       });
     } else {
       // Few chunks: the threads share each chunk (transforms over tiles, GEMMs over positions).
-      std::unique_ptr<float[]> buffer(new float[scratch]);
+      Workspace buffer(scratch);
       for (int64_t first = 0; first < tiles; first += chunk) processChunk(first, std::min(chunk, tiles - first), buffer.get());
     }
   }
@@ -295,9 +283,9 @@ class WinogradConv {
     const int64_t paddedTiles = (tiles + mr_ - 1) / mr_ * mr_;
     // A multiple of 32: whole slivers of every micro-kernel (8, 16, 32 columns) and whole transform blocks.
     const int64_t block = std::max<int64_t>(32, kFilterBlockFloats / (kPositions * g.inC) / 32 * 32);
-    auto transformedFilter = alignedFloats(kPositions * block * g.inC);
-    std::unique_ptr<float[]> v(new float[kPositions * paddedTiles * g.inC]);
-    std::unique_ptr<float[]> products(new float[kPositions * tiles * block]);
+    Workspace transformedFilter(kPositions * block * g.inC);
+    Workspace v(kPositions * paddedTiles * g.inC);
+    Workspace products(kPositions * tiles * block);
     transformed_ = transformedFilter.get();
     transformInputTiles(0, tiles, v.get());
     for (n0_ = 0; n0_ < g.outC; n0_ += block) {
@@ -311,9 +299,9 @@ class WinogradConv {
   void runInChannelBlocks(int64_t tiles) {
     const WindowGeometry& g = g_;
     const int64_t paddedTiles = (tiles + mr_ - 1) / mr_ * mr_;
-    auto transformedFilter = alignedFloats(kPositions * slivers() * nr_ * kInputChannelBlock);
-    std::unique_ptr<float[]> v(new float[kPositions * paddedTiles * kInputChannelBlock]);
-    std::unique_ptr<float[]> products(new float[kPositions * tiles * g.outC]);
+    Workspace transformedFilter(kPositions * slivers() * nr_ * kInputChannelBlock);
+    Workspace v(kPositions * paddedTiles * kInputChannelBlock);
+    Workspace products(kPositions * tiles * g.outC);
     transformed_ = transformedFilter.get();
     for (k0_ = 0; k0_ < g.inC; k0_ += kInputChannelBlock) {
       kb_ = std::min(kInputChannelBlock, g.inC - k0_);
@@ -375,6 +363,13 @@ class WinogradConv {
         }
         transforms_.filter(taps, full);
         // Runs of n within one sliver are contiguous in the packed layout.
+        if (n == kChannelBlock && n0 % nr_ + kChannelBlock <= nr_) {
+          // The usual case (slivers of 16 or 32 columns): one fixed-size copy per position, inlined.
+          float* dst = u + packedFilterIndex(k, n0);
+          for (int p = 0; p < kPositions; ++p)
+            std::memcpy(dst + p * positionSize, full + p * kChannelBlock, sizeof(float) * kChannelBlock);
+          continue;
+        }
         for (int64_t j = 0; j < n;) {
           const int64_t run = std::min(n - j, nr_ - (n0 + j) % nr_);
           float* dst = u + packedFilterIndex(k, n0 + j);
@@ -467,7 +462,11 @@ class WinogradConv {
           std::fill(v + p * paddedCount * kb_ + lastPanel + c * mr_ + count % mr_,
                     v + p * paddedCount * kb_ + lastPanel + (c + 1) * mr_, 0.0f);
     }
-    parallelRanges(count, 4, [&](int64_t begin, int64_t end) { transformInput(first, count, begin, end, v); });
+    // Whole panels per task: the tiles of one panel interleave at a stride of mr floats, so threads
+    // splitting a panel would write the same cache lines (b4 8x8 256->128: 2.4x slower than one thread).
+    parallelRanges(paddedCount / mr_, 1, [&](int64_t begin, int64_t end) {
+      transformInput(first, count, begin * mr_, std::min(count, end * mr_), v);
+    });
   }
 
   // products[position] [count x nb_] (+)= V[position] x U[position].
@@ -530,9 +529,9 @@ class WinogradFilterGradient {
 
   void run() {
     const WindowGeometry& g = g_;
-    auto transformedDy = alignedFloats(kPositions * sliverFloats_);
-    auto transformedX = alignedFloats(kPositions * panelFloats_);
-    auto sums = alignedFloats(kPositions * channelBlock_ * g.outC);
+    Workspace transformedDy(kPositions * sliverFloats_);
+    Workspace transformedX(kPositions * panelFloats_);
+    Workspace sums(kPositions * channelBlock_ * g.outC);
     transformOutputGradient(transformedDy.get());
     for (int64_t c0 = 0; c0 < g.inC; c0 += channelBlock_) {
       const int64_t channels = std::min(channelBlock_, g.inC - c0);
@@ -680,7 +679,9 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
   // PSPNet's b2 32x32 4096->512 2.0x forward, 1.5x grad-input; 1024->256 1.8x / 1.2x.
   const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
   const int64_t filterSize = g.inC * g.outC;
-  const bool enoughTiles = tiles >= 64 || (tiles >= 16 && filterSize <= 32 * 1024);
+  // Re-measured with both threads (wall time, 2-core EPYC): on b4 8x8 maps (16 tiles) im2col wins
+  // everywhere (64/128/256->128: 1.4-1.9x faster), at 64 tiles it is on par up to 64K filter weights.
+  const bool enoughTiles = tiles >= 128 || (tiles >= 64 && filterSize >= 64 * 1024);
   // Its buffers (the transformed filter; with input channel blocks, also the transformed input
   // block and the products of every tile; with output channel blocks, the transformed input of
   // every tile) kept within 64 MB.
