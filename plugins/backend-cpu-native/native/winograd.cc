@@ -363,18 +363,16 @@ class WinogradConv {
         }
         transforms_.filter(taps, full);
         // Runs of n within one sliver are contiguous in the packed layout.
-        if (n == kChannelBlock && n0 % nr_ + kChannelBlock <= nr_) {
-          // The usual case (slivers of 16 or 32 columns): one fixed-size copy per position, inlined.
-          float* dst = u + packedFilterIndex(k, n0);
-          for (int p = 0; p < kPositions; ++p)
-            std::memcpy(dst + p * positionSize, full + p * kChannelBlock, sizeof(float) * kChannelBlock);
-          continue;
-        }
         for (int64_t j = 0; j < n;) {
           const int64_t run = std::min(n - j, nr_ - (n0 + j) % nr_);
           float* dst = u + packedFilterIndex(k, n0 + j);
-          for (int p = 0; p < kPositions; ++p)
-            std::memcpy(dst + p * positionSize, full + p * kChannelBlock + j, sizeof(float) * run);
+          for (int p = 0; p < kPositions; ++p) {
+            // A whole block (the usual case, slivers of 16 or 32 columns): a fixed-size copy, inlined.
+            if (run == kChannelBlock)
+              std::memcpy(dst + p * positionSize, full + p * kChannelBlock, sizeof(float) * kChannelBlock);
+            else
+              std::memcpy(dst + p * positionSize, full + p * kChannelBlock + j, sizeof(float) * run);
+          }
           j += run;
         }
       }

@@ -54,8 +54,6 @@ class BlockCache {
     }
   }
 
-  size_t total() const { return total_; }
-
  private:
   std::vector<CachedBlock> blocks_;
   size_t total_ = 0;
@@ -79,7 +77,5 @@ Workspace::Workspace(int64_t floats) {
 }
 
 Workspace::~Workspace() { threadCache().give(data_, bytes_); }
-
-size_t Workspace::cachedBytes() { return threadCache().total(); }
 
 }  // namespace segkit

@@ -27,9 +27,6 @@ class Workspace {
   static constexpr size_t kMaxCachedBytes = size_t{16} << 20;
   static constexpr size_t kMaxCachedTotalBytes = size_t{64} << 20;
 
-  /** Bytes held by the calling thread's cache (for tests). */
-  static size_t cachedBytes();
-
  private:
   float* data_;
   size_t bytes_;
