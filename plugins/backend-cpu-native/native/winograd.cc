@@ -231,7 +231,7 @@ class WinogradConv {
   void run() {
     const WindowGeometry& g = g_;
     const int64_t tiles = g.batch * tilesH_ * tilesW_;
-    if (g.inC > kInputChannelBlock) {
+    if (g.inC > kMaxInputChannelBlock) {
       runInChannelBlocks(tiles);
       return;
     }
@@ -261,18 +261,25 @@ class WinogradConv {
   }
 
   /**
-   * Input channels per block where the transformed filter would not fit in memory otherwise (PSPNet's
-   * 4096 -> 512 bottleneck: 302 MB): the whole output in one pass per block of input channels, the
-   * GEMMs accumulating over the blocks.
+   * Largest transformed filter (or block of it) made at once: the workspace cache's largest block, so
+   * that the next call reuses its pages. A fresh 38 MB filter (b2 32x32 1024->256 grad-input) was
+   * 9K page faults a call, 4x the arithmetic's time. Past it, the output channels go in blocks (the
+   * grad-input of PSPNet's 512 -> 4096 bottleneck, 302 MB whole), or with over 512 input channels,
+   * the input channels do.
    */
-  static constexpr int64_t kInputChannelBlock = 512;
+  static constexpr int64_t kTransformedFilterFloats = Workspace::kMaxCachedBytes / sizeof(float);
 
   /**
-   * Largest transformed filter made whole (64 MB); past it (grad-input of PSPNet's bottleneck:
-   * 512 -> 4096 channels, 302 MB) the output channels go in blocks of a 16 MB transformed filter.
+   * Input channels per block where the transformed filter would not fit otherwise (PSPNet's 4096 -> 512
+   * bottleneck: 302 MB whole): the whole output in one pass per block, the GEMMs accumulating over the
+   * blocks. At most kMaxInputChannelBlock channels, a multiple of 32, and a block's filter within
+   * kTransformedFilterFloats.
    */
-  static constexpr int64_t kTransformedFilterFloats = 16 * 1024 * 1024;
-  static constexpr int64_t kFilterBlockFloats = 4 * 1024 * 1024;
+  static constexpr int64_t kMaxInputChannelBlock = 512;
+  static int64_t inputChannelBlock(const WindowGeometry& g) {
+    const int64_t paddedOutC = (g.outC + microKernelCols() - 1) / microKernelCols() * microKernelCols();
+    return std::clamp<int64_t>(kTransformedFilterFloats / (kPositions * paddedOutC) / 32 * 32, 32, kMaxInputChannelBlock);
+  }
 
  private:
   int64_t slivers() const { return (nb_ + nr_ - 1) / nr_; }
@@ -282,7 +289,7 @@ class WinogradConv {
     const WindowGeometry& g = g_;
     const int64_t paddedTiles = (tiles + mr_ - 1) / mr_ * mr_;
     // A multiple of 32: whole slivers of every micro-kernel (8, 16, 32 columns) and whole transform blocks.
-    const int64_t block = std::max<int64_t>(32, kFilterBlockFloats / (kPositions * g.inC) / 32 * 32);
+    const int64_t block = std::max<int64_t>(32, kTransformedFilterFloats / (kPositions * g.inC) / 32 * 32);
     Workspace transformedFilter(kPositions * block * g.inC);
     Workspace v(kPositions * paddedTiles * g.inC);
     Workspace products(kPositions * tiles * block);
@@ -299,12 +306,13 @@ class WinogradConv {
   void runInChannelBlocks(int64_t tiles) {
     const WindowGeometry& g = g_;
     const int64_t paddedTiles = (tiles + mr_ - 1) / mr_ * mr_;
-    Workspace transformedFilter(kPositions * slivers() * nr_ * kInputChannelBlock);
-    Workspace v(kPositions * paddedTiles * kInputChannelBlock);
+    const int64_t block = inputChannelBlock(g);
+    Workspace transformedFilter(kPositions * slivers() * nr_ * block);
+    Workspace v(kPositions * paddedTiles * block);
     Workspace products(kPositions * tiles * g.outC);
     transformed_ = transformedFilter.get();
-    for (k0_ = 0; k0_ < g.inC; k0_ += kInputChannelBlock) {
-      kb_ = std::min(kInputChannelBlock, g.inC - k0_);
+    for (k0_ = 0; k0_ < g.inC; k0_ += block) {
+      kb_ = std::min(block, g.inC - k0_);
       transformFilter(transformedFilter.get());
       transformAndMultiply(0, tiles, v.get(), products.get(), k0_ > 0);
     }
@@ -683,8 +691,8 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
   // Its buffers (the transformed filter; with input channel blocks, also the transformed input
   // block and the products of every tile; with output channel blocks, the transformed input of
   // every tile) kept within 64 MB.
-  const int64_t block = WinogradConv<4>::kInputChannelBlock;
-  const int64_t floats = g.inC > block ? 36 * (block * g.outC + tiles * (block + g.outC))
+  const int64_t block = WinogradConv<4>::inputChannelBlock(g);
+  const int64_t floats = g.inC > WinogradConv<4>::kMaxInputChannelBlock ? 36 * (block * g.outC + tiles * (block + g.outC))
                          : 36 * filterSize > WinogradConv<4>::kTransformedFilterFloats ? 36 * tiles * g.inC
                                                                                       : 36 * filterSize;
   const bool fits = floats <= 16 * 1024 * 1024;
@@ -709,7 +717,7 @@ ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g) {
   // at 1024), and on narrow layers, whose GEMMs are mostly padding to the micro-kernel's 12 x 32 tile
   // (b4 64x64 16->16: 0.4x, 3->16: 0.65x; 32->16: 1.0x; 32->32: 1.2x). F(2,3) never beat F(4,3).
   const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
-  const bool enoughTiles = tiles >= 32 || (tiles >= 16 && g.inC <= WinogradConv<4>::kInputChannelBlock);
+  const bool enoughTiles = tiles >= 32 || (tiles >= 16 && g.inC <= WinogradConv<4>::kMaxInputChannelBlock);
   const bool wideEnough = g.inC >= 16 && g.outC >= 32;
   const bool fits = WinogradFilterGradient<4>::transformedOutputFloats(g) <= 16 * 1024 * 1024;
   return enoughTiles && wideEnough && fits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
