@@ -719,7 +719,8 @@ ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g) {
   const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
   const bool enoughTiles = tiles >= 32 || (tiles >= 16 && g.inC <= WinogradConv<4>::kMaxInputChannelBlock);
   const bool wideEnough = g.inC >= 16 && g.outC >= 32;
-  const bool fits = WinogradFilterGradient<4>::transformedOutputFloats(g) <= 16 * 1024 * 1024;
+  // The transformed dY within the workspace cache's largest block (reused, not faulted in, each call).
+  const bool fits = WinogradFilterGradient<4>::transformedOutputFloats(g) <= WinogradConv<4>::kTransformedFilterFloats;
   return enoughTiles && wideEnough && fits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
 }
 
