@@ -24,10 +24,8 @@ class Workspace {
 
   float* get() const { return data_; }
 
-  // 32 MB: the transformed dY of a Winograd filter gradient on b2 128x128 32->64 is 19 MB, and
-  // faulting it in afresh made that pass 35 ms instead of 6.
-  static constexpr size_t kMaxCachedBytes = size_t{32} << 20;
-  static constexpr size_t kMaxCachedTotalBytes = size_t{96} << 20;
+  static constexpr size_t kMaxCachedBytes = size_t{16} << 20;
+  static constexpr size_t kMaxCachedTotalBytes = size_t{64} << 20;
 
  private:
   float* data_;

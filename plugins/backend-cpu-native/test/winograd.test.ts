@@ -98,10 +98,10 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
         // Past 512 input channels, forward (600 in) and grad-input (530 out): GEMMs accumulated over channel blocks.
         expectConvSameAsCpu(random, { batch: 1, inH: 6, inW: 7, inC: 600, outC: 24, pad: 'same' }, `${kernel} ${algorithm}`);
         expectConvSameAsCpu(random, { batch: 2, inH: 5, inW: 6, inC: 20, outC: 530, pad: 'valid' }, `${kernel} ${algorithm}`);
-        // A transformed filter past 32 MB (480 x 1000 x 36 floats): forward in blocks of output channels.
+        // A transformed filter past 16 MB (480 x 1000 x 36 floats): forward in blocks of output channels.
         expectConvSameAsCpu(random, { batch: 1, inH: 3, inW: 4, inC: 480, outC: 1000, pad: 'same' }, `${kernel} ${algorithm}`);
-        // F(4,3) forward in input channel blocks of 480 (a 32 MB filter block at 480 output channels) and
-        // 120; its grad-input (600 x 480 x 36 floats) in output channel blocks of 480 and 120.
+        // F(4,3) forward in input channel blocks of 224, 224 and 152 (a 16 MB filter block at 480 output
+        // channels); its grad-input (600 x 480 x 36 floats) in output channel blocks of the same sizes.
         if (algorithm === 'winograd4') expectConvSameAsCpu(random, { batch: 1, inH: 2, inW: 3, inC: 600, outC: 480, pad: 'same' }, `${kernel} ${algorithm}`);
         // Grad-filter in blocks of input channels (48 and 12 here: 36 x (4 tiles + 580) floats per channel).
         expectConvSameAsCpu(random, { batch: 1, inH: 5, inW: 5, inC: 60, outC: 580, pad: 'same' }, `${kernel} ${algorithm}`);
