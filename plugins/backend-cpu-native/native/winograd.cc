@@ -18,6 +18,13 @@ namespace {
 // Channels transformed together: the innermost loops run over them (contiguous in NHWC), so they vectorise.
 constexpr int kChannelBlock = 16;
 
+/**
+ * Floats of the workspace cache's largest block: the limit of a transformed filter (or block of it) and
+ * of the filter gradient's transformed dY, so that the next call reuses their pages. A fresh 38 MB
+ * filter (b2 32x32 1024->256 grad-input) was 9K page faults a call, 4x the arithmetic's time.
+ */
+constexpr int64_t kCachedBlockFloats = Workspace::kMaxCachedBytes / sizeof(float);
+
 /** Transform matrices of F(m x m, 3 x 3) (Lavin & Gray), alpha = m + 2 points per tile side. */
 template <int M>
 struct Transforms;
@@ -261,13 +268,11 @@ class WinogradConv {
   }
 
   /**
-   * Largest transformed filter (or block of it) made at once: the workspace cache's largest block, so
-   * that the next call reuses its pages. A fresh 38 MB filter (b2 32x32 1024->256 grad-input) was
-   * 9K page faults a call, 4x the arithmetic's time. Past it, the output channels go in blocks (the
-   * grad-input of PSPNet's 512 -> 4096 bottleneck, 302 MB whole), or with over 512 input channels,
-   * the input channels do.
+   * Largest transformed filter made whole; past it, the output channels go in blocks (the grad-input
+   * of PSPNet's 512 -> 4096 bottleneck, 302 MB whole), or with over 512 input channels, the input
+   * channels do.
    */
-  static constexpr int64_t kTransformedFilterFloats = Workspace::kMaxCachedBytes / sizeof(float);
+  static constexpr int64_t kTransformedFilterFloats = kCachedBlockFloats;
 
   /**
    * Input channels per block where the transformed filter would not fit otherwise (PSPNet's 4096 -> 512
@@ -720,7 +725,7 @@ ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g) {
   const bool enoughTiles = tiles >= 32 || (tiles >= 16 && g.inC <= WinogradConv<4>::kMaxInputChannelBlock);
   const bool wideEnough = g.inC >= 16 && g.outC >= 32;
   // The transformed dY within the workspace cache's largest block (reused, not faulted in, each call).
-  const bool fits = WinogradFilterGradient<4>::transformedOutputFloats(g) <= WinogradConv<4>::kTransformedFilterFloats;
+  const bool fits = WinogradFilterGradient<4>::transformedOutputFloats(g) <= kCachedBlockFloats;
   return enoughTiles && wideEnough && fits ? ConvAlgorithm::WinogradF4 : ConvAlgorithm::Im2col;
 }
 
