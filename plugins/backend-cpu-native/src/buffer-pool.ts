@@ -4,7 +4,7 @@
  * A training step allocates the same output sizes every iteration; a fresh Float32Array per kernel
  * output costs page faults on first touch (large arrays are fresh mmap'd pages) and makes V8 run
  * full garbage collections for the external memory. The pool keeps the arrays of disposed outputs,
- * by exact length, and hands them to the next kernel output of that length.
+ * by length, and hands them to the next kernel output of that length (or of a little less, see take).
  *
  * Only arrays the pool itself created are ever recycled: a user's array passed to tf.tensor(), an
  * array a cpu kernel allocated or one read out by dataSync()/data() is never reused. An array is
@@ -71,9 +71,15 @@ export class BufferPool {
     this.evictDownTo(bytes);
   }
 
-  /** A float32 array of `length` elements for a kernel output: a recycled one when the pool has it. */
+  /**
+   * A float32 array of `length` elements for a kernel output: a recycled one when the pool has one of
+   * that length, or else the front of the smallest free one of up to 1.25x (a view on its buffer). Exact
+   * lengths alone left PSPNet's backward pass allocating afresh while the forward's free arrays, a few
+   * sizes off, waited in the pool for the next iteration: that pool held 1 GB at the peak.
+   */
   take(length: number, initial: InitialValues): Float32Array {
-    const bucket = this.free.get(length);
+    const capacity = this.free.get(length)?.length ? length : this.closestLargerCapacity(length);
+    const bucket = capacity === undefined ? undefined : this.free.get(capacity);
     const array = bucket?.pop();
     if (!array) {
       this.counters.allocated++;
@@ -83,10 +89,20 @@ export class BufferPool {
     }
     this.counters.reused++;
     this.counters.freeBytes -= array.byteLength;
-    this.touch(length, bucket!);
-    if (initial === 'zeroed') array.fill(0);
-    else if (this.poisonReused) array.fill(NaN);
-    return array;
+    this.touch(capacity!, bucket!);
+    const values = array.length === length ? array : new Float32Array(array.buffer, 0, length);
+    if (initial === 'zeroed') values.fill(0);
+    else if (this.poisonReused) values.fill(NaN);
+    return values;
+  }
+
+  /** The smallest length of free arrays in (length, 1.25 length], if any. */
+  private closestLargerCapacity(length: number): number | undefined {
+    let best: number | undefined;
+    for (const capacity of this.free.keys()) {
+      if (capacity > length && capacity <= length * 1.25 && (best === undefined || capacity < best)) best = capacity;
+    }
+    return best;
   }
 
   /** A tensor data entry now stores `values` (tfjs write/move). */

@@ -132,6 +132,31 @@ describe('native output buffer pool', function () {
       expect(pool.stats.freeBytes).to.equal(0);
     });
 
+    it('serves a length without a free array of its own from the smallest free one of up to 1.25x it, as a view of its front', () => {
+      const pool = new BufferPool(1024);
+      const take = (length: number) => {
+        const array = pool.take(length, 'zeroed');
+        pool.addHolder(array);
+        return array;
+      };
+      const [ten, eleven, twenty] = [take(10), take(11), take(20)];
+      ten.fill(7);
+      for (const array of [ten, eleven, twenty]) pool.dropHolder(array);
+      const nine = take(9); // 10 and 11 are within 9 x 1.25 = 11.25: the smaller one
+      expect(nine.length).to.equal(9);
+      expect(nine.buffer).to.equal(ten.buffer);
+      expect(Array.from(nine)).to.deep.equal(new Array(9).fill(0));
+      expect(pool.stats).to.deep.include({ reused: 1, allocated: 3, freeBytes: (11 + 20) * 4 });
+      const fifteen = take(15); // 20 is over 15 x 1.25 = 18.75: a fresh array
+      expect([ten.buffer, eleven.buffer, twenty.buffer]).to.not.include(fifteen.buffer);
+      expect(pool.stats).to.deep.include({ reused: 1, allocated: 4 });
+      pool.dropHolder(nine); // the whole buffer goes back: a take of its full length gets all of it
+      const tenAgain = take(10);
+      expect([tenAgain.buffer, tenAgain.length]).to.deep.equal([ten.buffer, 10]);
+      for (const array of [fifteen, tenAgain]) pool.dropHolder(array);
+      expect(pool.stats.freeBytes).to.equal((10 + 11 + 15 + 20) * 4);
+    });
+
     it('zeroes a reused array for kernels that accumulate; 0 MB disables reuse; a bad size is one clear error', () => {
       const pool = new BufferPool(1024);
       const first = pool.take(3, 'zeroed');
