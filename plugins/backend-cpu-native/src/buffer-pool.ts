@@ -14,6 +14,9 @@
  * that stores it.
  */
 
+/** How much longer than asked a reused free array may be (its tail unused while it is out). */
+const MAX_REUSED_SLACK = 1.25;
+
 /** Whether a taken array must read as zeros (the kernel accumulates) or is overwritten whole. */
 export type InitialValues = 'zeroed' | 'overwritten';
 
@@ -73,12 +76,13 @@ export class BufferPool {
 
   /**
    * A float32 array of `length` elements for a kernel output: a recycled one when the pool has one of
-   * that length, or else the front of the smallest free one of up to 1.25x (a view on its buffer). Exact
-   * lengths alone left PSPNet's backward pass allocating afresh while the forward's free arrays, a few
-   * sizes off, waited in the pool for the next iteration: that pool held 1 GB at the peak.
+   * that length, or else the front of the smallest free one of up to MAX_REUSED_SLACK x (a view on its
+   * buffer). Exact lengths alone left PSPNet's backward pass allocating afresh while the forward's free
+   * arrays, a few sizes off, waited in the pool for the next iteration: that pool held 1 GB at the peak.
    */
   take(length: number, initial: InitialValues): Float32Array {
-    const capacity = this.free.get(length)?.length ? length : this.closestLargerCapacity(length);
+    // Buckets in `free` are never empty (touch and evictDownTo drop them).
+    const capacity = this.free.has(length) ? length : this.closestLargerCapacity(length);
     const bucket = capacity === undefined ? undefined : this.free.get(capacity);
     const array = bucket?.pop();
     if (!array) {
@@ -96,11 +100,11 @@ export class BufferPool {
     return values;
   }
 
-  /** The smallest length of free arrays in (length, 1.25 length], if any. */
+  /** The smallest length of free arrays in (length, MAX_REUSED_SLACK x length], if any. */
   private closestLargerCapacity(length: number): number | undefined {
     let best: number | undefined;
     for (const capacity of this.free.keys()) {
-      if (capacity > length && capacity <= length * 1.25 && (best === undefined || capacity < best)) best = capacity;
+      if (capacity > length && capacity <= length * MAX_REUSED_SLACK && (best === undefined || capacity < best)) best = capacity;
     }
     return best;
   }
