@@ -24,6 +24,10 @@ class Im2colView final : public MatrixView {
 
   void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
                 int64_t dstColStride) const override {
+    if (col0 % g_.inC + cols <= g_.inC) {
+      copySingleTapTile(row0, rows, col0, cols, dst, dstRowStride, dstColStride);
+      return;
+    }
     const WindowGeometry& g = g_;
     int64_t ow = row0 % g.outW;
     int64_t oh = (row0 / g.outW) % g.outH;
@@ -69,6 +73,63 @@ class Im2colView final : public MatrixView {
   }
 
  private:
+  /**
+   * A tile whose columns are channels of one filter tap (every B sliver and A panel of a layer with
+   * at least as many channels as the tile is wide): its rows are pixels of the image shifted by the
+   * tap, so it is copied by runs of output pixels along an image row, the bounds checked once per run
+   * instead of once per pixel (the per-pixel walk was a quarter of a 32->32 filter gradient's time).
+   */
+  void copySingleTapTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                         int64_t dstColStride) const {
+    const WindowGeometry& g = g_;
+    const int64_t tap = col0 / g.inC, channel = col0 % g.inC;
+    const int64_t rowShift = (tap / g.kW) * g.dilH - g.padTop;
+    const int64_t columnShift = (tap % g.kW) * g.dilW - g.padLeft;
+    const int64_t sourcePixelStep = g.strideW * g.inC;
+    auto zero = [&](float* out, int64_t pixels) {
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t c = 0; c < cols; ++c) out[p * dstRowStride + c * dstColStride] = 0.0f;
+    };
+    for (int64_t r = 0; r < rows;) {
+      const int64_t row = row0 + r;
+      const int64_t ow = row % g.outW, oh = (row / g.outW) % g.outH, b = row / (g.outW * g.outH);
+      const int64_t run = std::min(rows - r, g.outW - ow);  // output pixels left on this output row
+      float* out = dst + r * dstRowStride;
+      const int64_t ih = oh * g.strideH + rowShift;
+      if (ih < 0 || ih >= g.inH) {
+        zero(out, run);
+        r += run;
+        continue;
+      }
+      // Output columns ow .. ow + run read input columns iw = o * strideW + columnShift: those inside
+      // the image are a contiguous range of o.
+      const int64_t firstInside = std::clamp(ceilDivision(-columnShift, g.strideW), ow, ow + run);
+      const int64_t endInside = std::clamp(ceilDivision(g.inW - columnShift, g.strideW), firstInside, ow + run);
+      zero(out, firstInside - ow);
+      const float* src = image_ + ((b * g.inH + ih) * g.inW + firstInside * g.strideW + columnShift) * g.inC + channel;
+      float* insideOut = out + (firstInside - ow) * dstRowStride;
+      const int64_t inside = endInside - firstInside;
+      if (dstColStride == 1) {
+        for (int64_t p = 0; p < inside; ++p) {
+          const float* from = src + p * sourcePixelStep;
+          float* to = insideOut + p * dstRowStride;
+          for (int64_t c = 0; c < cols; ++c) to[c] = from[c];
+        }
+      } else {
+        for (int64_t p = 0; p < inside; ++p) {
+          const float* from = src + p * sourcePixelStep;
+          float* to = insideOut + p * dstRowStride;
+          for (int64_t c = 0; c < cols; ++c) to[c * dstColStride] = from[c];
+        }
+      }
+      zero(insideOut + inside * dstRowStride, ow + run - endInside);
+      r += run;
+    }
+  }
+
+  /** ceil(a / b) for b > 0 and any sign of a. */
+  static int64_t ceilDivision(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
   const float* image_;
   WindowGeometry g_;
 };

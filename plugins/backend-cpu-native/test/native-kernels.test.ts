@@ -35,6 +35,18 @@ describe('native backend kernels match the cpu backend', function () {
     }
   });
 
+  it('Conv2D forward over more input channels than a KC step (im2col blocks within one filter tap and across two), dilated and strided', () => {
+    const random = makeRandom(13);
+    // [h, w, inC, outC, strides, dilations, pad]
+    const shapes = [[6, 5, 520, 8, [1, 1], [2, 2], 'same'], [7, 9, 530, 5, [2, 1], [1, 1], [[0, 0], [1, 2], [2, 0], [0, 0]]]] as const;
+    for (const [h, w, inC, outC, strides, dilations, pad] of shapes) {
+      const x = randomValues(random, [1, h, w, inC]), filter = randomValues(random, [3, 3, inC, outC]);
+      expectSameAsCpu(NATIVE, `conv2d x[1,${h},${w},${inC}] out${outC} s${strides} d${dilations}`, () => [
+        tf.conv2d(tf.tensor4d(x, [1, h, w, inC]), tf.tensor4d(filter, [3, 3, inC, outC]), strides as [number, number], pad as 'same', 'NHWC', dilations as [number, number]),
+      ]);
+    }
+  });
+
   it('Conv2D gradients through tf.grads (Conv2DBackpropInput with strides, Conv2DBackpropFilter)', () => {
     const random = makeRandom(2);
     for (let i = 0; i < CASES; i++) {
@@ -51,10 +63,13 @@ describe('native backend kernels match the cpu backend', function () {
     }
   });
 
-  it('Conv2D gradients on both sides of the filter gradient\'s orientation switch (fewer output pixels than output channels)', () => {
+  it('Conv2D gradients on both sides of the filter gradient\'s orientation switch (fewer output pixels than output channels), over long reductions and wide channels', () => {
     const random = makeRandom(12);
-    // [batch, h, w, inC, outC, stride, pad]: large maps, then pixels < outC (64 < 70, 9 < 16, 4 < 5), and 16 = 16
-    const shapes = [[2, 24, 24, 5, 7, 1, 'same'], [1, 34, 34, 2, 3, 1, 'valid'], [4, 4, 4, 40, 70, 1, 'same'], [1, 3, 3, 8, 16, 1, 'same'], [1, 5, 6, 3, 5, 3, 'valid'], [1, 4, 4, 6, 16, 1, 'same'], [2, 47, 45, 3, 5, 2, 'same']] as const;
+    // [batch, h, w, inC, outC, stride, pad]: large maps, then pixels < outC (64 < 70, 9 < 16, 4 < 5), and 16 = 16;
+    // 9216 pixels, a reduction the GEMM splits between threads (from 4 KC steps of 512 per thread);
+    // 40 and 36 input channels, whose im2col slivers of 32 columns lie within one filter tap or across two.
+    const shapes = [[2, 24, 24, 5, 7, 1, 'same'], [1, 34, 34, 2, 3, 1, 'valid'], [4, 4, 4, 40, 70, 1, 'same'], [1, 3, 3, 8, 16, 1, 'same'], [1, 5, 6, 3, 5, 3, 'valid'], [1, 4, 4, 6, 16, 1, 'same'], [2, 47, 45, 3, 5, 2, 'same'],
+      [2, 64, 72, 3, 6, 1, 'same'], [2, 13, 11, 40, 24, 2, 'same'], [1, 12, 10, 36, 33, 1, 'valid']] as const;
     for (const [batch, h, w, inC, outC, stride, pad] of shapes) {
       const c: ConvCase = { batch, inH: h, inW: w, inC, outC, kH: 3, kW: 3, strides: [stride, stride], dilations: [1, 1], pad, label: `x[${batch},${h},${w},${inC}] out${outC} s${stride} ${pad}` };
       const { x, w: filter } = convInputs(random, c, [3, 3, inC, outC]);
