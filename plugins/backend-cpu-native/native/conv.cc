@@ -183,6 +183,127 @@ class FlippedSwappedFilterView final : public MatrixView {
   WindowGeometry g_;
 };
 
+/**
+ * The filter gradient of a stride-1 window as one GEMM over padded copies of x and dy, without
+ * im2col. With x zero-padded to xp [batch, Hp, Wp, inC] (Hp = outH + (kH-1) dilH: the window's whole
+ * reach) and dy to dyp [batch, Hp, Wp, outC] (zero past outH x outW), output pixel q of the padded
+ * grid reads tap (kh, kw) at xp row q + kh dilH Wp + kw dilW. So
+ *   dFilter^T[oc, (tap, c)] = sum over q of dyp[q, oc] * xp[q + offset(tap), c]:
+ * a GEMM whose B, xp shifted per tap, the micro-kernel reads in place (every `lanes` channels of a
+ * row are contiguous, rows inC floats apart), and whose reduction over the padded pixels the GEMM
+ * splits between threads. im2col copied each x value 9 times into packed slivers that fed only the
+ * few output channels of a narrow layer: half of a 32->32 gradient's time on 128x128 maps.
+ */
+class ShiftedPaddedImageView final : public MatrixView {
+ public:
+  ShiftedPaddedImageView(const float* padded, const WindowGeometry& g, int64_t paddedWidth)
+      : padded_(padded), g_(g), paddedWidth_(paddedWidth) {}
+
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    for (int64_t col = 0; col < cols; ++col) {
+      const float* src = source(row0, col0 + col);
+      for (int64_t r = 0; r < rows; ++r) dst[r * dstRowStride + col * dstColStride] = src[r * g_.inC];
+    }
+  }
+  const float* columnVector(int64_t row, int64_t col0, int64_t /*lanes*/) const override { return source(row, col0); }
+  int64_t vectorRowStride() const override { return g_.inC; }
+
+ private:
+  // Where column col = (tap, channel) of row q lives in the padded image.
+  const float* source(int64_t q, int64_t col) const {
+    const int64_t tap = col / g_.inC, channel = col % g_.inC;
+    const int64_t offset = (tap / g_.kW) * g_.dilH * paddedWidth_ + (tap % g_.kW) * g_.dilW;
+    return padded_ + (q + offset) * g_.inC + channel;
+  }
+
+  const float* padded_;
+  WindowGeometry g_;
+  int64_t paddedWidth_;
+};
+
+/**
+ * dy laid on paddedFilterGradient's padded grid, transposed: row = output channel, column = cell q
+ * of the [batch, Hp, Wp] grid, zero at cells past outH x outW (so that the GEMM can run over every
+ * cell, whatever its taps read). Packed straight from dy instead of a padded copy of it.
+ */
+class PaddedGridGradientView final : public MatrixView {
+ public:
+  PaddedGridGradientView(const float* dy, const WindowGeometry& g, int64_t paddedHeight, int64_t paddedWidth)
+      : dy_(dy), g_(g), paddedHeight_(paddedHeight), paddedWidth_(paddedWidth) {}
+
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    int64_t w = col0 % paddedWidth_, h = (col0 / paddedWidth_) % paddedHeight_, b = col0 / (paddedWidth_ * paddedHeight_);
+    for (int64_t col = 0; col < cols; ++col) {
+      float* out = dst + col * dstColStride;
+      if (h < g_.outH && w < g_.outW) {
+        const float* src = dy_ + ((b * g_.outH + h) * g_.outW + w) * g_.outC + row0;
+        for (int64_t r = 0; r < rows; ++r) out[r * dstRowStride] = src[r];
+      } else {
+        for (int64_t r = 0; r < rows; ++r) out[r * dstRowStride] = 0.0f;
+      }
+      if (++w == paddedWidth_) {
+        w = 0;
+        if (++h == paddedHeight_) h = 0, ++b;
+      }
+    }
+  }
+
+ private:
+  const float* dy_;
+  WindowGeometry g_;
+  int64_t paddedHeight_, paddedWidth_;
+};
+
+}  // namespace
+
+/**
+ * paddedFilterGradient applies to g (stride 1, whole vectors of input channels, the padded image
+ * within the workspace cache's largest block), and g is a narrow layer over a large map. Measured on
+ * a 2-core AVX-512 EPYC (bench/backend-native.js shapes) against the best of im2col and F(4,3):
+ * b4 64x64 16->16 0.43 against 0.65 ms, b2 128x128 32->32 1.94 / 2.15, 32->64 3.85 / 3.93, b4 64x64
+ * 64->64 3.86 / 3.96; slower from 128 channels on either side (b4 32x32 64->128: 2.12 / 1.84), whose
+ * reductions into the larger filter gradient the GEMM no longer splits.
+ */
+bool paddedFilterGradientPays(const WindowGeometry& g) {
+  if (g.strideH != 1 || g.strideW != 1 || g.inC % microKernelLanes() != 0) return false;
+  const int64_t paddedHeight = g.outH + (g.kH - 1) * g.dilH, paddedWidth = g.outW + (g.kW - 1) * g.dilW;
+  // The image must lie inside the padded grid (no cropping 'valid'-style past its far edges).
+  if (g.padTop < 0 || g.padLeft < 0 || paddedHeight < g.padTop + g.inH || paddedWidth < g.padLeft + g.inW) return false;
+  const int64_t cells = g.batch * paddedHeight * paddedWidth + paddedWidth * paddedHeight;
+  const int64_t maxFloats = static_cast<int64_t>(Workspace::kMaxCachedBytes / sizeof(float));
+  return cells * g.inC <= maxFloats && g.inC <= 64 && g.outC <= 64 && outputPixels(g) >= 4096;
+}
+
+namespace {
+
+void paddedFilterGradient(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
+  const int64_t paddedHeight = g.outH + (g.kH - 1) * g.dilH, paddedWidth = g.outW + (g.kW - 1) * g.dilW;
+  const int64_t cells = g.batch * paddedHeight * paddedWidth;
+  // Past the last image: zero rows for the furthest tap of the padded grid's last pixels.
+  const int64_t tailCells = (g.kH - 1) * g.dilH * paddedWidth + (g.kW - 1) * g.dilW;
+  Workspace paddedX((cells + tailCells) * g.inC);
+  parallelRanges(g.batch * paddedHeight, 4, [&](int64_t first, int64_t last) {
+    for (int64_t row = first; row < last; ++row) {
+      const int64_t b = row / paddedHeight, h = row % paddedHeight;
+      // Each padded row: zeros, then the image row (if any), then zeros; written once.
+      float* xRow = paddedX.get() + row * paddedWidth * g.inC;
+      const int64_t ih = h - g.padTop;
+      if (ih >= 0 && ih < g.inH) {
+        std::fill(xRow, xRow + g.padLeft * g.inC, 0.0f);
+        std::memcpy(xRow + g.padLeft * g.inC, x + (b * g.inH + ih) * g.inW * g.inC, sizeof(float) * g.inW * g.inC);
+        std::fill(xRow + (g.padLeft + g.inW) * g.inC, xRow + paddedWidth * g.inC, 0.0f);
+      } else {
+        std::fill(xRow, xRow + paddedWidth * g.inC, 0.0f);
+      }
+    }
+  });
+  std::fill(paddedX.get() + cells * g.inC, paddedX.get() + (cells + tailCells) * g.inC, 0.0f);
+  gemm(PaddedGridGradientView(dy, g, paddedHeight, paddedWidth), ShiftedPaddedImageView(paddedX.get(), g, paddedWidth),
+       OutputMatrix{dFilter, 1, g.outC}, g.outC, filterRows(g), cells, false);
+}
+
 /** A 1x1, stride-1, unpadded window: its im2col matrix is the image itself ([pixels, inC], row-major). */
 bool isPointwise(const WindowGeometry& g) {
   return g.kH == 1 && g.kW == 1 && g.strideH == 1 && g.strideW == 1 && g.padTop == 0 && g.padLeft == 0 &&
@@ -269,7 +390,12 @@ void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const 
 }
 
 void conv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
-  if (const int tile = tileOf(chooseFilterGradientAlgorithm(g))) {
+  const ConvAlgorithm algorithm = chooseFilterGradientAlgorithm(g);
+  if (algorithm == ConvAlgorithm::PaddedGemm) {
+    paddedFilterGradient(x, dy, dFilter, g);
+    return;
+  }
+  if (const int tile = tileOf(algorithm)) {
     winogradConv2dBackpropFilter(x, dy, dFilter, g, tile);
     return;
   }

@@ -127,6 +127,9 @@ bool cpuHasAvx512() {
 
 // c[MR x NR] (row stride ldc) = (accumulate ? c : 0) + packedA * packedB over kc steps.
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+// The same with B's NR / lanes vectors of step p at bVectors[j] + p * ldb (a B read in place).
+using InPlaceBMicroKernel = void (*)(int64_t kc, const float* a, const float* const* bVectors, int64_t ldb, float* c,
+                                     int64_t ldc, bool accumulate);
 
 /**
  * One micro-kernel with its tile and cache blocking: a KC x NR sliver of packed B streams through
@@ -136,8 +139,13 @@ using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* 
 struct KernelSpec {
   const char* name;
   MicroKernel kernel;
+  InPlaceBMicroKernel inPlaceBKernel;
+  int64_t lanes;  // floats per vector; NR / lanes vectors per row of the tile
   int64_t mr, nr, kc, mc, nc;
 };
+
+// Most vectors per row of any micro-kernel's tile.
+constexpr int64_t kMaxTileVectors = 4;
 
 // Below this many multiply-adds a GEMM runs on one thread: waking the pool costs more.
 constexpr int64_t kParallelThreshold = 1 << 17;
@@ -152,13 +160,16 @@ constexpr int64_t kMaxTile = 12 * 32;
 constexpr int64_t kMaxPackA = 72 * 512;
 constexpr int64_t kMaxPackB = 3072 * 512;
 
-const KernelSpec kPortable{"portable", portable::microKernel, portable::kRows, portable::kCols, 256, 72, 3072};
+const KernelSpec kPortable{"portable", portable::microKernel, portable::microKernelInPlaceB, portable::Vec::kLanes,
+                           portable::kRows, portable::kCols, 256, 72, 3072};
 #ifdef SEGKIT_X86
 // AVX2 blocking tuned on Zen 3 (32 KiB L1d, 512 KiB L2 per core).
-const KernelSpec kAvx2{"avx2-fma", avx2::microKernel, avx2::kRows, avx2::kCols, 512, 72, 3072};
+const KernelSpec kAvx2{"avx2-fma", avx2::microKernel, avx2::microKernelInPlaceB, avx2::Vec::kLanes, avx2::kRows,
+                       avx2::kCols, 512, 72, 3072};
 // AVX-512: the same blocking measured best of KC 192-512 x MC 72-288 (and tiles 8, 12, 14 x 32) on
 // a 2-core AVX-512 EPYC.
-const KernelSpec kAvx512{"avx512", avx512::microKernel, avx512::kRows, avx512::kCols, 512, 72, 3072};
+const KernelSpec kAvx512{"avx512", avx512::microKernel, avx512::microKernelInPlaceB, avx512::Vec::kLanes,
+                         avx512::kRows, avx512::kCols, 512, 72, 3072};
 #endif
 
 /** The kernels this CPU can run, fastest first. */
@@ -245,26 +256,63 @@ struct EvenChunks {
   int64_t units, count;
 };
 
-// C rows [ic, ic + mc) x columns [jc, jc + nc) (+)= packed A panels x packed B slivers over one kc
-// step; panelA(ir) / sliverB(jr) give the panel / sliver at offset ir / jr of the block.
+/**
+ * A sliver of B as the micro-kernel reads it: packed (NR floats per step, 64-byte aligned from
+ * `packed`), or in place (vector j of step p at inPlace[j] + p * ldb).
+ */
+struct BSliver {
+  const float* packed = nullptr;
+  const float* inPlace[kMaxTileVectors] = {};
+  int64_t ldb = 0;
+};
+
+BSliver packedSliver(const float* packed) {
+  BSliver sliver;
+  sliver.packed = packed;
+  return sliver;
+}
+
+/**
+ * The sliver of B's columns [col, col + NR) from row `row`, read in place; its vectors past column
+ * colEnd (a partial sliver's, whose results are discarded) read the first vector's memory again.
+ */
+BSliver inPlaceSliver(const KernelSpec& spec, const MatrixView& b, int64_t row, int64_t col, int64_t colEnd) {
+  BSliver sliver;
+  sliver.ldb = b.vectorRowStride();
+  for (int64_t j = 0; j < spec.nr / spec.lanes; ++j) {
+    const int64_t vectorCol = col + j * spec.lanes;
+    sliver.inPlace[j] = vectorCol < colEnd ? b.columnVector(row, vectorCol, spec.lanes) : sliver.inPlace[0];
+  }
+  return sliver;
+}
+
+void runMicroKernel(const KernelSpec& spec, int64_t kc, const float* a, const BSliver& b, float* c, int64_t ldc,
+                    bool accumulate) {
+  if (b.packed)
+    spec.kernel(kc, a, b.packed, c, ldc, accumulate);
+  else
+    spec.inPlaceBKernel(kc, a, b.inPlace, b.ldb, c, ldc, accumulate);
+}
+
+// C rows [ic, ic + mc) x columns [jc, jc + nc) (+)= packed A panels x B slivers over one kc step;
+// panelA(ir) / sliverB(jr) give the panel / sliver at offset ir / jr of the block.
 template <typename PanelA, typename SliverB>
 void macroKernel(const KernelSpec& spec, const PanelA& panelA, const SliverB& sliverB, OutputMatrix c, int64_t ic,
                  int64_t mc, int64_t jc, int64_t nc, int64_t kc, bool accumulate) {
-  const MicroKernel kernel = spec.kernel;
   const int64_t MR = spec.mr, NR = spec.nr;
   alignas(64) float edgeTile[kMaxTile];
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int64_t nr = std::min(NR, nc - jr);
-    const float* bSliver = sliverB(jr);
+    const BSliver bSliver = sliverB(jr);
     for (int64_t ir = 0; ir < mc; ir += MR) {
       const int64_t mr = std::min(MR, mc - ir);
       float* cTile = c.data + (ic + ir) * c.rowStride + (jc + jr) * c.colStride;
       if (mr == MR && nr == NR && c.colStride == 1) {
-        kernel(kc, panelA(ir), bSliver, cTile, c.rowStride, accumulate);
+        runMicroKernel(spec, kc, panelA(ir), bSliver, cTile, c.rowStride, accumulate);
         continue;
       }
       // Partial or column-strided tile: compute into a scratch tile, then merge.
-      kernel(kc, panelA(ir), bSliver, edgeTile, NR, false);
+      runMicroKernel(spec, kc, panelA(ir), bSliver, edgeTile, NR, false);
       for (int64_t i = 0; i < mr; ++i) {
         for (int64_t j = 0; j < nr; ++j) {
           float& out = cTile[i * c.rowStride + j * c.colStride];
@@ -286,10 +334,15 @@ void gemmBlock(const KernelSpec& spec, const MatrixView& a, const MatrixView& b,
     const int64_t nc = std::min(NC, colEnd - jc);
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
-      // Operands stored packed are read in place; the others are packed here.
+      // Operands stored packed, or whose column vectors the micro-kernel can read in place, are not
+      // packed again; the others are packed here.
       const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
-      if (!bPacked) packSlivers(b, NR, pc, kc, jc, nc, packedB);
-      auto sliverB = [&](int64_t jr) { return bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc; };
+      const bool bInPlace = !bPacked && b.columnVector(pc, jc, spec.lanes) != nullptr;
+      if (!bPacked && !bInPlace) packSlivers(b, NR, pc, kc, jc, nc, packedB);
+      auto sliverB = [&](int64_t jr) {
+        if (bInPlace) return inPlaceSliver(spec, b, pc, jc + jr, jc + nc);
+        return packedSliver(bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc);
+      };
       for (int64_t ic = rowBegin; ic < rowEnd; ic += MC) {
         const int64_t mc = std::min(MC, rowEnd - ic);
         const bool aPacked = a.packedPanel(ic, pc, MR) != nullptr;
@@ -323,7 +376,7 @@ void gemmSharingB(const KernelSpec& spec, const MatrixView& a, const MatrixView&
           packSlivers(b, NR, pc, kc, jc + first * NR, std::min(nc, last * NR) - first * NR, sharedB + first * NR * kc);
         });
       }
-      auto sliverB = [&](int64_t jr) { return bPacked ? b.packedSliver(pc, jc + jr, NR) : sharedB + jr * kc; };
+      auto sliverB = [&](int64_t jr) { return packedSliver(bPacked ? b.packedSliver(pc, jc + jr, NR) : sharedB + jr * kc); };
       parallelFor(rowChunks.count, [&](int64_t t) {
         float* packedA = threadPackBuffers().a.get();
         const int64_t rowEnd = std::min(m, rowChunks.end(t) * MR);
@@ -365,7 +418,7 @@ void gemmSharingA(const KernelSpec& spec, const MatrixView& a, const MatrixView&
         const int64_t nc = std::min(NC, colEnd - jc);
         const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
         if (!bPacked) packSlivers(b, NR, pc, kc, jc, nc, packedB);
-        auto sliverB = [&](int64_t jr) { return bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc; };
+        auto sliverB = [&](int64_t jr) { return packedSliver(bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc); };
         for (int64_t ic = 0; ic < m; ic += MC) {
           const int64_t mc = std::min(MC, m - ic);
           auto panelA = [&](int64_t ir) {
@@ -395,6 +448,10 @@ class ReductionPartView final : public MatrixView {
   const float* packedSliver(int64_t row0, int64_t col0, int64_t nr) const override {
     return ofRows_ ? inner_.packedSliver(row0 + offset_, col0, nr) : nullptr;
   }
+  const float* columnVector(int64_t row, int64_t col0, int64_t lanes) const override {
+    return ofRows_ ? inner_.columnVector(row + offset_, col0, lanes) : nullptr;
+  }
+  int64_t vectorRowStride() const override { return inner_.vectorRowStride(); }
 
  private:
   const MatrixView& inner_;
@@ -449,6 +506,11 @@ namespace {
 void copyRuns(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t runs, int64_t length) {
   if (length == 32) {  // a whole AVX-512 sliver: a fixed-size copy the compiler inlines
     for (int64_t i = 0; i < runs; ++i) std::memcpy(dst + i * dstStride, src + i * srcStride, sizeof(float) * 32);
+    return;
+  }
+  if (length <= 16) {  // an A panel's column (12 floats on AVX-512): inline, where memcpy was a call per run
+    for (int64_t i = 0; i < runs; ++i)
+      for (int64_t j = 0; j < length; ++j) dst[i * dstStride + j] = src[i * srcStride + j];
     return;
   }
   for (int64_t i = 0; i < runs; ++i) std::memcpy(dst + i * dstStride, src + i * srcStride, sizeof(float) * length);
@@ -550,6 +612,7 @@ void gemmOnThisThread(const MatrixView& a, const MatrixView& b, OutputMatrix c, 
 
 int64_t microKernelRows() { return activeSpec()->mr; }
 int64_t microKernelCols() { return activeSpec()->nr; }
+int64_t microKernelLanes() { return activeSpec()->lanes; }
 
 const char* microKernelName() { return activeSpec()->name; }
 

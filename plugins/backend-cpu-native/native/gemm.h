@@ -25,6 +25,13 @@ class MatrixView {
    */
   virtual const float* packedPanel(int64_t /*row0*/, int64_t /*col0*/, int64_t /*mr*/) const { return nullptr; }
   virtual const float* packedSliver(int64_t /*row0*/, int64_t /*col0*/, int64_t /*nr*/) const { return nullptr; }
+  /**
+   * For a B operand the micro-kernel can read without packing: the `lanes` columns col0.. (col0 a
+   * multiple of lanes) of row `row`, contiguous in memory, each next row vectorRowStride() floats
+   * further on, for every row of the matrix. nullptr (the default) when not stored so.
+   */
+  virtual const float* columnVector(int64_t /*row*/, int64_t /*col0*/, int64_t /*lanes*/) const { return nullptr; }
+  virtual int64_t vectorRowStride() const { return 0; }
 };
 
 /** A dense matrix in memory with arbitrary element strides (covers row-major and transposed). */
@@ -70,6 +77,8 @@ void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, i
  */
 int64_t microKernelRows();
 int64_t microKernelCols();
+/** Floats per vector of the micro-kernel in use (the width of MatrixView::columnVector). */
+int64_t microKernelLanes();
 
 /** gemm on the calling thread only: for callers that already spread many small GEMMs over the pool. */
 void gemmOnThisThread(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k,

@@ -11,10 +11,16 @@
 
 constexpr int64_t kCols = kVectors * Vec::kLanes;
 
-// c[kRows x kCols] (row stride ldc) = (accumulate ? c : 0) + packedA * packedB over kc steps;
-// a holds kRows floats per step, b kCols floats per step (64-byte aligned).
-inline void microKernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+// c[kRows x kCols] (row stride ldc) = (accumulate ? c : 0) + packedA * B over kc steps; a holds kRows
+// floats per step; B's kVectors vectors of step p are at bVectors[j] + p * ldb (64-byte aligned
+// when kAlignedB).
+template <bool kAlignedB>
+inline void microKernelOver(int64_t kc, const float* a, const float* const* bVectors, int64_t ldb, float* c,
+                            int64_t ldc, bool accumulate) {
   typename Vec::Type acc[kRows][kVectors];
+  const float* b[kVectors];
+#pragma GCC unroll 8
+  for (int64_t j = 0; j < kVectors; ++j) b[j] = bVectors[j];
 #pragma GCC unroll 32
   for (int64_t i = 0; i < kRows; ++i)
 #pragma GCC unroll 8
@@ -22,7 +28,10 @@ inline void microKernel(int64_t kc, const float* a, const float* b, float* c, in
   for (int64_t p = 0; p < kc; ++p) {
     typename Vec::Type bv[kVectors];
 #pragma GCC unroll 8
-    for (int64_t j = 0; j < kVectors; ++j) bv[j] = Vec::load(b + j * Vec::kLanes);
+    for (int64_t j = 0; j < kVectors; ++j) {
+      bv[j] = kAlignedB ? Vec::load(b[j]) : Vec::loadu(b[j]);
+      b[j] += ldb;
+    }
 #pragma GCC unroll 32
     for (int64_t i = 0; i < kRows; ++i) {
       const typename Vec::Type ai = Vec::broadcast(a + i);
@@ -30,7 +39,6 @@ inline void microKernel(int64_t kc, const float* a, const float* b, float* c, in
       for (int64_t j = 0; j < kVectors; ++j) acc[i][j] = Vec::fmadd(ai, bv[j], acc[i][j]);
     }
     a += kRows;
-    b += kCols;
   }
 #pragma GCC unroll 32
   for (int64_t i = 0; i < kRows; ++i) {
@@ -42,4 +50,18 @@ inline void microKernel(int64_t kc, const float* a, const float* b, float* c, in
       Vec::storeu(ci + j * Vec::kLanes, value);
     }
   }
+}
+
+// The GEMM's kernel: B packed, kCols floats per step (64-byte aligned).
+inline void microKernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+  const float* bVectors[kVectors];
+#pragma GCC unroll 8
+  for (int64_t j = 0; j < kVectors; ++j) bVectors[j] = b + j * Vec::kLanes;
+  microKernelOver<true>(kc, a, bVectors, kCols, c, ldc, accumulate);
+}
+
+// B read in place: vectors of kLanes columns anywhere in memory, each row ldb floats after the last.
+inline void microKernelInPlaceB(int64_t kc, const float* a, const float* const* bVectors, int64_t ldb, float* c,
+                                int64_t ldc, bool accumulate) {
+  microKernelOver<false>(kc, a, bVectors, ldb, c, ldc, accumulate);
 }

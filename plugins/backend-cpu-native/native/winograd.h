@@ -10,7 +10,7 @@
 namespace segkit {
 
 /** How conv2d / stride-1 conv2dBackpropInput compute a 3x3 window. */
-enum class ConvAlgorithm { Auto = 0, Im2col = 1, WinogradF2 = 2, WinogradF4 = 3 };
+enum class ConvAlgorithm { Auto = 0, Im2col = 1, WinogradF2 = 2, WinogradF4 = 3, PaddedGemm = 4 };
 
 /** True for the windows Winograd computes: 3x3, stride 1, dilation 1 (any padding). */
 bool winogradApplies(const WindowGeometry& g);
@@ -26,8 +26,15 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g);
 void winogradConv2d(const float* x, const float* filter, float* out, const WindowGeometry& g, int tile,
                     bool flippedSwappedFilter);
 
-/** The algorithm for this convolution's filter gradient (forced as for the forward pass). */
+/**
+ * The algorithm for this convolution's filter gradient (forced as for the forward pass). Under auto
+ * also PaddedGemm (conv.cc's paddedFilterGradient), for any stride-1 window where
+ * paddedFilterGradientPays.
+ */
 ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g);
+
+/** Defined in conv.cc: whether g's filter gradient is faster as one GEMM over padded copies (auto only). */
+bool paddedFilterGradientPays(const WindowGeometry& g);
 
 /** dFilter of conv(x, filter) = y from dy by Winograd F(tile x tile, 3 x 3) run backwards; winogradApplies(g) must hold. */
 void winogradConv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g, int tile);

@@ -49,8 +49,9 @@ function expectConvSameAsCpu(random: ReturnType<typeof makeRandom>, c: Conv3x3Ca
 /**
  * Runs one pass (forward or grad-filter) of the addon on random inputs for g under auto, then under
  * each forced algorithm: auto's output must be `chosen`'s, bit for bit, and differ from the other's.
+ * 'padded' (the filter gradient's padded-grid GEMM, chosen by auto only) must differ from both.
  */
-function expectAutoChooses(addon: NativeAddon, random: ReturnType<typeof makeRandom>, pass: 'forward' | 'grad-filter', g: WindowGeometry, chosen: 'winograd4' | 'im2col'): void {
+function expectAutoChooses(addon: NativeAddon, random: ReturnType<typeof makeRandom>, pass: 'forward' | 'grad-filter', g: WindowGeometry, chosen: 'winograd4' | 'im2col' | 'padded'): void {
   const x = randomValues(random, [g.batch, g.inH, g.inW, g.inC]);
   const forward = pass === 'forward';
   const second = forward ? randomValues(random, [3, 3, g.inC, g.outC]) : randomValues(random, [g.batch, g.outH, g.outW, g.outC]);
@@ -62,8 +63,12 @@ function expectAutoChooses(addon: NativeAddon, random: ReturnType<typeof makeRan
   };
   const label = `${pass} x[${g.batch},${g.inH},${g.inW},${g.inC}] out ${g.outC}`;
   const auto = run('auto');
-  expect(auto, `${label}: auto is ${chosen}`).to.deep.equal(run(chosen));
-  expect(auto, `${label}: the algorithms differ`).to.not.deep.equal(run(chosen === 'winograd4' ? 'im2col' : 'winograd4'));
+  if (chosen === 'padded') {
+    for (const forced of ['im2col', 'winograd4']) expect(auto, `${label}: auto is not ${forced}`).to.not.deep.equal(run(forced));
+  } else {
+    expect(auto, `${label}: auto is ${chosen}`).to.deep.equal(run(chosen));
+    expect(auto, `${label}: the algorithms differ`).to.not.deep.equal(run(chosen === 'winograd4' ? 'im2col' : 'winograd4'));
+  }
   addon.setConvAlgorithm('auto');
 }
 
@@ -107,6 +112,16 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
         expectConvSameAsCpu(random, { batch: 1, inH: 5, inW: 5, inC: 60, outC: 580, pad: 'same' }, `${kernel} ${algorithm}`);
       });
     }
+    it(`${kernel} auto: the padded-grid GEMM's filter gradient (narrow layers over 4096 pixels and more)`, function () {
+      if (!addon.setMicroKernel(kernel)) this.skip();
+      addon.setConvAlgorithm('auto');
+      const random = makeRandom(kernel.length * 7);
+      // 16 and 32 input channels (whole vectors on every ISA), 'same' (the grid's zero border) and 'valid'
+      // (no border: the grid is the image), output channels that fill no whole register tile.
+      expectConvSameAsCpu(random, { batch: 1, inH: 64, inW: 64, inC: 16, outC: 8, pad: 'same' }, `${kernel} padded`);
+      expectConvSameAsCpu(random, { batch: 1, inH: 66, inW: 66, inC: 32, outC: 5, pad: 'valid' }, `${kernel} padded`);
+      expectConvSameAsCpu(random, { batch: 1, inH: 63, inW: 66, inC: 16, outC: 20, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, `${kernel} padded`);
+    });
   }
 
   it('auto takes F(4,3) where it wins (many tiles) and im2col elsewhere (few input channels)', () => {
@@ -115,10 +130,12 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 3, 16), 'im2col');
   });
 
-  it('auto takes F(4,3) for the filter gradient from 32 tiles (16 up to 512 input channels) and 16 -> 32 channels, im2col elsewhere', () => {
+  it('auto takes the padded-grid GEMM for the filter gradient of narrow layers over large maps, F(4,3) from 32 tiles and 16 -> 32 channels, im2col elsewhere', () => {
     const random = makeRandom(6);
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 32), 'winograd4');
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 64, 64), 'winograd4'); // 16 tiles, 64 inputs
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 32), 'padded'); // 4096 pixels, 32 -> 32
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 128), 'winograd4'); // 128 outputs
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 32), 'winograd4'); // 2048 pixels
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 64, 64), 'im2col'); // 16 tiles
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 8, 64, 64), 'im2col'); // 2 x 2 x 2 = 8 tiles
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 520, 32), 'im2col'); // 16 tiles past 512 inputs
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 16), 'im2col'); // 16 output channels
