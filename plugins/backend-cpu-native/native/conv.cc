@@ -239,7 +239,11 @@ class PaddedGridGradientView final : public MatrixView {
       float* out = dst + col * dstColStride;
       if (h < g_.outH && w < g_.outW) {
         const float* src = dy_ + ((b * g_.outH + h) * g_.outW + w) * g_.outC + row0;
-        for (int64_t r = 0; r < rows; ++r) out[r * dstRowStride] = src[r];
+        if (dstRowStride == 1) {  // an A panel's column: contiguous, and the loop vectorised
+          for (int64_t r = 0; r < rows; ++r) out[r] = src[r];
+        } else {
+          for (int64_t r = 0; r < rows; ++r) out[r * dstRowStride] = src[r];
+        }
       } else {
         for (int64_t r = 0; r < rows; ++r) out[r * dstRowStride] = 0.0f;
       }
