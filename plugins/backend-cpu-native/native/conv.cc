@@ -135,6 +135,9 @@ class Im2colView final : public MatrixView {
 };
 
 int64_t outputPixels(const WindowGeometry& g) { return g.batch * g.outH * g.outW; }
+
+// Up to this many output pixels conv2d's GEMM reads the filter in place instead of packing it.
+constexpr int64_t kInPlaceFilterMaxPixels = 1024;
 int64_t filterRows(const WindowGeometry& g) { return g.kH * g.kW * g.inC; }
 
 /**
@@ -348,6 +351,13 @@ int tileOf(ConvAlgorithm algorithm) {
 void conv2d(const float* x, const float* filter, float* out, const WindowGeometry& g) {
   if (const int tile = tileOf(chooseConvAlgorithm(g))) {
     winogradConv2d(x, filter, out, g, tile, false);
+    return;
+  }
+  // On small maps the filter outweighs the image, and packing it was copying 9 inC x outC floats for
+  // a few hundred output pixels: the micro-kernel reads it in place there (2-core AVX-512 EPYC, b4
+  // 4x4 512->1024: 2.35 -> 2.04 ms; 8x8 512->512: 3.76 -> 3.62; from 16x16 no difference).
+  if (outputPixels(g) <= kInPlaceFilterMaxPixels && g.outC % microKernelLanes() == 0) {
+    convolve(x, InPlaceRowMajorView(filter, g.outC), out, g);
     return;
   }
   convolve(x, StridedView(filter, g.outC, 1), out, g);

@@ -311,6 +311,34 @@ BSliver inPlaceSliver(const KernelSpec& spec, const MatrixView& b, int64_t row, 
   return sliver;
 }
 
+/**
+ * How one KC x nc block of B (rows pc.., columns jc..) reaches the micro-kernel: stored in the
+ * packed layout, read in place (MatrixView::columnVector), or else packed by the caller into
+ * `buffer` (needsPacking).
+ */
+class BBlock {
+ public:
+  BBlock(const KernelSpec& spec, const MatrixView& b, int64_t pc, int64_t kc, int64_t jc, int64_t nc, const float* buffer)
+      : spec_(spec), b_(b), pc_(pc), kc_(kc), jc_(jc), nc_(nc), buffer_(buffer),
+        packed_(b.packedSliver(pc, jc, spec.nr) != nullptr),
+        inPlace_(!packed_ && b.columnVector(pc, jc, spec.lanes) != nullptr) {}
+
+  bool needsPacking() const { return !packed_ && !inPlace_; }
+
+  /** The sliver at column offset jr of the block. */
+  BSliver sliver(int64_t jr) const {
+    if (inPlace_) return inPlaceSliver(spec_, b_, pc_, jc_ + jr, jc_ + nc_);
+    return packedSliver(packed_ ? b_.packedSliver(pc_, jc_ + jr, spec_.nr) : buffer_ + jr * kc_);
+  }
+
+ private:
+  const KernelSpec& spec_;
+  const MatrixView& b_;
+  int64_t pc_, kc_, jc_, nc_;
+  const float* buffer_;
+  bool packed_, inPlace_;
+};
+
 void runMicroKernel(const KernelSpec& spec, int64_t kc, const float* a, const BSliver& b, float* c, int64_t ldc,
                     bool accumulate) {
   if (b.packed)
@@ -361,13 +389,9 @@ void gemmBlock(const KernelSpec& spec, const MatrixView& a, const MatrixView& b,
       const int64_t kc = std::min(KC, k - pc);
       // Operands stored packed, or whose column vectors the micro-kernel can read in place, are not
       // packed again; the others are packed here.
-      const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
-      const bool bInPlace = !bPacked && b.columnVector(pc, jc, spec.lanes) != nullptr;
-      if (!bPacked && !bInPlace) packSlivers(b, NR, pc, kc, jc, nc, packedB);
-      auto sliverB = [&](int64_t jr) {
-        if (bInPlace) return inPlaceSliver(spec, b, pc, jc + jr, jc + nc);
-        return packedSliver(bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc);
-      };
+      const BBlock blockB(spec, b, pc, kc, jc, nc, packedB);
+      if (blockB.needsPacking()) packSlivers(b, NR, pc, kc, jc, nc, packedB);
+      auto sliverB = [&](int64_t jr) { return blockB.sliver(jr); };
       for (int64_t ic = rowBegin; ic < rowEnd; ic += MC) {
         const int64_t mc = std::min(MC, rowEnd - ic);
         const bool aPacked = a.packedPanel(ic, pc, MR) != nullptr;
@@ -395,13 +419,13 @@ void gemmSharingB(const KernelSpec& spec, const MatrixView& a, const MatrixView&
     const int64_t nc = std::min(NC, n - jc);
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
-      const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
-      if (!bPacked) {
+      const BBlock blockB(spec, b, pc, kc, jc, nc, sharedB);
+      if (blockB.needsPacking()) {
         parallelRanges(ceilDiv(nc, NR), 4, [&](int64_t first, int64_t last) {
           packSlivers(b, NR, pc, kc, jc + first * NR, std::min(nc, last * NR) - first * NR, sharedB + first * NR * kc);
         });
       }
-      auto sliverB = [&](int64_t jr) { return packedSliver(bPacked ? b.packedSliver(pc, jc + jr, NR) : sharedB + jr * kc); };
+      auto sliverB = [&](int64_t jr) { return blockB.sliver(jr); };
       parallelFor(rowChunks.count, [&](int64_t t) {
         float* packedA = threadPackBuffers().a.get();
         const int64_t rowEnd = std::min(m, rowChunks.end(t) * MR);
@@ -441,9 +465,9 @@ void gemmSharingA(const KernelSpec& spec, const MatrixView& a, const MatrixView&
       const int64_t colEnd = std::min(n, columnChunks.end(t) * NR);
       for (int64_t jc = columnChunks.begin(t) * NR; jc < colEnd; jc += NC) {
         const int64_t nc = std::min(NC, colEnd - jc);
-        const bool bPacked = b.packedSliver(pc, jc, NR) != nullptr;
-        if (!bPacked) packSlivers(b, NR, pc, kc, jc, nc, packedB);
-        auto sliverB = [&](int64_t jr) { return packedSliver(bPacked ? b.packedSliver(pc, jc + jr, NR) : packedB + jr * kc); };
+        const BBlock blockB(spec, b, pc, kc, jc, nc, packedB);
+        if (blockB.needsPacking()) packSlivers(b, NR, pc, kc, jc, nc, packedB);
+        auto sliverB = [&](int64_t jr) { return blockB.sliver(jr); };
         for (int64_t ic = 0; ic < m; ic += MC) {
           const int64_t mc = std::min(MC, m - ic);
           auto panelA = [&](int64_t ir) {

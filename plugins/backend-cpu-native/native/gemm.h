@@ -47,6 +47,27 @@ class StridedView final : public MatrixView {
   int64_t rowStride_, colStride_;
 };
 
+/**
+ * A row-major matrix that the GEMM's micro-kernel reads in place as its B operand (MatrixView::
+ * columnVector) instead of packing it: for a B reused by few rows of A, which packing would copy
+ * for little use (a deep layer's filter on a small map: 4608 x 512 floats for 256 output pixels).
+ */
+class InPlaceRowMajorView final : public MatrixView {
+ public:
+  InPlaceRowMajorView(const float* data, int64_t rowStride) : data_(data), rowStride_(rowStride), strided_(data, rowStride, 1) {}
+  void copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
+                int64_t dstColStride) const override {
+    strided_.copyTile(row0, rows, col0, cols, dst, dstRowStride, dstColStride);
+  }
+  const float* columnVector(int64_t row, int64_t col0, int64_t /*lanes*/) const override { return data_ + row * rowStride_ + col0; }
+  int64_t vectorRowStride() const override { return rowStride_; }
+
+ private:
+  const float* data_;
+  int64_t rowStride_;
+  StridedView strided_;
+};
+
 /** The transpose of another view, without copying. */
 class TransposedView final : public MatrixView {
  public:

@@ -122,6 +122,16 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
       expectConvSameAsCpu(random, { batch: 1, inH: 66, inW: 66, inC: 32, outC: 5, pad: 'valid' }, `${kernel} padded`);
       expectConvSameAsCpu(random, { batch: 1, inH: 63, inW: 66, inC: 16, outC: 20, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, `${kernel} padded`);
     });
+    it(`${kernel} auto: the forward pass on small maps, its filter read in place by the micro-kernel`, function () {
+      if (!addon.setMicroKernel(kernel)) this.skip();
+      addon.setConvAlgorithm('auto');
+      const random = makeRandom(kernel.length * 11);
+      // Output channels in whole vectors on every ISA; few tiles (im2col); 600 x 9 taps is a reduction
+      // the GEMM splits between threads, the others it shares out by columns.
+      expectConvSameAsCpu(random, { batch: 1, inH: 5, inW: 7, inC: 40, outC: 48, pad: 'same' }, `${kernel} in place`);
+      expectConvSameAsCpu(random, { batch: 2, inH: 9, inW: 8, inC: 600, outC: 32, pad: 'valid' }, `${kernel} in place`);
+      expectConvSameAsCpu(random, { batch: 1, inH: 4, inW: 4, inC: 70, outC: 64, pad: [[0, 0], [1, 0], [0, 2], [0, 0]] }, `${kernel} in place`);
+    });
   }
 
   it('auto takes F(4,3) where it wins (many tiles) and im2col elsewhere (few input channels)', () => {
