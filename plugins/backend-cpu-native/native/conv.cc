@@ -172,6 +172,11 @@ class FlippedSwappedFilterView final : public MatrixView {
       const int64_t run = std::min(g.outC - oc, rows - r);
       const int64_t flippedTap = (g.kH - 1 - tap / g.kW) * g.kW + (g.kW - 1 - tap % g.kW);
       const float* tapFilter = filter_ + flippedTap * g.inC * g.outC + oc;
+      if (dstColStride == 1) {  // a B sliver: rows of output channels, read as columns of the filter
+        copyTransposed(tapFilter + col0 * g.outC, g.outC, dst + r * dstRowStride, dstRowStride, run, cols);
+        r += run;
+        continue;
+      }
       for (int64_t c = 0; c < cols; ++c) {
         const float* src = tapFilter + (col0 + c) * g.outC;
         float* out = dst + r * dstRowStride + c * dstColStride;

@@ -533,15 +533,32 @@ void gemmSplittingK(const KernelSpec& spec, const MatrixView& a, const MatrixVie
   });
   // C (+)= the sum of the partials, in part order (the same result on every run), walking C's
   // contiguous axis.
-  const bool rowMajor = c.colStride == 1 || c.rowStride != 1;
-  const int64_t outer = rowMajor ? m : n, inner = rowMajor ? n : m;
-  parallelRanges(outer, 8, [&](int64_t first, int64_t last) {
-    for (int64_t o = first; o < last; ++o) {
-      for (int64_t i = 0; i < inner; ++i) {
-        const int64_t row = rowMajor ? o : i, col = rowMajor ? i : o;
-        float sum = accumulate ? c.data[row * c.rowStride + col * c.colStride] : 0.0f;
+  if (c.colStride == 1) {  // row by row, contiguous (vectorised) loops
+    parallelRanges(m, 8, [&](int64_t first, int64_t last) {
+      for (int64_t row = first; row < last; ++row) {
+        float* out = c.data + row * c.rowStride;
+        const float* partial = partials.get() + row * n;
+        if (accumulate) {
+          for (int64_t j = 0; j < n; ++j) out[j] += partial[j];
+        } else {
+          for (int64_t j = 0; j < n; ++j) out[j] = partial[j];
+        }
+        for (int64_t part = 1; part < parts; ++part) {
+          const float* next = partial + part * m * n;
+          for (int64_t j = 0; j < n; ++j) out[j] += next[j];
+        }
+      }
+    });
+    return;
+  }
+  // A transposed C (a filter gradient written as dFilter^T): column by column, C's contiguous axis.
+  parallelRanges(n, 8, [&](int64_t first, int64_t last) {
+    for (int64_t col = first; col < last; ++col) {
+      for (int64_t row = 0; row < m; ++row) {
+        float& out = c.data[row * c.rowStride + col * c.colStride];
+        float sum = accumulate ? out : 0.0f;
         for (int64_t part = 0; part < parts; ++part) sum += partials.get()[part * m * n + row * n + col];
-        c.data[row * c.rowStride + col * c.colStride] = sum;
+        out = sum;
       }
     }
   });
@@ -565,21 +582,36 @@ void copyRuns(const float* src, int64_t srcStride, float* dst, int64_t dstStride
   for (int64_t i = 0; i < runs; ++i) std::memcpy(dst + i * dstStride, src + i * srcStride, sizeof(float) * length);
 }
 
-/**
- * dst[i * dstStride + j] = src[j * srcStride + i] for i < runs, j < length: writes `runs` contiguous runs
- * read across the source, 16 at a time so the source lines stay in L1.
- */
+}  // namespace
+
 void copyTransposed(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t runs, int64_t length) {
   for (int64_t i0 = 0; i0 < runs; i0 += 16) {
     const int64_t iEnd = std::min(runs, i0 + 16);
-    for (int64_t i = i0; i < iEnd; ++i) {
+    int64_t i = i0;
+#ifdef SEGKIT_X86
+    // 4 x 4 blocks through SSE registers (x86-64's baseline): 4 loads, 8 shuffles and 4 stores for 16
+    // floats, where the scalar loop below moves one float per load and store.
+    for (; i + 4 <= iEnd; i += 4) {
+      int64_t j = 0;
+      for (; j + 4 <= length; j += 4) {
+        __m128 r0 = _mm_loadu_ps(src + j * srcStride + i), r1 = _mm_loadu_ps(src + (j + 1) * srcStride + i);
+        __m128 r2 = _mm_loadu_ps(src + (j + 2) * srcStride + i), r3 = _mm_loadu_ps(src + (j + 3) * srcStride + i);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + i * dstStride + j, r0);
+        _mm_storeu_ps(dst + (i + 1) * dstStride + j, r1);
+        _mm_storeu_ps(dst + (i + 2) * dstStride + j, r2);
+        _mm_storeu_ps(dst + (i + 3) * dstStride + j, r3);
+      }
+      for (; j < length; ++j)
+        for (int64_t k = 0; k < 4; ++k) dst[(i + k) * dstStride + j] = src[j * srcStride + i + k];
+    }
+#endif
+    for (; i < iEnd; ++i) {
       float* out = dst + i * dstStride;
       for (int64_t j = 0; j < length; ++j) out[j] = src[j * srcStride + i];
     }
   }
 }
-
-}  // namespace
 
 void StridedView::copyTile(int64_t row0, int64_t rows, int64_t col0, int64_t cols, float* dst, int64_t dstRowStride,
                            int64_t dstColStride) const {

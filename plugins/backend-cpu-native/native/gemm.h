@@ -88,6 +88,12 @@ struct OutputMatrix {
   int64_t colStride;
 };
 
+/**
+ * dst[i * dstStride + j] = src[j * srcStride + i] for i < runs, j < length: a transposing copy (packing a
+ * transposed operand), in blocks that keep the source lines in L1.
+ */
+void copyTransposed(const float* src, int64_t srcStride, float* dst, int64_t dstStride, int64_t runs, int64_t length);
+
 /** C[m, n] = A[m, k] * B[k, n] (+ C when accumulate). Multi-threaded over the thread pool. */
 void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k, bool accumulate);
 
