@@ -3,6 +3,10 @@
 // preallocated Float32Arrays written in place. Geometry travels as one Int32Array (WindowGeometry's
 // fields in order) to keep the argument lists short.
 #include <node_api.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 
 #include <cstring>
@@ -337,6 +341,25 @@ napi_value setNumThreadsBinding(napi_env env, Arguments& args) {
   return getNumThreads(env, args);
 }
 
+/**
+ * Hands the whole pages inside a Float32Array's memory back to the kernel (madvise MADV_DONTNEED):
+ * for an array the output pool drops, which V8 frees only at its next major GC. The array stays valid
+ * (its pages read as zeros when touched again).
+ */
+napi_value releasePagesBinding(napi_env env, Arguments& args) {
+  float* data = args.floats(0);
+  const size_t bytes = args.length(0) * sizeof(float);
+#if defined(__linux__)
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+#endif
+  napi_value result;
+  napi_get_undefined(env, &result);
+  return result;
+}
+
 napi_value getMicroKernel(napi_env env, Arguments&) {
   napi_value result;
   napi_create_string_utf8(env, microKernelName(), NAPI_AUTO_LENGTH, &result);
@@ -403,6 +426,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"reduce", nullptr, guarded<reduceBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"numThreads", nullptr, guarded<getNumThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, guarded<setNumThreadsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"releasePages", nullptr, guarded<releasePagesBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"microKernel", nullptr, guarded<getMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"microKernels", nullptr, guarded<getMicroKernels>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setMicroKernel", nullptr, guarded<setMicroKernel>, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -12,10 +12,22 @@
  * (reshape, identity), through one array under several data ids (in-place optimizer steps) and
  * through views (cpu's Slice returns a subarray), so holders are counted per ArrayBuffer, per data id
  * that stores it.
+ *
+ * Free arrays are kept only up to the most bytes of the pool's arrays ever held by tensors at once,
+ * minus those held now, plus a headroom: live + free stays near the high-water mark of live, where a
+ * fixed bound alone let the pool hold 0.9 GB of arrays of the wrong sizes at the peak of a PSPNet
+ * training step, on top of its 3 GB of live tensors.
  */
 
 /** How much longer than asked a reused free array may be (its tail unused while it is out). */
 const MAX_REUSED_SLACK = 1.25;
+
+/**
+ * How far above the high-water mark of held bytes live + free may go. PSPNet b2 512² (2-core EPYC):
+ * peak RSS 4017 MB at 512 MB, 3806 at 256, 3650 at 128, 3548 at 0, with a training iteration (b2 256²)
+ * of 1981, 2093, 2331 and 3430 ms: the arrays dropped at the peak come back as page faults.
+ */
+export const PEAK_HEADROOM_BYTES = 256 * 2 ** 20;
 
 /** Whether a taken array must read as zeros (the kernel accumulates) or is overwritten whole. */
 export type InitialValues = 'zeroed' | 'overwritten';
@@ -33,8 +45,11 @@ export interface BufferPoolStats {
   reused: number;
   /** Arrays allocated because no free one of the length was kept. */
   allocated: number;
-  /** Free arrays dropped (to the garbage collector) to keep freeBytes within maxBytes. */
+  /** Free arrays dropped (to the garbage collector) to keep freeBytes within its bound. */
   evicted: number;
+  /** Bytes of the pool's arrays held by tensors now, and the most ever held at once. */
+  inUseBytes: number;
+  peakInUseBytes: number;
 }
 
 export class BufferPool {
@@ -42,14 +57,22 @@ export class BufferPool {
   private readonly free = new Map<number, Float32Array[]>();
   /** For each ArrayBuffer the pool created: how many tensor data entries hold it (0: free or in a kernel's hands). */
   private readonly holders = new WeakMap<ArrayBufferLike, number>();
-  private readonly counters = { freeBytes: 0, reused: 0, allocated: 0, evicted: 0 };
+  private readonly counters = { freeBytes: 0, reused: 0, allocated: 0, evicted: 0, inUseBytes: 0, peakInUseBytes: 0 };
   /**
    * For tests: fill reused arrays taken as 'overwritten' with NaN, so a kernel that reads its output
    * before writing all of it shows in a comparison against the cpu backend.
    */
   poisonReused = false;
+  /**
+   * Called with each array the pool drops, which V8 frees only at its next major GC: the native
+   * backend hands its pages back to the kernel at once (the addon's releasePages).
+   */
+  onEvict?: (array: Float32Array) => void;
 
-  constructor(private maxBytes: number) {}
+  constructor(
+    private maxBytes: number,
+    private readonly headroomBytes = PEAK_HEADROOM_BYTES,
+  ) {}
 
   static fromEnvironment(env: NodeJS.ProcessEnv = process.env): BufferPool {
     const raw = env[POOL_ENV];
@@ -114,7 +137,9 @@ export class BufferPool {
     const buffer = pooledBuffer(values);
     if (!buffer) return;
     const count = this.holders.get(buffer);
-    if (count !== undefined) this.holders.set(buffer, count + 1);
+    if (count === undefined) return;
+    this.holders.set(buffer, count + 1);
+    if (count === 0) this.markHeld(buffer.byteLength);
   }
 
   /** A tensor data entry storing `values` was deleted; the array is free once no entry holds it. */
@@ -139,7 +164,9 @@ export class BufferPool {
    */
   detach(values: unknown): void {
     const buffer = pooledBuffer(values);
-    if (buffer) this.holders.delete(buffer);
+    if (!buffer) return;
+    if ((this.holders.get(buffer) ?? 0) > 0) this.counters.inUseBytes -= buffer.byteLength;
+    this.holders.delete(buffer);
   }
 
   /** Drops every free array (backend dispose). */
@@ -147,12 +174,27 @@ export class BufferPool {
     this.evictDownTo(0);
   }
 
+  /** An array of `bytes` got its first holder: the free arrays shrink to the new bound. */
+  private markHeld(bytes: number): void {
+    this.counters.inUseBytes += bytes;
+    this.counters.peakInUseBytes = Math.max(this.counters.peakInUseBytes, this.counters.inUseBytes);
+    this.evictDownTo(this.freeBound());
+  }
+
+  /** The most free bytes the pool keeps now: within maxBytes and the room under the high-water mark (+ headroom). */
+  private freeBound(): number {
+    return Math.min(this.maxBytes, this.counters.peakInUseBytes - this.counters.inUseBytes + this.headroomBytes);
+  }
+
   private release(array: Float32Array): void {
-    if (array.byteLength > this.maxBytes) {
+    this.counters.inUseBytes -= array.byteLength;
+    if (array.byteLength > this.freeBound()) {
       this.holders.delete(array.buffer);
+      this.counters.evicted++;
+      this.onEvict?.(array);
       return;
     }
-    this.evictDownTo(this.maxBytes - array.byteLength);
+    this.evictDownTo(this.freeBound() - array.byteLength);
     const bucket = this.free.get(array.length) ?? [];
     bucket.push(array);
     this.touch(array.length, bucket);
@@ -169,6 +211,7 @@ export class BufferPool {
       while (this.counters.freeBytes > bytes && bucket.length > 0) {
         const array = bucket.shift()!;
         this.holders.delete(array.buffer);
+        this.onEvict?.(array);
         this.counters.freeBytes -= array.byteLength;
         this.counters.evicted++;
       }

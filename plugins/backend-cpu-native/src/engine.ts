@@ -58,6 +58,8 @@ export interface NativeAddon extends ConvEngine, ElementwiseEngine {
   softmax(x: Float32Array, out: Float32Array, rows: number, columns: number): void;
   numThreads(): number;
   setNumThreads(n: number): number;
+  /** Hands the whole pages inside `array`'s memory back to the OS (madvise MADV_DONTNEED); they read as zeros after. */
+  releasePages(array: Float32Array): void;
   /** The GEMM micro-kernel in use: 'avx512', 'avx2-fma' or 'portable' (CPUID, or SEGKIT_NATIVE_ISA). */
   microKernel(): string;
   /** The micro-kernels this CPU can run, fastest first. */

@@ -22,6 +22,7 @@ export class NativeBackend extends MathBackendCPU {
 
   constructor(readonly addon: NativeAddon) {
     super();
+    this.outputBuffers.onEvict = (array) => addon.releasePages(array);
   }
 
   override write(values: BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {

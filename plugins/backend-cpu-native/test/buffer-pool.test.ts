@@ -157,6 +157,43 @@ describe('native output buffer pool', function () {
       expect(pool.stats.freeBytes).to.equal((10 + 11 + 15 + 20) * 4);
     });
 
+    it('keeps free arrays only up to the high-water mark of held bytes (+ a headroom), handing each dropped array to onEvict', () => {
+      const pool = new BufferPool(1024, 0);
+      const evicted: ArrayBufferLike[] = [];
+      pool.onEvict = (array) => evicted.push(array.buffer);
+      const take = (length: number) => {
+        const array = pool.take(length, 'overwritten');
+        pool.addHolder(array);
+        return array;
+      };
+      const [a, b] = [take(4), take(4)]; // 32 bytes held: the high-water mark
+      pool.dropHolder(a);
+      expect(pool.stats).to.deep.include({ inUseBytes: 16, peakInUseBytes: 32, freeBytes: 16 });
+      const c = take(8); // no free array of 8 to 10 floats: fresh, 48 bytes held, no room left for a
+      expect(pool.stats).to.deep.include({ inUseBytes: 48, peakInUseBytes: 48, freeBytes: 0, evicted: 1 });
+      expect(evicted).to.deep.equal([a.buffer]);
+      pool.dropHolder(b);
+      pool.dropHolder(c); // both fit under the mark again
+      expect(pool.stats).to.deep.include({ inUseBytes: 0, freeBytes: 48, evicted: 1 });
+      const withHeadroom = new BufferPool(1024, 16);
+      const [d, e] = [withHeadroom.take(4, 'overwritten'), withHeadroom.take(4, 'overwritten')];
+      for (const array of [d, e]) withHeadroom.addHolder(array);
+      withHeadroom.addHolder(withHeadroom.take(8, 'overwritten'));
+      for (const array of [d, e]) withHeadroom.dropHolder(array); // 16 bytes of room + 16 of headroom
+      expect(withHeadroom.stats).to.deep.include({ inUseBytes: 32, freeBytes: 32, evicted: 0 });
+    });
+
+    it("the native backend's pool hands a dropped array's whole pages back to the OS (they read as zeros), nothing else", () => {
+      expect(backend.outputBuffers.onEvict).to.be.a('function');
+      const pageFloats = 1024; // 4 KiB pages (64 KiB ones are whole multiples of them)
+      const array = new Float32Array(64 * pageFloats).fill(1);
+      addon.releasePages(array);
+      const zeros = array.filter((value) => value === 0).length;
+      expect(zeros % pageFloats).to.equal(0);
+      expect(zeros).to.be.at.least(array.length / 2); // all but the two partial pages at the ends
+      expect(array.filter((value) => value === 1).length).to.equal(array.length - zeros);
+    });
+
     it('zeroes a reused array for kernels that accumulate; 0 MB disables reuse; a bad size is one clear error', () => {
       const pool = new BufferPool(1024);
       const first = pool.take(3, 'zeroed');
