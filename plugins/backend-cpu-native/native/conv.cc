@@ -135,10 +135,10 @@ class Im2colView final : public MatrixView {
 };
 
 int64_t outputPixels(const WindowGeometry& g) { return g.batch * g.outH * g.outW; }
+int64_t filterRows(const WindowGeometry& g) { return g.kH * g.kW * g.inC; }
 
 // Up to this many output pixels conv2d's GEMM reads the filter in place instead of packing it.
 constexpr int64_t kInPlaceFilterMaxPixels = 1024;
-int64_t filterRows(const WindowGeometry& g) { return g.kH * g.kW * g.inC; }
 
 /**
  * Stride-1 backprop-input is a forward convolution of dy with the spatially flipped, in/out-swapped
@@ -192,16 +192,26 @@ class FlippedSwappedFilterView final : public MatrixView {
 };
 
 /**
- * The filter gradient of a stride-1 window as one GEMM over padded copies of x and dy, without
- * im2col. With x zero-padded to xp [batch, Hp, Wp, inC] (Hp = outH + (kH-1) dilH: the window's whole
- * reach) and dy to dyp [batch, Hp, Wp, outC] (zero past outH x outW), output pixel q of the padded
- * grid reads tap (kh, kw) at xp row q + kh dilH Wp + kw dilW. So
+ * The grid of paddedFilterGradient, the filter gradient of a stride-1 window as one GEMM without
+ * im2col. With x zero-padded to xp [batch, height, width, inC] (height = outH + (kH-1) dilH: the
+ * window's whole reach) and dy read on the same grid as dyp (zero past outH x outW), output pixel q of
+ * the grid reads tap (kh, kw) at xp row q + kh dilH width + kw dilW. So
  *   dFilter^T[oc, (tap, c)] = sum over q of dyp[q, oc] * xp[q + offset(tap), c]:
  * a GEMM whose B, xp shifted per tap, the micro-kernel reads in place (every `lanes` channels of a
  * row are contiguous, rows inC floats apart), and whose reduction over the padded pixels the GEMM
  * splits between threads. im2col copied each x value 9 times into packed slivers that fed only the
  * few output channels of a narrow layer: half of a 32->32 gradient's time on 128x128 maps.
  */
+struct PaddedGrid {
+  explicit PaddedGrid(const WindowGeometry& g)
+      : height(g.outH + (g.kH - 1) * g.dilH), width(g.outW + (g.kW - 1) * g.dilW), cells(g.batch * height * width),
+        tailCells((g.kH - 1) * g.dilH * width + (g.kW - 1) * g.dilW) {}
+  int64_t height, width;
+  int64_t cells;      // batch x height x width: the GEMM's reduction
+  int64_t tailCells;  // zero cells after the last image, read by the furthest tap of the last cells
+};
+
+/** xp shifted per tap, the GEMM's B: row q, column (tap, c) = xp[q + offset(tap), c]. */
 class ShiftedPaddedImageView final : public MatrixView {
  public:
   ShiftedPaddedImageView(const float* padded, const WindowGeometry& g, int64_t paddedWidth)
@@ -280,40 +290,36 @@ class PaddedGridGradientView final : public MatrixView {
  */
 bool paddedFilterGradientPays(const WindowGeometry& g) {
   if (g.strideH != 1 || g.strideW != 1 || g.inC % microKernelLanes() != 0) return false;
-  const int64_t paddedHeight = g.outH + (g.kH - 1) * g.dilH, paddedWidth = g.outW + (g.kW - 1) * g.dilW;
+  const PaddedGrid grid(g);
   // The image must lie inside the padded grid (no cropping 'valid'-style past its far edges).
-  if (g.padTop < 0 || g.padLeft < 0 || paddedHeight < g.padTop + g.inH || paddedWidth < g.padLeft + g.inW) return false;
-  const int64_t cells = g.batch * paddedHeight * paddedWidth + paddedWidth * paddedHeight;
+  if (g.padTop < 0 || g.padLeft < 0 || grid.height < g.padTop + g.inH || grid.width < g.padLeft + g.inW) return false;
   const int64_t maxFloats = static_cast<int64_t>(Workspace::kMaxCachedBytes / sizeof(float));
-  return cells * g.inC <= maxFloats && g.inC <= 64 && g.outC <= 64 && outputPixels(g) >= 4096;
+  return (grid.cells + grid.tailCells) * g.inC <= maxFloats && g.inC <= 64 && g.outC <= 64 && outputPixels(g) >= 4096;
 }
 
 namespace {
 
 void paddedFilterGradient(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
-  const int64_t paddedHeight = g.outH + (g.kH - 1) * g.dilH, paddedWidth = g.outW + (g.kW - 1) * g.dilW;
-  const int64_t cells = g.batch * paddedHeight * paddedWidth;
-  // Past the last image: zero rows for the furthest tap of the padded grid's last pixels.
-  const int64_t tailCells = (g.kH - 1) * g.dilH * paddedWidth + (g.kW - 1) * g.dilW;
-  Workspace paddedX((cells + tailCells) * g.inC);
-  parallelRanges(g.batch * paddedHeight, 4, [&](int64_t first, int64_t last) {
+  const PaddedGrid grid(g);
+  Workspace paddedX((grid.cells + grid.tailCells) * g.inC);
+  parallelRanges(g.batch * grid.height, 4, [&](int64_t first, int64_t last) {
     for (int64_t row = first; row < last; ++row) {
-      const int64_t b = row / paddedHeight, h = row % paddedHeight;
+      const int64_t b = row / grid.height, h = row % grid.height;
       // Each padded row: zeros, then the image row (if any), then zeros; written once.
-      float* xRow = paddedX.get() + row * paddedWidth * g.inC;
+      float* xRow = paddedX.get() + row * grid.width * g.inC;
       const int64_t ih = h - g.padTop;
       if (ih >= 0 && ih < g.inH) {
         std::fill(xRow, xRow + g.padLeft * g.inC, 0.0f);
         std::memcpy(xRow + g.padLeft * g.inC, x + (b * g.inH + ih) * g.inW * g.inC, sizeof(float) * g.inW * g.inC);
-        std::fill(xRow + (g.padLeft + g.inW) * g.inC, xRow + paddedWidth * g.inC, 0.0f);
+        std::fill(xRow + (g.padLeft + g.inW) * g.inC, xRow + grid.width * g.inC, 0.0f);
       } else {
-        std::fill(xRow, xRow + paddedWidth * g.inC, 0.0f);
+        std::fill(xRow, xRow + grid.width * g.inC, 0.0f);
       }
     }
   });
-  std::fill(paddedX.get() + cells * g.inC, paddedX.get() + (cells + tailCells) * g.inC, 0.0f);
-  gemm(PaddedGridGradientView(dy, g, paddedHeight, paddedWidth), ShiftedPaddedImageView(paddedX.get(), g, paddedWidth),
-       OutputMatrix{dFilter, 1, g.outC}, g.outC, filterRows(g), cells, false);
+  std::fill(paddedX.get() + grid.cells * g.inC, paddedX.get() + (grid.cells + grid.tailCells) * g.inC, 0.0f);
+  gemm(PaddedGridGradientView(dy, g, grid.height, grid.width), ShiftedPaddedImageView(paddedX.get(), g, grid.width),
+       OutputMatrix{dFilter, 1, g.outC}, g.outC, filterRows(g), grid.cells, false);
 }
 
 /** A 1x1, stride-1, unpadded window: its im2col matrix is the image itself ([pixels, inC], row-major). */
