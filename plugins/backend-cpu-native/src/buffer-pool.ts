@@ -189,9 +189,7 @@ export class BufferPool {
   private release(array: Float32Array): void {
     this.counters.inUseBytes -= array.byteLength;
     if (array.byteLength > this.freeBound()) {
-      this.holders.delete(array.buffer);
-      this.counters.evicted++;
-      this.onEvict?.(array);
+      this.drop(array);
       return;
     }
     this.evictDownTo(this.freeBound() - array.byteLength);
@@ -206,14 +204,19 @@ export class BufferPool {
     if (bucket.length > 0) this.free.set(length, bucket);
   }
 
+  /** Lets go of an array for good (to the garbage collector, its pages to onEvict). */
+  private drop(array: Float32Array): void {
+    this.holders.delete(array.buffer);
+    this.counters.evicted++;
+    this.onEvict?.(array);
+  }
+
   private evictDownTo(bytes: number): void {
     for (const [length, bucket] of this.free) {
       while (this.counters.freeBytes > bytes && bucket.length > 0) {
         const array = bucket.shift()!;
-        this.holders.delete(array.buffer);
-        this.onEvict?.(array);
         this.counters.freeBytes -= array.byteLength;
-        this.counters.evicted++;
+        this.drop(array);
       }
       if (bucket.length === 0) this.free.delete(length);
       if (this.counters.freeBytes <= bytes) return;
