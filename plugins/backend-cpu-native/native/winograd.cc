@@ -690,9 +690,12 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
   // PSPNet's b2 32x32 4096->512 2.0x forward, 1.5x grad-input; 1024->256 1.8x / 1.2x.
   const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
   const int64_t filterSize = g.inC * g.outC;
-  // Re-measured with both threads (wall time, 2-core EPYC): on b4 8x8 maps (16 tiles) im2col wins
-  // everywhere (64/128/256->128: 1.4-1.9x faster), at 64 tiles it is on par up to 64K filter weights.
-  const bool enoughTiles = tiles >= 128 || (tiles >= 64 && filterSize >= 64 * 1024);
+  // Re-measured with both threads (wall time, 2-core Zen 5 EPYC, after the GEMM and transform work
+  // of 0.6.x): on b4 8x8 maps (16 tiles) im2col wins everywhere (256->512: 1.9 against 3.4 ms); from
+  // 32 tiles F(4,3) wins up to 64K filter weights (b4 16x16 128->256: 1.0 against 1.9 ms; 64->64:
+  // 0.31 / 0.48; b2 16x16 256->256: 1.4 / 1.8) and from 64 tiles at any width (b4 16x16 512->512:
+  // 11.2 / 15.8), while b2 16x16 512->512 (32 tiles, 256K weights) is 9.2 against 8.7.
+  const bool enoughTiles = tiles >= 64 || (tiles >= 32 && filterSize <= 64 * 1024);
   // Its buffers (the transformed filter; with input channel blocks, also the transformed input
   // block and the products of every tile; with output channel blocks, the transformed input of
   // every tile) kept within 64 MB.

@@ -134,9 +134,12 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     });
   }
 
-  it('auto takes F(4,3) where it wins (many tiles) and im2col elsewhere (few input channels)', () => {
+  it('auto takes F(4,3) where it wins (many tiles) and im2col elsewhere (few input channels, few tiles of a wide filter)', () => {
     const random = makeRandom(5);
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 32, 32), 'winograd4');
+    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 16, 128, 256), 'winograd4'); // 32 tiles, 32K weights
+    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 16, 512, 512), 'im2col'); // 32 tiles, 256K weights
+    expectAutoChooses(addon, random, 'forward', sameGeometry(4, 8, 64, 64), 'im2col'); // 16 tiles
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 3, 16), 'im2col');
   });
 
