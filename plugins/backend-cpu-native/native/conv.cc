@@ -285,8 +285,10 @@ class PaddedGridGradientView final : public MatrixView {
  * within the workspace cache's largest block), and g is a narrow layer over a large map. Measured on
  * a 2-core AVX-512 EPYC (bench/backend-native.js shapes) against the best of im2col and F(4,3):
  * b4 64x64 16->16 0.43 against 0.65 ms, b2 128x128 32->32 1.94 / 2.15, 32->64 3.85 / 3.93, b4 64x64
- * 64->64 3.86 / 3.96; slower from 128 channels on either side (b4 32x32 64->128: 2.12 / 1.84), whose
- * reductions into the larger filter gradient the GEMM no longer splits.
+ * 64->64 3.86 / 3.96; from 128 input channels into at most 64 (b4 64x64 128->64: 7.6 / 8.4, 128->32:
+ * 3.9 / 5.6; b1 64x64 128->64: 1.9 / 2.1); slower from 128 output channels (b4 32x32 64->128: 2.04 /
+ * 1.87) and on 128 -> 128 (3.9 / 3.0), whose reductions into the larger filter gradient the GEMM no
+ * longer splits.
  */
 bool paddedFilterGradientPays(const WindowGeometry& g) {
   if (g.strideH != 1 || g.strideW != 1 || g.inC % microKernelLanes() != 0) return false;
@@ -294,7 +296,7 @@ bool paddedFilterGradientPays(const WindowGeometry& g) {
   // The image must lie inside the padded grid (no cropping 'valid'-style past its far edges).
   if (g.padTop < 0 || g.padLeft < 0 || grid.height < g.padTop + g.inH || grid.width < g.padLeft + g.inW) return false;
   const int64_t maxFloats = static_cast<int64_t>(Workspace::kMaxCachedBytes / sizeof(float));
-  return (grid.cells + grid.tailCells) * g.inC <= maxFloats && g.inC <= 64 && g.outC <= 64 && outputPixels(g) >= 4096;
+  return (grid.cells + grid.tailCells) * g.inC <= maxFloats && g.inC <= 128 && g.outC <= 64 && outputPixels(g) >= 4096;
 }
 
 namespace {

@@ -116,11 +116,12 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
       if (!addon.setMicroKernel(kernel)) this.skip();
       addon.setConvAlgorithm('auto');
       const random = makeRandom(kernel.length * 7);
-      // 16 and 32 input channels (whole vectors on every ISA), 'same' (the grid's zero border) and 'valid'
+      // 16, 32 and 128 input channels (whole vectors on every ISA), 'same' (the grid's zero border) and 'valid'
       // (no border: the grid is the image), output channels that fill no whole register tile.
       expectConvSameAsCpu(random, { batch: 1, inH: 64, inW: 64, inC: 16, outC: 8, pad: 'same' }, `${kernel} padded`);
       expectConvSameAsCpu(random, { batch: 1, inH: 66, inW: 66, inC: 32, outC: 5, pad: 'valid' }, `${kernel} padded`);
       expectConvSameAsCpu(random, { batch: 1, inH: 63, inW: 66, inC: 16, outC: 20, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, `${kernel} padded`);
+      expectConvSameAsCpu(random, { batch: 1, inH: 64, inW: 64, inC: 128, outC: 8, pad: 'same' }, `${kernel} padded`); // 128 inputs
     });
     it(`${kernel} auto: the forward pass on small maps, its filter read in place by the micro-kernel`, function () {
       if (!addon.setMicroKernel(kernel)) this.skip();
@@ -146,6 +147,7 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
   it('auto takes the padded-grid GEMM for the filter gradient of narrow layers over large maps, F(4,3) from 32 tiles and 16 -> 32 channels, im2col elsewhere', () => {
     const random = makeRandom(6);
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 32), 'padded'); // 4096 pixels, 32 -> 32
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 128, 64), 'padded'); // 128 -> 64
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 128), 'winograd4'); // 128 outputs
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 32), 'winograd4'); // 2048 pixels
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 64, 64), 'im2col'); // 16 tiles
