@@ -69,10 +69,16 @@ void binaryLoop(const float* a, const float* b, float* out, const BroadcastLoops
   const size_t innerAxis = loops.dims.size() - 1;
   const int64_t inner = loops.dims[innerAxis];
   const int64_t sa = loops.aStrides[innerAxis], sb = loops.bStrides[innerAxis];
+  // Rows go in runs along the axis just outside the inner one, whose strides stay fixed within a run:
+  // the outer odometer steps once per run, not once per row, which is most of the work when rows are
+  // short (a [4,64,64,1] mask times [4,64,64,2] scores: 16384 rows of 2).
+  const bool hasMiddle = innerAxis > 0;
+  const int64_t middleDim = hasMiddle ? loops.dims[innerAxis - 1] : 1;
+  const int64_t ma = hasMiddle ? loops.aStrides[innerAxis - 1] : 0, mb = hasMiddle ? loops.bStrides[innerAxis - 1] : 0;
   int64_t rows = 1;
   for (size_t i = 0; i < innerAxis; ++i) rows *= loops.dims[i];
   const auto rowsLoop = [&](int64_t rowBegin, int64_t rowEnd) SEGKIT_ALWAYS_INLINE {
-    // Odometer over the outer axes, started at rowBegin and stepped per row.
+    // Odometer over the outer axes, started at rowBegin and stepped per run.
     std::vector<int64_t> index(innerAxis, 0);
     int64_t aOffset = 0, bOffset = 0;
     for (size_t axis = innerAxis, rest = rowBegin; axis-- > 0;) {
@@ -81,29 +87,43 @@ void binaryLoop(const float* a, const float* b, float* out, const BroadcastLoops
       aOffset += index[axis] * loops.aStrides[axis];
       bOffset += index[axis] * loops.bStrides[axis];
     }
-    for (int64_t row = rowBegin; row < rowEnd; ++row) {
+    for (int64_t row = rowBegin; row < rowEnd;) {
+      const int64_t run = std::min(rowEnd - row, middleDim - (hasMiddle ? index[innerAxis - 1] : 0));
       const float* ar = a + aOffset;
       const float* br = b + bOffset;
       float* o = out + row * inner;
+      const int64_t stepA = ma, stepB = mb, n = inner;
       // The three inner-loop shapes, each simple enough to vectorise.
       if (sa == 1 && sb == 1) {
-        for (int64_t i = 0; i < inner; ++i) o[i] = op(ar[i], br[i]);
+        for (int64_t r = 0; r < run; ++r)
+          for (int64_t i = 0; i < n; ++i) o[r * n + i] = op(ar[r * stepA + i], br[r * stepB + i]);
       } else if (sa == 1) {
-        const float bv = br[0];
-        for (int64_t i = 0; i < inner; ++i) o[i] = op(ar[i], bv);
+        for (int64_t r = 0; r < run; ++r) {
+          const float bv = br[r * stepB];
+          for (int64_t i = 0; i < n; ++i) o[r * n + i] = op(ar[r * stepA + i], bv);
+        }
       } else if (sb == 1) {
-        const float av = ar[0];
-        for (int64_t i = 0; i < inner; ++i) o[i] = op(av, br[i]);
+        for (int64_t r = 0; r < run; ++r) {
+          const float av = ar[r * stepA];
+          for (int64_t i = 0; i < n; ++i) o[r * n + i] = op(av, br[r * stepB + i]);
+        }
       } else {
-        for (int64_t i = 0; i < inner; ++i) o[i] = op(ar[0], br[0]);
+        for (int64_t r = 0; r < run; ++r) {
+          const float value = op(ar[r * stepA], br[r * stepB]);
+          for (int64_t i = 0; i < n; ++i) o[r * n + i] = value;
+        }
       }
-      for (size_t axis = innerAxis; axis-- > 0;) {
-        aOffset += loops.aStrides[axis];
-        bOffset += loops.bStrides[axis];
-        if (++index[axis] < loops.dims[axis]) break;
-        aOffset -= index[axis] * loops.aStrides[axis];
-        bOffset -= index[axis] * loops.bStrides[axis];
+      row += run;
+      if (!hasMiddle) break;
+      // Advance the odometer by the run: along the middle axis, carrying into the outer ones at its end.
+      index[innerAxis - 1] += run;
+      aOffset += run * ma;
+      bOffset += run * mb;
+      for (size_t axis = innerAxis - 1; index[axis] == loops.dims[axis] && axis > 0; --axis) {
+        aOffset += loops.aStrides[axis - 1] - index[axis] * loops.aStrides[axis];
+        bOffset += loops.bStrides[axis - 1] - index[axis] * loops.bStrides[axis];
         index[axis] = 0;
+        ++index[axis - 1];
       }
     }
   };

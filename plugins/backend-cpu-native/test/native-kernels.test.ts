@@ -221,16 +221,26 @@ describe('native backend kernels match the cpu backend', function () {
     for (const { label, run } of dataMovementCases(10, CASES)) expectSameAsCpu(NATIVE, label, run);
   });
 
-  it('reads float32 tensors cast from bool (stored as a Uint8Array by cpu\'s Cast) as Float32Arrays', () => {
+  it('casts bool and int32 to float32 into Float32Arrays, and reads float32 data stored in other typed arrays as Float32Arrays', () => {
     const previous = tf.getBackend();
     tf.setBackend(NATIVE);
     try {
       tf.tidy(() => {
+        const backend = tf.backend() as MathBackendCPU;
+        const stored = (t: tf.Tensor) => backend.data.get(t.dataId).values;
         const mask = tf.cast(tf.notEqual(tf.tensor1d([1, 255, 0, 255], 'int32'), 255), 'float32');
-        const values = float32Values(tf.backend() as MathBackendCPU, mask);
-        expect(values).to.be.instanceOf(Float32Array);
-        expect(Array.from(values!)).to.deep.equal([1, 0, 1, 0]);
+        const labels = tf.cast(tf.tensor1d([3, -2, 0, 7], 'int32'), 'float32');
+        expect(stored(mask)).to.be.instanceOf(Float32Array);
+        expect(stored(labels)).to.be.instanceOf(Float32Array);
+        expect(Array.from(mask.dataSync())).to.deep.equal([1, 0, 1, 0]);
+        expect(Array.from(labels.dataSync())).to.deep.equal([3, -2, 0, 7]);
         expect(Array.from(tf.mul(tf.tensor2d([[2, 3, 4, 5], [6, 7, 8, 9]]), mask).dataSync())).to.deep.equal([2, 0, 4, 0, 6, 0, 8, 0]);
+        // float32 data kept in the array of a bool tensor (what cpu's own Cast returns).
+        const shared = backend.makeTensorInfo([4], 'float32', new Uint8Array([1, 0, 1, 1]));
+        const values = float32Values(backend, shared);
+        expect(values).to.be.instanceOf(Float32Array);
+        expect(Array.from(values!)).to.deep.equal([1, 0, 1, 1]);
+        backend.disposeIntermediateTensorInfo(shared);
       });
     } finally {
       tf.setBackend(previous);
