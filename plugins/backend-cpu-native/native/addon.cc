@@ -40,6 +40,10 @@ class Arguments {
     return static_cast<float*>(data);
   }
 
+  int32_t* int32s(size_t i, size_t minLength) {
+    return static_cast<int32_t*>(typedArray(i, napi_int32_array, minLength));
+  }
+
   const double* doubles(size_t i, size_t minLength) {
     return static_cast<const double*>(typedArray(i, napi_float64_array, minLength));
   }
@@ -322,6 +326,16 @@ napi_value softmaxBinding(napi_env env, Arguments& args) {
   return undefinedValue(env);
 }
 
+// topK(x, rows, size, k, values, indices) -> false on a NaN
+napi_value topKBinding(napi_env env, Arguments& args) {
+  const int64_t rows = args.integer(1), size = args.integer(2), k = args.integer(3);
+  if (rows < 0 || k < 1 || k > size) throw ArgumentError("topK: expected 1 <= k <= size");
+  const bool ok = topK(args.floats(0, rows * size), rows, size, k, args.floats(4, rows * k), args.int32s(5, rows * k));
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 // reduce(opCode, x, out, outer, size, inner)
 napi_value reduceBinding(napi_env env, Arguments& args) {
   const int64_t code = args.integer(0);
@@ -423,6 +437,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"adamUpdate", nullptr, guarded<adamUpdateBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyRows", nullptr, guarded<copyRowsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, guarded<softmaxBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"topK", nullptr, guarded<topKBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduce", nullptr, guarded<reduceBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"numThreads", nullptr, guarded<getNumThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, guarded<setNumThreadsBinding>, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -4,6 +4,7 @@
 // SEGKIT_ALWAYS_INLINE lambda that reads its operands into locals before the loop (stores to the float
 // outputs then cannot alias them, and the loop vectorises).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -398,6 +399,35 @@ void softmax(const float* x, float* out, int64_t rows, int64_t columns) {
       for (int64_t c = 0; c < columns; ++c) o[c] /= total;
     }
   });
+}
+
+bool topK(const float* x, int64_t rows, int64_t size, int64_t k, float* values, int32_t* indices) {
+  std::atomic<bool> sawNaN{false};
+  parallelRanges(rows, std::max<int64_t>(1, kMinGrain / std::max<int64_t>(1, size)), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float* xr = x + row * size;
+      float* top = values + row * k;
+      int32_t* topIndex = indices + row * k;
+      // Insertion into the row's k-long sorted list; a value equal to the last kept one stays out.
+      int64_t filled = 0;
+      for (int64_t i = 0; i < size; ++i) {
+        const float value = xr[i];
+        if (value != value) {
+          sawNaN.store(true, std::memory_order_relaxed);
+          return;
+        }
+        if (filled == k && !(value > top[k - 1])) continue;
+        int64_t slot = filled < k ? filled++ : k - 1;
+        for (; slot > 0 && value > top[slot - 1]; --slot) {
+          top[slot] = top[slot - 1];
+          topIndex[slot] = topIndex[slot - 1];
+        }
+        top[slot] = value;
+        topIndex[slot] = static_cast<int32_t>(i);
+      }
+    }
+  });
+  return !sawNaN.load();
 }
 
 void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t size, int64_t inner) {

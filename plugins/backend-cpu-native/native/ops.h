@@ -90,6 +90,13 @@ void copyRows(const float* src, int64_t srcStride, float* dst, int64_t dstStride
 /** Softmax over the last axis of x [rows, columns]. */
 void softmax(const float* x, float* out, int64_t rows, int64_t columns);
 
+/**
+ * The k largest values of each row of x [rows, size] into values / indices [rows, k], sorted
+ * descending, equal values by lower index first (tfjs's order); false if x holds a NaN (whose order
+ * tfjs's comparator decides), the outputs then unspecified.
+ */
+bool topK(const float* x, int64_t rows, int64_t size, int64_t k, float* values, int32_t* indices);
+
 struct SgdHyperparameters {
   float lr, momentum, dampening, weightDecay;
   bool nesterov;

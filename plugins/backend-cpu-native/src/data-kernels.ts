@@ -313,17 +313,35 @@ const batchToSpaceND: ReplacementKernel = (args, fallback) => {
 const MAX_INSERTION_TOP_K = 16;
 
 /**
- * TopK over the last axis, sorted (descending, ties to the lower index: tfjs's order), by insertion
- * into a k-long list per row; tfjs allocates an object per element and sorts (it dominated an accuracy
- * metric's argmax). Unsorted requests, large k and NaN inputs take the cpu kernel.
+ * The rows x size and k of a TopK over the last axis that insertion into a k-long list per row
+ * handles (sorted, or all of each row; 1 <= k <= 16), or null: large k and unsorted requests take
+ * tfjs's kernel.
  */
-const topK: ReplacementKernel = (args, fallback) => {
+export function insertionTopK(args: KernelArgs): { rows: number; size: number; k: number } | null {
   const { x } = args.inputs;
-  const values = numericValues(args, x);
   const k: number = args.attrs.k;
   const size = x.shape[x.shape.length - 1] ?? 0;
-  if (!values || x.shape.length === 0 || k > MAX_INSERTION_TOP_K || k > size || (!args.attrs.sorted && k < size)) return fallback();
-  const rows = size === 0 ? 0 : values.length / size;
+  if (x.shape.length === 0 || k < 1 || k > MAX_INSERTION_TOP_K || k > size || (!args.attrs.sorted && k < size)) return null;
+  return { rows: sizeOf(x.shape) / size, size, k };
+}
+
+/** The two TopK outputs ([..., k] values and int32 indices) of x. */
+export function topKOutputs(args: KernelArgs, k: number, values: tf.backend_util.TypedArray, indices: Int32Array): tf.TensorInfo[] {
+  const { x } = args.inputs;
+  const outShape = [...x.shape.slice(0, -1), k];
+  return [args.backend.makeTensorInfo(outShape, x.dtype, values), args.backend.makeTensorInfo(outShape, 'int32', indices)];
+}
+
+/**
+ * TopK over the last axis, sorted (descending, ties to the lower index: tfjs's order), by insertion
+ * into a k-long list per row; tfjs allocates an object per element and sorts (it dominated an accuracy
+ * metric's argmax). NaN inputs take the cpu kernel. (`native` runs float32 rows in the addon.)
+ */
+const topK: ReplacementKernel = (args, fallback) => {
+  const values = numericValues(args, args.inputs.x);
+  const shape = insertionTopK(args);
+  if (!values || !shape) return fallback();
+  const { rows, size, k } = shape;
   const topValues = emptyLike(args, values, rows * k, 'overwritten');
   const topIndices = new Int32Array(rows * k);
   for (let row = 0; row < rows; row++) {
@@ -342,8 +360,7 @@ const topK: ReplacementKernel = (args, fallback) => {
       topIndices[out + slot] = i;
     }
   }
-  const outShape = [...x.shape.slice(0, -1), k];
-  return [args.backend.makeTensorInfo(outShape, x.dtype, topValues), args.backend.makeTensorInfo(outShape, 'int32', topIndices)];
+  return topKOutputs(args, k, topValues, topIndices);
 };
 
 /**

@@ -56,6 +56,8 @@ export interface NativeAddon extends ConvEngine, ElementwiseEngine {
   copyRows(src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number, rows: number, run: number): void;
   /** Softmax over the last axis of x [rows, columns]. */
   softmax(x: Float32Array, out: Float32Array, rows: number, columns: number): void;
+  /** The k largest of each row of x [rows, size], sorted (ties: lower index first); false if x holds a NaN. */
+  topK(x: Float32Array, rows: number, size: number, k: number, values: Float32Array, indices: Int32Array): boolean;
   numThreads(): number;
   setNumThreads(n: number): number;
   /** Hands the whole pages inside `array`'s memory back to the OS (madvise MADV_DONTNEED); they read as zeros after. */

@@ -221,6 +221,21 @@ describe('native backend kernels match the cpu backend', function () {
     for (const { label, run } of dataMovementCases(10, CASES)) expectSameAsCpu(NATIVE, label, run);
   });
 
+  it('TopK in the addon: sorted with ties to the lower index, k up to a whole row; NaN rows, k past 16 and unsorted requests take the other kernels', () => {
+    const random = makeRandom(12);
+    const ties = [3, 1, 3, 2, 1, 3];
+    expect(runOn(NATIVE, () => Object.values(tf.topk(tf.tensor2d(ties, [2, 3]), 2))).map((values) => Array.from(values))).to.deep.equal([
+      [3, 3, 3, 2],
+      [0, 2, 2, 0],
+    ]);
+    for (const [shape, k] of [[[4, 64, 64, 2], 1], [[3, 40], 16], [[5, 7], 7], [[2, 30], 20]] as const) {
+      const values = Array.from(randomValues(random, [...shape]), (v) => Math.round(v * 4) / 4); // ties
+      expectSameAsCpu(NATIVE, `topk [${shape}] k ${k}`, () => Object.values(tf.topk(tf.tensor(values, [...shape]), k)), 0);
+    }
+    expectSameAsCpu(NATIVE, 'topk with a NaN', () => Object.values(tf.topk(tf.tensor2d([1, NaN, 2, 0, 5, 4], [2, 3]), 2)), 0);
+    expectSameAsCpu(NATIVE, 'unsorted topk', () => Object.values(tf.topk(tf.tensor2d([1, 3, 2, 0, 5, 4], [2, 3]), 2, false)), 0);
+  });
+
   it('casts bool and int32 to float32 into Float32Arrays, and reads float32 data stored in other typed arrays as Float32Arrays', () => {
     const previous = tf.getBackend();
     tf.setBackend(NATIVE);
