@@ -115,6 +115,11 @@ class Im2colView final : public MatrixView {
           float* to = insideOut + p * dstRowStride;
           for (int64_t c = 0; c < cols; ++c) to[c] = from[c];
         }
+      } else if (dstRowStride == 1) {
+        // An A panel (pixels down its rows): the pixels' channel runs, a constant stride apart, transposed
+        // in 4 x 4 blocks instead of one scattered store per float (b4 8x8 512->512 grad-input 4.04 ->
+        // 3.95 ms, 1024->512 8.02 -> 7.88).
+        copyTransposed(src, sourcePixelStep, insideOut, dstColStride, cols, inside);
       } else {
         for (int64_t p = 0; p < inside; ++p) {
           const float* from = src + p * sourcePixelStep;
