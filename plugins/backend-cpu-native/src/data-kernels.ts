@@ -393,7 +393,7 @@ const castToFloat32: ReplacementKernel = (args, fallback) => {
   const { x } = args.inputs;
   if ((args.attrs as { dtype: tf.DataType }).dtype !== 'float32' || (x.dtype !== 'int32' && x.dtype !== 'bool')) return fallback();
   const values = numericValues(args, x);
-  if (!values || values instanceof Float32Array) return fallback();
+  if (!values) return fallback();
   const out = float32Output(args.backend, values.length, 'overwritten');
   out.set(values);
   return args.backend.makeTensorInfo(x.shape.slice(), 'float32', out);
