@@ -199,6 +199,22 @@ inline void storeBlock(float* dst, const float* src, int64_t n) {
 }
 
 /**
+ * dst[0, n) = src[0, n) for n <= kChannelBlock, in fixed-size pieces the compiler inlines: the
+ * transforms' scatter into packed panels copies runs of 4-16 floats, and a memcpy call per run was a
+ * quarter of a narrow layer's Winograd filter gradient.
+ */
+inline void copyShortRun(float* dst, const float* src, int64_t n) {
+  if (n == kChannelBlock) {
+    std::memcpy(dst, src, sizeof(float) * kChannelBlock);
+    return;
+  }
+  int64_t i = 0;
+  if (n - i >= 8) std::memcpy(dst + i, src + i, sizeof(float) * 8), i += 8;
+  if (n - i >= 4) std::memcpy(dst + i, src + i, sizeof(float) * 4), i += 4;
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+/**
  * The size x size window from (row0, col0) of an NHWC image [height, width, channels], channels
  * [c0, c0 + n), as [size][size][kChannelBlock]; pixels outside the image (padding, or past a partial
  * edge tile) and channels past n read as zero.
@@ -508,8 +524,10 @@ class WinogradConv {
  * The filter gradient of a Winograd-applicable convolution, F(M x M, 3 x 3) run backwards:
  * dW = G^T [sum over tiles of (B^T X B) . (A dY A^T)] G per (input, output) channel pair. The sum is
  * one GEMM per tile position, [inC x tiles] x [tiles x outC], 4x (F(2,3): 2.25x) fewer multiply-adds
- * than im2col's [outC x pixels] x [pixels x 9 inC]. dY's transform is made once; X's and the GEMM
- * results go one block of input channels at a time, so the buffers stay a few MB for any inC.
+ * than im2col's [outC x pixels] x [pixels x 9 inC]. Where a copy of the sums per thread is small
+ * (narrow layers), each thread sums its own chunks of tiles (runInTileChunks); otherwise dY's transform
+ * is made once, and X's and the GEMM results go one block of input channels at a time, so the buffers
+ * stay a few MB for any inC.
  */
 template <int M>
 class WinogradFilterGradient {
@@ -538,15 +556,27 @@ class WinogradFilterGradient {
     return kPositions * tiles * (g.outC + 32);
   }
 
+  /**
+   * Whether runInTileChunks applies: one private copy of the sums per thread, all within the
+   * workspace cache's largest block (reused, not faulted in, each call).
+   */
+  static bool sumsPerThreadFit(const WindowGeometry& g) {
+    return numThreads() * kPositions * g.inC * g.outC <= kCachedBlockFloats;
+  }
+
   void run() {
+    if (sumsPerThreadFit(g_)) {
+      runInTileChunks();
+      return;
+    }
     const WindowGeometry& g = g_;
     Workspace transformedDy(kPositions * sliverFloats_);
     Workspace transformedX(kPositions * panelFloats_);
     Workspace sums(kPositions * channelBlock_ * g.outC);
-    transformOutputGradient(transformedDy.get());
+    transformOutputGradient(0, tiles_, sliverFloats_, transformedDy.get());
     for (int64_t c0 = 0; c0 < g.inC; c0 += channelBlock_) {
       const int64_t channels = std::min(channelBlock_, g.inC - c0);
-      transformInput(c0, channels, transformedX.get());
+      transformInput(0, tiles_, c0, channels, panelFloats_, transformedX.get());
       float* s = sums.get();
       parallelFor(kPositions, [&](int64_t p) {
         gemmOnThisThread(PackedBlocksView(PackedBlocksView::Blocked::Rows, transformedX.get() + p * panelFloats_, tiles_, mr_),
@@ -557,7 +587,60 @@ class WinogradFilterGradient {
     }
   }
 
- private:
+  /**
+   * For a narrow layer over many tiles, whose sums (36 per filter weight) are small: each thread
+   * takes its own range of tiles and, chunk by chunk, transforms them into a cache-sized block and
+   * multiplies that into a private copy of the sums; the copies are added at the end. The whole-map
+   * run above wrote every tile's transforms out (28 MB for b4 64x64 128->64) and read them back.
+   */
+  void runInTileChunks() {
+    const WindowGeometry& g = g_;
+    const int64_t chunk = chunkTiles();
+    const int64_t chunks = (tiles_ + chunk - 1) / chunk;
+    const int64_t parts = std::min<int64_t>(chunks, numThreads());
+    const int64_t sumFloats = kPositions * g.inC * g.outC;
+    const int64_t paddedInC = (g.inC + mr_ - 1) / mr_ * mr_, paddedOutC = (g.outC + nr_ - 1) / nr_ * nr_;
+    Workspace partials(parts * sumFloats);
+    parallelFor(parts, [&](int64_t part) {
+      Workspace scratch(kPositions * chunk * (paddedInC + paddedOutC));
+      float* transformedX = scratch.get();
+      float* transformedDy = transformedX + kPositions * chunk * paddedInC;
+      float* sums = partials.get() + part * sumFloats;
+      const int64_t firstChunk = part * chunks / parts, endChunk = (part + 1) * chunks / parts;
+      for (int64_t c = firstChunk; c < endChunk; ++c) {
+        const int64_t first = c * chunk, count = std::min(chunk, tiles_ - first);
+        transformOutputGradient(first, count, paddedOutC * count, transformedDy);
+        transformInput(first, count, 0, g.inC, paddedInC * count, transformedX);
+        for (int p = 0; p < kPositions; ++p)
+          gemmOnThisThread(PackedBlocksView(PackedBlocksView::Blocked::Rows, transformedX + p * paddedInC * count, count, mr_),
+                           PackedBlocksView(PackedBlocksView::Blocked::Cols, transformedDy + p * paddedOutC * count, count, nr_),
+                           OutputMatrix{sums + p * g.inC * g.outC, g.outC, 1}, g.inC, g.outC, count, c > firstChunk);
+      }
+    });
+    float* total = partials.get();
+    if (parts > 1) {
+      parallelRanges(sumFloats, 4096, [&](int64_t begin, int64_t end) {
+        for (int64_t part = 1; part < parts; ++part) {
+          const float* partial = total + part * sumFloats;
+          for (int64_t i = begin; i < end; ++i) total[i] += partial[i];
+        }
+      });
+    }
+    transformSums(0, g.inC, total);
+  }
+
+  /**
+   * Tiles per chunk of runInTileChunks: the chunk's transforms within about 1 MB (a core's L2; b4
+   * 64x64 128->64 measured alike from 16 to 64 tiles, 128 tiles 1.15x slower), at most 128 (the
+   * GEMMs' reduction; a few hundred floats of the sums move per tile), and every thread a chunk.
+   */
+  int64_t chunkTiles() const {
+    constexpr int64_t budgetFloats = 1 << 18;
+    const int64_t paddedChannels = (g_.inC + mr_ - 1) / mr_ * mr_ + (g_.outC + nr_ - 1) / nr_ * nr_;
+    const int64_t fit = std::clamp<int64_t>(budgetFloats / (kPositions * paddedChannels), 16, 128);
+    return std::max<int64_t>(1, std::min(fit, (tiles_ + numThreads() - 1) / numThreads()));
+  }
+
   /**
    * Input channels per block: the block's transformed X and GEMM results within about 4 MB, a
    * multiple of 48 (whole micro-kernel panels of 6, 8, 12 rows and whole transform blocks).
@@ -568,21 +651,21 @@ class WinogradFilterGradient {
     return std::min(g.inC, std::max<int64_t>(48, fit / 48 * 48));
   }
 
-  // A dY A^T of every tile, as the GEMMs' B operands: per position, slivers of nr output channels
-  // row (tile) by row.
-  void transformOutputGradient(float* out) const {
+  // A dY A^T of tiles [first, first + count), as the GEMMs' B operands: per position
+  // (positionFloats apart), slivers of nr output channels row (tile) by row.
+  void transformOutputGradient(int64_t first, int64_t count, int64_t positionFloats, float* out) const {
     const WindowGeometry& g = g_;
-    transformTiles(g.outC, nr_, sliverFloats_, transforms_.outputGradient, out,
+    transformTiles(first, count, g.outC, nr_, positionFloats, transforms_.outputGradient, out,
                    [&](int64_t b, int64_t row, int64_t col, int64_t c0, int64_t n, float* window) {
                      gatherWindow(dy_ + b * g.outH * g.outW * g.outC, g.outH, g.outW, g.outC, row, col, M, c0, n, window);
                    });
   }
 
-  // B^T X B of every tile for input channels [c0, c0 + channels), as the GEMMs' A operands: per
-  // position, panels of mr channels column (tile) by column.
-  void transformInput(int64_t c0, int64_t channels, float* out) const {
+  // B^T X B of tiles [first, first + count) for input channels [c0, c0 + channels), as the GEMMs' A
+  // operands: per position (positionFloats apart), panels of mr channels column (tile) by column.
+  void transformInput(int64_t first, int64_t count, int64_t c0, int64_t channels, int64_t positionFloats, float* out) const {
     const WindowGeometry& g = g_;
-    transformTiles(channels, mr_, panelFloats_, transforms_.input, out,
+    transformTiles(first, count, channels, mr_, positionFloats, transforms_.input, out,
                    [&](int64_t b, int64_t row, int64_t col, int64_t k0, int64_t n, float* window) {
                      gatherWindow(x_ + b * g.inH * g.inW * g.inC, g.inH, g.inW, g.inC, row - g.padTop, col - g.padLeft,
                                   kAlpha, c0 + k0, n, window);
@@ -590,39 +673,39 @@ class WinogradFilterGradient {
   }
 
   /**
-   * transform(window) of every tile and block of kChannelBlock of `channels` channels, gather(b, row,
-   * col, first channel, count, window) filling the window at the tile's origin, stored per position
-   * (positionFloats apart) in blocks of `block` channels tile by tile — element (channel, tile) at
-   * (channel / block * tiles + tile) * block + channel % block, the GEMM's packed layout of A panels
-   * and B slivers alike — with zeros past `channels` in the last block.
+   * transform(window) of tiles [first, first + count) and every block of kChannelBlock of `channels`
+   * channels, gather(b, row, col, first channel, count, window) filling the window at the tile's
+   * origin, stored per position (positionFloats apart) in blocks of `block` channels tile by tile —
+   * element (channel, tile t of the range) at (channel / block * count + t) * block + channel % block,
+   * the GEMM's packed layout of A panels and B slivers alike — with zeros past `channels` in the last
+   * block. Spread over the threads, unless called from a parallel task.
    */
   template <typename Gather>
-  void transformTiles(int64_t channels, int64_t block, int64_t positionFloats, void (*transform)(const float*, float*),
-                      float* out, Gather gather) const {
+  void transformTiles(int64_t first, int64_t count, int64_t channels, int64_t block, int64_t positionFloats,
+                      void (*transform)(const float*, float*), float* out, Gather gather) const {
     const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
     if (channels % block != 0) {
-      const int64_t last = channels / block * tiles_ * block;
+      const int64_t last = channels / block * count * block;
       for (int p = 0; p < kPositions; ++p)
-        for (int64_t t = 0; t < tiles_; ++t) {
+        for (int64_t t = 0; t < count; ++t) {
           float* run = out + p * positionFloats + last + t * block;
           std::fill(run + channels % block, run + block, 0.0f);
         }
     }
-    parallelRanges(tiles_ * blocks, 8, [&](int64_t begin, int64_t end) {
+    parallelRanges(count * blocks, 8, [&](int64_t begin, int64_t end) {
       alignas(64) float window[kPositions * kChannelBlock];
       alignas(64) float full[kPositions * kChannelBlock];
       for (int64_t item = begin; item < end; ++item) {
-        const int64_t t = item / blocks, k0 = item % blocks * kChannelBlock;
+        const int64_t t = item / blocks, k0 = item % blocks * kChannelBlock, tile = first + t;
         const int64_t n = std::min<int64_t>(kChannelBlock, channels - k0);
-        const int64_t b = t / (tilesW_ * tilesH_), row = (t / tilesW_) % tilesH_ * M, col = t % tilesW_ * M;
+        const int64_t b = tile / (tilesW_ * tilesH_), row = (tile / tilesW_) % tilesH_ * M, col = tile % tilesW_ * M;
         gather(b, row, col, k0, n, window);
         transform(window, full);
         for (int64_t j = 0; j < n;) {  // runs of channels within one block
           const int64_t channel = k0 + j;
           const int64_t run = std::min(n - j, block - channel % block);
-          float* dst = out + (channel / block * tiles_ + t) * block + channel % block;
-          for (int p = 0; p < kPositions; ++p)
-            std::memcpy(dst + p * positionFloats, full + p * kChannelBlock + j, sizeof(float) * run);
+          float* dst = out + (channel / block * count + t) * block + channel % block;
+          for (int p = 0; p < kPositions; ++p) copyShortRun(dst + p * positionFloats, full + p * kChannelBlock + j, run);
           j += run;
         }
       }
@@ -716,16 +799,25 @@ void winogradConv2d(const float* x, const float* filter, float* out, const Windo
 }
 
 ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g) {
-  if (forcedAlgorithm() == ConvAlgorithm::Auto && paddedFilterGradientPays(g)) return ConvAlgorithm::PaddedGemm;
+  const bool automatic = forcedAlgorithm() == ConvAlgorithm::Auto;
+  const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
+  // F(4,3) in chunks of tiles (WinogradFilterGradient::runInTileChunks), measured on a 2-core AVX-512
+  // EPYC against the padded-grid GEMM: b4 64x64 128->64 3.3 against 6.7 ms, 32->32 0.75 / 1.01, b2
+  // 128x128 32->32 1.45 / 1.83; and against the whole-map F(4,3): b4 32x32 128->128 1.9 / 2.9, 64->128
+  // 0.94 / 1.99. With under 32 channels on either side the padded GEMM stays faster (b4 64x64 16->16
+  // 0.49 / 0.65, 32->16 0.56 / 0.76, 16->32 0.56 / 0.69).
+  if (automatic && winogradApplies(g) && tiles >= 32 && g.inC >= 32 && g.outC >= 32 &&
+      WinogradFilterGradient<4>::sumsPerThreadFit(g))
+    return ConvAlgorithm::WinogradF4;
+  if (automatic && paddedFilterGradientPays(g)) return ConvAlgorithm::PaddedGemm;
   if (!winogradApplies(g)) return ConvAlgorithm::Im2col;
-  if (forcedAlgorithm() != ConvAlgorithm::Auto) return forcedAlgorithm();
+  if (!automatic) return forcedAlgorithm();
   // Measured on a 2-core AVX-512 EPYC against im2col (bench/backend-native.js): F(4,3) 2.4-3.0x faster
   // from 16x16 maps with 128-4096 channels (PSPNet's b2 32x32 4096->512: 747 -> 249 ms), 1.1-1.6x on
   // b4 8x8 512->512; slower on few tiles, where the transformed sums (36 per filter weight) outweigh
   // the products (b4 4x4 1024->1024, 4 tiles: 0.3x; b4 8x8, 16 tiles: 1.0x at 256 input channels, 0.6x
   // at 1024), and on narrow layers, whose GEMMs are mostly padding to the micro-kernel's 12 x 32 tile
   // (b4 64x64 16->16: 0.4x, 3->16: 0.65x; 32->16: 1.0x; 32->32: 1.2x). F(2,3) never beat F(4,3).
-  const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
   // Re-measured once the im2col GEMM split its long reductions between threads: im2col is now faster
   // on 16 tiles (b4 8x8 256->512: 1.7 against 2.6 ms; 512->512: 3.3 against 5.1).
   const bool enoughTiles = tiles >= 32;

@@ -108,8 +108,12 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
         // F(4,3) forward in input channel blocks of 224, 224 and 152 (a 16 MB filter block at 480 output
         // channels); its grad-input (600 x 480 x 36 floats) in output channel blocks of the same sizes.
         if (algorithm === 'winograd4') expectConvSameAsCpu(random, { batch: 1, inH: 2, inW: 3, inC: 600, outC: 480, pad: 'same' }, `${kernel} ${algorithm}`);
-        // Grad-filter in blocks of input channels (48 and 12 here: 36 x (4 tiles + 580) floats per channel).
-        expectConvSameAsCpu(random, { batch: 1, inH: 5, inW: 5, inC: 60, outC: 580, pad: 'same' }, `${kernel} ${algorithm}`);
+        // Grad-filter in blocks of input channels (48 x 4 and 8 here: 36 x (4 tiles + 600) floats per channel),
+        // its sums (36 x 200 x 600 floats) past what a copy per thread may take.
+        expectConvSameAsCpu(random, { batch: 1, inH: 5, inW: 5, inC: 200, outC: 600, pad: 'same' }, `${kernel} ${algorithm}`);
+        // Grad-filter in chunks of tiles with a copy of the sums per thread: F(4,3)'s 2 x 11 x 16 = 352 tiles in
+        // 4 or 5 chunks (82-113 tiles by ISA, the last partial), several per thread.
+        expectConvSameAsCpu(random, { batch: 2, inH: 41, inW: 63, inC: 20, outC: 40, pad: 'same' }, `${kernel} ${algorithm}`);
       });
     }
     it(`${kernel} auto: the padded-grid GEMM's filter gradient (narrow layers over 4096 pixels and more)`, function () {
@@ -144,10 +148,12 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 3, 16), 'im2col');
   });
 
-  it('auto takes the padded-grid GEMM for the filter gradient of narrow layers over large maps, F(4,3) from 32 tiles and 16 -> 32 channels, im2col elsewhere', () => {
+  it('auto takes F(4,3) for the filter gradient from 32 tiles and 32 -> 32 channels, the padded-grid GEMM for narrower layers over large maps, im2col elsewhere', () => {
     const random = makeRandom(6);
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 32), 'padded'); // 4096 pixels, 32 -> 32
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 128, 64), 'padded'); // 128 -> 64
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 32), 'winograd4'); // 4096 pixels, 32 -> 32
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 128, 64), 'winograd4'); // 128 -> 64
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 16, 16), 'padded'); // 4096 pixels, 16 -> 16
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 16), 'padded'); // 16 outputs
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 128), 'winograd4'); // 128 outputs
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 32), 'winograd4'); // 2048 pixels
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 64, 64), 'im2col'); // 16 tiles
