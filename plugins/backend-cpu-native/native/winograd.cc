@@ -232,6 +232,9 @@ inline void gatherWindow(const float* image, int64_t height, int64_t width, int6
     }
 }
 
+/** Most rows of any micro-kernel's panel (AVX-512's 12). */
+constexpr int64_t kMaxPanelTiles = 12;
+
 /** One Winograd convolution: the tiling of the output, the three transforms and the GEMMs between. */
 template <int M>
 class WinogradConv {
@@ -413,32 +416,31 @@ class WinogradConv {
     });
   }
 
-  // Tiles [begin, end) of the chunk's V[position] = the GEMM's A operand [count x inC] in packed panels.
+  // Tiles [begin, end) of the chunk's V[position] = the GEMM's A operand [count x inC] in packed panels;
+  // begin is the first tile of a panel.
   void transformInput(int64_t first, int64_t count, int64_t begin, int64_t end, float* v) const {
     const WindowGeometry& g = g_;
     const int64_t positionSize = (count + mr_ - 1) / mr_ * mr_ * kb_;
     alignas(64) float patch[kPositions * kChannelBlock];
-    alignas(64) float full[kPositions * kChannelBlock];
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t tile = first + t;
-      const int64_t tw = tile % tilesW_, th = (tile / tilesW_) % tilesH_, b = tile / (tilesW_ * tilesH_);
-      const int64_t ih0 = th * M - g.padTop, iw0 = tw * M - g.padLeft;
-      const float* image = x_ + b * g.inH * g.inW * g.inC;
-      float* panel = v + (t / mr_) * kb_ * mr_ + t % mr_;
+    // One panel's tiles transformed, [tile][position][channel], then written to the panel transposed
+    // (channel by channel, mr tiles each) in 4 x 4 blocks: a scattered store per float, mr floats
+    // apart, was half of a narrow layer's Winograd forward (b2 128x128 32->32).
+    alignas(64) float full[kMaxPanelTiles * kPositions * kChannelBlock];
+    for (int64_t panelBegin = begin; panelBegin < end; panelBegin += mr_) {
+      const int64_t tilesInPanel = std::min(mr_, end - panelBegin);
+      float* panel = v + (panelBegin / mr_) * kb_ * mr_;
       for (int64_t c0 = k0_; c0 < k0_ + kb_; c0 += kChannelBlock) {
         const int64_t n = std::min<int64_t>(kChannelBlock, k0_ + kb_ - c0);
-        gatherWindow(image, g.inH, g.inW, g.inC, ih0, iw0, kAlpha, c0, n, patch);
-        transforms_.input(patch, full);
-        // Into the panel's column c0.. at this tile's row: a stride-mr scatter (fixed-length when whole).
-        for (int p = 0; p < kPositions; ++p) {
-          float* dst = panel + p * positionSize + (c0 - k0_) * mr_;
-          const float* src = full + p * kChannelBlock;
-          if (n == kChannelBlock) {
-            for (int c = 0; c < kChannelBlock; ++c) dst[c * mr_] = src[c];
-          } else {
-            for (int64_t c = 0; c < n; ++c) dst[c * mr_] = src[c];
-          }
+        for (int64_t i = 0; i < tilesInPanel; ++i) {
+          const int64_t tile = first + panelBegin + i;
+          const int64_t tw = tile % tilesW_, th = (tile / tilesW_) % tilesH_, b = tile / (tilesW_ * tilesH_);
+          gatherWindow(x_ + b * g.inH * g.inW * g.inC, g.inH, g.inW, g.inC, th * M - g.padTop, tw * M - g.padLeft, kAlpha,
+                       c0, n, patch);
+          transforms_.input(patch, full + i * kPositions * kChannelBlock);
         }
+        for (int p = 0; p < kPositions; ++p)
+          copyTransposed(full + p * kChannelBlock, kPositions * kChannelBlock, panel + p * positionSize + (c0 - k0_) * mr_, mr_,
+                         n, tilesInPanel);
       }
     }
   }
