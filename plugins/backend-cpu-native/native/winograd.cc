@@ -232,7 +232,7 @@ inline void gatherWindow(const float* image, int64_t height, int64_t width, int6
     }
 }
 
-/** Most rows of any micro-kernel's panel (AVX-512's 12). */
+/** Most rows of any micro-kernel's panel (gemm.cc's tiles: 12, 8 or 6 rows): WinogradConv's panel buffer. */
 constexpr int64_t kMaxPanelTiles = 12;
 
 /** One Winograd convolution: the tiling of the output, the three transforms and the GEMMs between. */
@@ -594,6 +594,7 @@ class WinogradFilterGradient {
     }
   }
 
+ private:
   /**
    * For a narrow layer over many tiles, whose sums (36 per filter weight) are small: each thread
    * takes its own range of tiles and, chunk by chunk, transforms them into a cache-sized block and

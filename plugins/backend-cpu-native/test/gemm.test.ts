@@ -46,9 +46,10 @@ describe('native GEMM', function () {
         // Tiles: 6x8 (portable), 6x16 (avx2), 12x32 (avx512); k past KC (512) splits the depth. With
         // threads, C of many rows is split by rows sharing packed B ([300, 3100, 40]: past NC = 3072
         // columns too), C of few rows (below 2 x threads x MC, fewer than columns) by columns sharing packed A;
-        // a small C over a k of at least 4 KC steps per thread by k, into partials summed at the end.
+        // a small C over a k of at least 2 KC steps per thread by k, in equal shares, into partials summed at the
+        // end ([25, 50, 2100]: split between 2 threads, not 3).
         const shapes = [[1, 1, 1], [7, 19, 5], [6, 16, 256], [12, 32, 64], [13, 33, 17], [50, 33, 300], [130, 17, 9], [200, 90, 530], [150, 70, 1030],
-          [40, 300, 600], [20, 3200, 30], [300, 3100, 40], [77, 1000, 520], [20, 40, 6200], [30, 70, 4500]];
+          [40, 300, 600], [20, 3200, 30], [300, 3100, 40], [77, 1000, 520], [20, 40, 6200], [30, 70, 4500], [25, 50, 2100]];
         for (const [m, n, k] of shapes) {
           const transposeA = random.next() < 0.5, transposeB = random.next() < 0.5;
           const offset = random.int(0, 5);
