@@ -207,6 +207,9 @@ class FlippedSwappedFilterView final : public MatrixView {
  * splits between threads. im2col copied each x value 9 times into packed slivers that fed only the
  * few output channels of a narrow layer: half of a 32->32 gradient's time on 128x128 maps.
  */
+// Pixels a partial register tile of directConvolutionRow reads past a row's last.
+constexpr int64_t kDirectTileOverread = 24;
+
 struct PaddedGrid {
   explicit PaddedGrid(const WindowGeometry& g)
       : height(g.outH + (g.kH - 1) * g.dilH), width(g.outW + (g.kW - 1) * g.dilW), cells(g.batch * height * width),
@@ -295,25 +298,40 @@ class PaddedGridGradientView final : public MatrixView {
  * 1.87) and on 128 -> 128 (3.9 / 3.0), whose reductions into the larger filter gradient the GEMM no
  * longer splits.
  */
-bool paddedFilterGradientPays(const WindowGeometry& g) {
-  if (g.strideH != 1 || g.strideW != 1 || g.inC % microKernelLanes() != 0) return false;
+namespace {
+
+/**
+ * Whether g's padded grid can be made: a stride-1 window whose image lies inside the grid (no cropping
+ * 'valid'-style past its far edges), the grid and `extraCells` within the workspace cache's largest block.
+ */
+bool paddedGridApplies(const WindowGeometry& g, int64_t extraCells) {
+  if (g.strideH != 1 || g.strideW != 1) return false;
   const PaddedGrid grid(g);
-  // The image must lie inside the padded grid (no cropping 'valid'-style past its far edges).
   if (g.padTop < 0 || g.padLeft < 0 || grid.height < g.padTop + g.inH || grid.width < g.padLeft + g.inW) return false;
   const int64_t maxFloats = static_cast<int64_t>(Workspace::kMaxCachedBytes / sizeof(float));
-  return (grid.cells + grid.tailCells) * g.inC <= maxFloats && g.inC <= 128 && g.outC <= 64 && outputPixels(g) >= 4096;
+  return (grid.cells + grid.tailCells + extraCells) * g.inC <= maxFloats;
+}
+
+}  // namespace
+
+bool paddedFilterGradientPays(const WindowGeometry& g) {
+  return paddedGridApplies(g, 0) && g.inC % microKernelLanes() == 0 && g.inC <= 128 && g.outC <= 64 &&
+         outputPixels(g) >= 4096;
+}
+
+bool directConvolutionApplies(const WindowGeometry& g) {
+  return g.dilH == 1 && g.dilW == 1 && g.outC % microKernelLanes() == 0 && paddedGridApplies(g, kDirectTileOverread);
 }
 
 namespace {
 
-void paddedFilterGradient(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
-  const PaddedGrid grid(g);
-  Workspace paddedX((grid.cells + grid.tailCells) * g.inC);
+/** x zero-padded onto the grid (image at padTop, padLeft), and zeros from the grid's end up to totalCells. */
+void fillPaddedGrid(const float* x, const WindowGeometry& g, const PaddedGrid& grid, int64_t totalCells, float* padded) {
   parallelRanges(g.batch * grid.height, 4, [&](int64_t first, int64_t last) {
     for (int64_t row = first; row < last; ++row) {
       const int64_t b = row / grid.height, h = row % grid.height;
       // Each padded row: zeros, then the image row (if any), then zeros; written once.
-      float* xRow = paddedX.get() + row * grid.width * g.inC;
+      float* xRow = padded + row * grid.width * g.inC;
       const int64_t ih = h - g.padTop;
       if (ih >= 0 && ih < g.inH) {
         std::fill(xRow, xRow + g.padLeft * g.inC, 0.0f);
@@ -324,9 +342,39 @@ void paddedFilterGradient(const float* x, const float* dy, float* dFilter, const
       }
     }
   });
-  std::fill(paddedX.get() + grid.cells * g.inC, paddedX.get() + (grid.cells + grid.tailCells) * g.inC, 0.0f);
+  std::fill(padded + grid.cells * g.inC, padded + totalCells * g.inC, 0.0f);
+}
+
+void paddedFilterGradient(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
+  const PaddedGrid grid(g);
+  Workspace paddedX((grid.cells + grid.tailCells) * g.inC);
+  fillPaddedGrid(x, g, grid, grid.cells + grid.tailCells, paddedX.get());
   gemm(PaddedGridGradientView(dy, g, grid.height, grid.width), ShiftedPaddedImageView(paddedX.get(), g, grid.width),
        OutputMatrix{dFilter, 1, g.outC}, g.outC, filterRows(g), grid.cells, false);
+}
+
+/**
+ * A stride-1 convolution computed directly on the padded grid (directConvolutionRow), filter
+ * [taps][inC][outC]: output pixel (h, w) reads tap (kh, kw) at grid cell (h + kh dilH, w + kw dilW),
+ * so every tap of a row of pixels is one run of the grid read in place; no im2col copy, no transform.
+ */
+void paddedConvolution(const float* x, const float* filter, float* out, const WindowGeometry& g) {
+  const PaddedGrid grid(g);
+  const int64_t cells = grid.cells + grid.tailCells + kDirectTileOverread;
+  Workspace padded(cells * g.inC);
+  fillPaddedGrid(x, g, grid, cells, padded.get());
+  std::vector<int64_t> tapOffsets;
+  for (int64_t kh = 0; kh < g.kH; ++kh)
+    for (int64_t kw = 0; kw < g.kW; ++kw) tapOffsets.push_back((kh * g.dilH * grid.width + kw * g.dilW) * g.inC);
+  const bool rowsOf3 = g.kW == 3 && g.dilW == 1;
+  parallelRanges(g.batch * g.outH, 1, [&](int64_t first, int64_t last) {
+    for (int64_t row = first; row < last; ++row) {
+      const int64_t b = row / g.outH, h = row % g.outH;
+      directConvolutionRow(padded.get() + (b * grid.height + h) * grid.width * g.inC, tapOffsets.data(),
+                           static_cast<int64_t>(tapOffsets.size()), g.inC, filter, g.outC, out + row * g.outW * g.outC, g.outW,
+                           rowsOf3);
+    }
+  });
 }
 
 /** A 1x1, stride-1, unpadded window: its im2col matrix is the image itself ([pixels, inC], row-major). */
@@ -367,7 +415,12 @@ int tileOf(ConvAlgorithm algorithm) {
   }
 }
 void conv2d(const float* x, const float* filter, float* out, const WindowGeometry& g) {
-  if (const int tile = tileOf(chooseConvAlgorithm(g))) {
+  const ConvAlgorithm algorithm = chooseConvAlgorithm(g);
+  if (algorithm == ConvAlgorithm::Direct) {
+    paddedConvolution(x, filter, out, g);
+    return;
+  }
+  if (const int tile = tileOf(algorithm)) {
     winogradConv2d(x, filter, out, g, tile, false);
     return;
   }
@@ -384,7 +437,17 @@ void conv2d(const float* x, const float* filter, float* out, const WindowGeometr
 void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const WindowGeometry& g) {
   if (g.strideH == 1 && g.strideW == 1) {
     const WindowGeometry transposed = transposedConvGeometry(g);
-    if (const int tile = tileOf(chooseConvAlgorithm(transposed))) {
+    const ConvAlgorithm algorithm = chooseConvAlgorithm(transposed);
+    if (algorithm == ConvAlgorithm::Direct) {
+      // The flipped, in/out-swapped filter as [taps][outC][inC]: a transpose of each tap.
+      const int64_t taps = g.kH * g.kW;
+      Workspace swapped(taps * g.inC * g.outC);
+      for (int64_t tap = 0; tap < taps; ++tap)
+        copyTransposed(filter + (taps - 1 - tap) * g.inC * g.outC, g.outC, swapped.get() + tap * g.outC * g.inC, g.inC, g.outC, g.inC);
+      paddedConvolution(dy, swapped.get(), dx, transposed);
+      return;
+    }
+    if (const int tile = tileOf(algorithm)) {
       winogradConv2d(dy, filter, dx, transposed, tile, true);
       return;
     }

@@ -98,6 +98,17 @@ void copyTransposed(const float* src, int64_t srcStride, float* dst, int64_t dst
 void gemm(const MatrixView& a, const MatrixView& b, OutputMatrix c, int64_t m, int64_t n, int64_t k, bool accumulate);
 
 /**
+ * Direct convolution on the micro-kernel's ISA, for narrow layers: `pixels` consecutive output pixels
+ * of one row of a stride-1 window over a zero-padded NHWC image read in place, every output channel.
+ * in + tapOffsets[t] is tap t's input for the first pixel (each next pixel `channels` floats on);
+ * filter is [taps][channels][outC]; out [pixels][outC]. outC a multiple of microKernelLanes(); the
+ * input is read up to a register tile's rows (at most 24) pixels past the last. rowsOf3: the taps come
+ * in rows of 3, one pixel apart (an undilated 3-wide window), each input pixel then loaded once per row.
+ */
+void directConvolutionRow(const float* in, const int64_t* tapOffsets, int64_t taps, int64_t channels, const float* filter,
+                          int64_t outC, float* out, int64_t pixels, bool rowsOf3);
+
+/**
  * Register tile of the micro-kernel in use (rows of A, columns of B per packed panel): operands stored
  * in the packed layout (panels of mr rows, column by column; slivers of nr columns, row by row) can
  * be copied into the GEMM's packing buffers as whole blocks.

@@ -65,3 +65,122 @@ inline void microKernelInPlaceB(int64_t kc, const float* a, const float* const* 
                                 int64_t ldc, bool accumulate) {
   microKernelOver<false>(kc, a, bVectors, ldb, c, ldc, accumulate);
 }
+
+// The first `rows` of a direct-convolution tile's R pixels into out (row stride outC).
+template <int R, int V>
+inline void storeDirectTile(const typename Vec::Type (&acc)[R][V], float* out, int64_t outC, int64_t rows) {
+  if (rows == R) {
+#pragma GCC unroll 32
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < V; ++j) Vec::storeu(out + i * outC + j * Vec::kLanes, acc[i][j]);
+    return;
+  }
+  alignas(64) float tile[R * V * Vec::kLanes];
+#pragma GCC unroll 32
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < V; ++j) Vec::storeu(tile + (i * V + j) * Vec::kLanes, acc[i][j]);
+  for (int64_t i = 0; i < rows; ++i)
+    std::memcpy(out + i * outC, tile + i * V * Vec::kLanes, sizeof(float) * V * Vec::kLanes);
+}
+
+// Direct convolution, for narrow layers: `pixels` consecutive output pixels of one row of a stride-1
+// window over a zero-padded NHWC image read in place. in + tapOffsets[t] is tap t's input for the
+// first pixel, each next pixel `channels` floats on; filter is [taps][channels][outC]:
+//   out[i * outC + j] = sum over t, p of in[tapOffsets[t] + i * channels + p] * filter[(t * channels + p) * outC + j].
+// A tile of R pixels x V vectors of output channels: R broadcasts of the input and V loads of the
+// filter per R x V multiply-adds. outC a multiple of Vec::kLanes; the input must be readable R - 1
+// pixels past the last (a partial tile computes them into a scratch tile).
+template <int R, int V>
+inline void directConvTile(const float* in, const int64_t* tapOffsets, int64_t taps, int64_t channels,
+                           const float* filter, int64_t outC, float* out, int64_t rows) {
+  typename Vec::Type acc[R][V];
+#pragma GCC unroll 32
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < V; ++j) acc[i][j] = Vec::zero();
+  for (int64_t t = 0; t < taps; ++t) {
+    const float* a = in + tapOffsets[t];
+    const float* b = filter + t * channels * outC;
+    for (int64_t p = 0; p < channels; ++p) {
+      typename Vec::Type bv[V];
+#pragma GCC unroll 4
+      for (int j = 0; j < V; ++j) bv[j] = Vec::loadu(b + p * outC + j * Vec::kLanes);
+      const float* pixel = a + p;
+#pragma GCC unroll 32
+      for (int i = 0; i < R; ++i) {
+        const typename Vec::Type ai = Vec::broadcast(pixel);
+        pixel += channels;
+#pragma GCC unroll 4
+        for (int j = 0; j < V; ++j) acc[i][j] = Vec::fmadd(ai, bv[j], acc[i][j]);
+      }
+    }
+  }
+  storeDirectTile<R, V>(acc, out, outC, rows);
+}
+
+// directConvTile for rows of 3 taps one pixel apart (a 3-wide undilated window; tapOffsets[3 r] is
+// row r's first): each input pixel is broadcast once per row and channel and feeds the 3 output
+// pixels whose taps read it, so a tile of R pixels takes R + 2 broadcasts and 3 V filter loads per
+// 3 R V multiply-adds, where tap by tap it took 3 R + 3 V.
+template <int R, int V>
+inline void directConvTileRowsOf3(const float* in, const int64_t* tapOffsets, int64_t taps, int64_t channels,
+                                  const float* filter, int64_t outC, float* out, int64_t rows) {
+  typename Vec::Type acc[R][V];
+#pragma GCC unroll 32
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < V; ++j) acc[i][j] = Vec::zero();
+  for (int64_t t = 0; t < taps; t += 3) {
+    const float* a = in + tapOffsets[t];
+    const float* b = filter + t * channels * outC;
+    for (int64_t p = 0; p < channels; ++p) {
+      typename Vec::Type w[3][V];
+#pragma GCC unroll 3
+      for (int kw = 0; kw < 3; ++kw)
+#pragma GCC unroll 4
+        for (int j = 0; j < V; ++j) w[kw][j] = Vec::loadu(b + (kw * channels + p) * outC + j * Vec::kLanes);
+      const float* pixel = a + p;
+#pragma GCC unroll 34
+      for (int x = 0; x < R + 2; ++x) {
+        const typename Vec::Type value = Vec::broadcast(pixel);
+        pixel += channels;
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; ++kw) {
+          const int i = x - kw;
+          if (i < 0 || i >= R) continue;
+#pragma GCC unroll 4
+          for (int j = 0; j < V; ++j) acc[i][j] = Vec::fmadd(value, w[kw][j], acc[i][j]);
+        }
+      }
+    }
+  }
+  storeDirectTile<R, V>(acc, out, outC, rows);
+}
+
+// The pixels of one output row, every output channel: tiles of R pixels x V vectors (R1 x 1 vector
+// for the last vector when outC is an odd number of vectors); rowsOf3: the window is 3 wide, its taps
+// of a row one pixel apart.
+template <int R, int V, int R1>
+inline void directConvRowWith(const float* in, const int64_t* tapOffsets, int64_t taps, int64_t channels,
+                              const float* filter, int64_t outC, float* out, int64_t pixels, bool rowsOf3) {
+  constexpr int64_t kWide = V * Vec::kLanes;
+  const auto tile = rowsOf3 ? directConvTileRowsOf3<R, V> : directConvTile<R, V>;
+  const auto narrowTile = rowsOf3 ? directConvTileRowsOf3<R1, 1> : directConvTile<R1, 1>;
+  int64_t j0 = 0;
+  for (; j0 + kWide <= outC; j0 += kWide)
+    for (int64_t i0 = 0; i0 < pixels; i0 += R)
+      tile(in + i0 * channels, tapOffsets, taps, channels, filter + j0, outC, out + i0 * outC + j0, std::min<int64_t>(R, pixels - i0));
+  for (; j0 < outC; j0 += Vec::kLanes)
+    for (int64_t i0 = 0; i0 < pixels; i0 += R1)
+      narrowTile(in + i0 * channels, tapOffsets, taps, channels, filter + j0, outC, out + i0 * outC + j0,
+                 std::min<int64_t>(R1, pixels - i0));
+}
+
+// This ISA's direct-convolution row (tiles kDirectRows x kDirectVectors, kDirectRowsOneVector x 1).
+inline void directConvRow(const float* in, const int64_t* tapOffsets, int64_t taps, int64_t channels,
+                          const float* filter, int64_t outC, float* out, int64_t pixels, bool rowsOf3) {
+  directConvRowWith<kDirectRows, kDirectVectors, kDirectRowsOneVector>(in, tapOffsets, taps, channels, filter, outC, out,
+                                                                        pixels, rowsOf3);
+}

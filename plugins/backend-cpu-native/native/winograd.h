@@ -9,8 +9,8 @@
 
 namespace segkit {
 
-/** How conv2d / stride-1 conv2dBackpropInput compute a 3x3 window. */
-enum class ConvAlgorithm { Auto = 0, Im2col = 1, WinogradF2 = 2, WinogradF4 = 3, PaddedGemm = 4 };
+/** How conv2d / stride-1 conv2dBackpropInput compute a window (Winograd: 3x3 only). */
+enum class ConvAlgorithm { Auto = 0, Im2col = 1, WinogradF2 = 2, WinogradF4 = 3, Direct = 4, PaddedGemm = 5 };
 
 /** True for the windows Winograd computes: 3x3, stride 1, dilation 1 (any padding). */
 bool winogradApplies(const WindowGeometry& g);
@@ -36,10 +36,13 @@ ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g);
 /** Defined in conv.cc: whether g's filter gradient is faster as one GEMM over padded copies (auto only). */
 bool paddedFilterGradientPays(const WindowGeometry& g);
 
+/** Defined in conv.cc: whether conv.cc's direct convolution on the padded grid can compute g's forward pass. */
+bool directConvolutionApplies(const WindowGeometry& g);
+
 /** dFilter of conv(x, filter) = y from dy by Winograd F(tile x tile, 3 x 3) run backwards; winogradApplies(g) must hold. */
 void winogradConv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g, int tile);
 
-/** "auto", "im2col", "winograd2" or "winograd4": the algorithm forced for applicable convolutions. */
+/** "auto", "im2col", "winograd2", "winograd4" or "direct": the algorithm forced for applicable convolutions. */
 const char* convAlgorithmName();
 bool selectConvAlgorithm(const char* name);
 

@@ -68,9 +68,9 @@ export interface NativeAddon extends ConvEngine, ElementwiseEngine {
   microKernels(): string[];
   /** Switches the micro-kernel ('avx2' is 'avx2-fma'); false when this CPU cannot run it. */
   setMicroKernel(name: string): boolean;
-  /** The 3x3 stride-1 convolution algorithm forced ('im2col', 'winograd2', 'winograd4'), or 'auto' (measured heuristic; SEGKIT_NATIVE_CONV). */
+  /** The stride-1 convolution algorithm forced ('im2col', 'winograd2', 'winograd4' for 3x3; 'direct'), or 'auto' (measured heuristic; SEGKIT_NATIVE_CONV). */
   convAlgorithm(): string;
-  /** Forces an algorithm for 3x3 stride-1 convolutions ('auto' restores the heuristic); false for an unknown name. */
+  /** Forces an algorithm for stride-1 convolutions where it applies ('auto' restores the heuristic); false for an unknown name. */
   setConvAlgorithm(name: string): boolean;
 }
 

@@ -48,10 +48,11 @@ function expectConvSameAsCpu(random: ReturnType<typeof makeRandom>, c: Conv3x3Ca
 
 /**
  * Runs one pass (forward or grad-filter) of the addon on random inputs for g under auto, then under
- * each forced algorithm: auto's output must be `chosen`'s, bit for bit, and differ from the other's.
+ * each forced algorithm: auto's output must be `chosen`'s, bit for bit, and differ from the other's
+ * (F(4,3)'s, or im2col's for F(4,3); the direct convolution sums in im2col's order, so only F(4,3) tells them apart).
  * 'padded' (the filter gradient's padded-grid GEMM, chosen by auto only) must differ from both.
  */
-function expectAutoChooses(addon: NativeAddon, random: ReturnType<typeof makeRandom>, pass: 'forward' | 'grad-filter', g: WindowGeometry, chosen: 'winograd4' | 'im2col' | 'padded'): void {
+function expectAutoChooses(addon: NativeAddon, random: ReturnType<typeof makeRandom>, pass: 'forward' | 'grad-filter', g: WindowGeometry, chosen: 'winograd4' | 'im2col' | 'direct' | 'padded'): void {
   const x = randomValues(random, [g.batch, g.inH, g.inW, g.inC]);
   const forward = pass === 'forward';
   const second = forward ? randomValues(random, [3, 3, g.inC, g.outC]) : randomValues(random, [g.batch, g.outH, g.outW, g.outC]);
@@ -127,6 +128,21 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
       expectConvSameAsCpu(random, { batch: 1, inH: 63, inW: 66, inC: 16, outC: 20, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, `${kernel} padded`);
       expectConvSameAsCpu(random, { batch: 1, inH: 64, inW: 64, inC: 128, outC: 8, pad: 'same' }, `${kernel} padded`); // 128 inputs
     });
+    it(`${kernel} auto: the direct convolution of narrow layers on the padded grid, forward and grad-input`, function () {
+      if (!addon.setMicroKernel(kernel)) this.skip();
+      addon.setConvAlgorithm('auto');
+      const random = makeRandom(kernel.length * 13);
+      // Output channels in whole vectors on every ISA; rows of 64, 37, 46 and 30 pixels (whole and partial register
+      // tiles of 6 to 16 pixels); 'same', 'valid' and explicit padding; 3 input channels (a first layer).
+      expectConvSameAsCpu(random, { batch: 2, inH: 64, inW: 64, inC: 16, outC: 16, pad: 'same' }, `${kernel} direct`);
+      expectConvSameAsCpu(random, { batch: 2, inH: 13, inW: 39, inC: 3, outC: 16, pad: 'valid' }, `${kernel} direct`);
+      expectConvSameAsCpu(random, { batch: 1, inH: 21, inW: 45, inC: 16, outC: 32, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, `${kernel} direct`);
+      expectConvSameAsCpu(random, { batch: 1, inH: 9, inW: 30, inC: 32, outC: 16, pad: 'same' }, `${kernel} direct`);
+      // Forced where it does not apply (5 output channels: no whole vectors), im2col.
+      expect(addon.setConvAlgorithm('direct')).to.equal(true);
+      expectConvSameAsCpu(random, { batch: 1, inH: 9, inW: 10, inC: 8, outC: 5, pad: 'same' }, `${kernel} direct forced`);
+      addon.setConvAlgorithm('auto');
+    });
     it(`${kernel} auto: the forward pass on small maps, its filter read in place by the micro-kernel`, function () {
       if (!addon.setMicroKernel(kernel)) this.skip();
       addon.setConvAlgorithm('auto');
@@ -139,13 +155,15 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     });
   }
 
-  it('auto takes F(4,3) where it wins (many tiles) and im2col elsewhere (few input channels, few tiles of a wide filter)', () => {
+  it('auto takes the direct convolution for few channels, F(4,3) where it wins (many tiles) and im2col elsewhere (few tiles of a wide filter)', () => {
     const random = makeRandom(5);
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 32, 32), 'winograd4');
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 16, 128, 256), 'winograd4'); // 32 tiles, 32K weights
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 16, 512, 512), 'im2col'); // 32 tiles, 256K weights
     expectAutoChooses(addon, random, 'forward', sameGeometry(4, 8, 64, 64), 'im2col'); // 16 tiles
-    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 3, 16), 'im2col');
+    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 3, 16), 'direct'); // 48 weights per tap
+    expectAutoChooses(addon, random, 'forward', sameGeometry(1, 64, 16, 16), 'direct');
+    expectAutoChooses(addon, random, 'forward', sameGeometry(1, 64, 32, 32), 'winograd4'); // 1024 weights per tap
   });
 
   it('auto takes F(4,3) for the filter gradient from 32 tiles and 32 -> 32 channels, the padded-grid GEMM for narrower layers over large maps, im2col elsewhere', () => {
@@ -166,6 +184,8 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     expect(addon.setConvAlgorithm('winograd9')).to.equal(false);
     expect(addon.setConvAlgorithm('im2col')).to.equal(true);
     expect(addon.convAlgorithm()).to.equal('im2col');
+    expect(addon.setConvAlgorithm('direct')).to.equal(true);
+    expect(addon.convAlgorithm()).to.equal('direct');
     expect(addon.setConvAlgorithm('auto')).to.equal(true);
     expect(addon.convAlgorithm()).to.equal('auto');
   });
