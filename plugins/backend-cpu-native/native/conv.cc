@@ -1,4 +1,5 @@
-// Convolutions as GEMMs over an implicit im2col matrix, plus the direct depthwise kernels.
+// Convolutions as GEMMs over an implicit im2col matrix, a direct convolution for narrow layers, and the
+// direct depthwise kernels.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -196,6 +197,9 @@ class FlippedSwappedFilterView final : public MatrixView {
   WindowGeometry g_;
 };
 
+// Pixels a partial register tile of directConvolutionRow reads past a row's last.
+constexpr int64_t kDirectTileOverread = 24;
+
 /**
  * The grid of paddedFilterGradient, the filter gradient of a stride-1 window as one GEMM without
  * im2col. With x zero-padded to xp [batch, height, width, inC] (height = outH + (kH-1) dilH: the
@@ -207,9 +211,6 @@ class FlippedSwappedFilterView final : public MatrixView {
  * splits between threads. im2col copied each x value 9 times into packed slivers that fed only the
  * few output channels of a narrow layer: half of a 32->32 gradient's time on 128x128 maps.
  */
-// Pixels a partial register tile of directConvolutionRow reads past a row's last.
-constexpr int64_t kDirectTileOverread = 24;
-
 struct PaddedGrid {
   explicit PaddedGrid(const WindowGeometry& g)
       : height(g.outH + (g.kH - 1) * g.dilH), width(g.outW + (g.kW - 1) * g.dilW), cells(g.batch * height * width),

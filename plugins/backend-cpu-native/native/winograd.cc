@@ -771,17 +771,16 @@ bool winogradApplies(const WindowGeometry& g) {
 }
 
 ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
+  const ConvAlgorithm forced = forcedAlgorithm();
   // The direct convolution on the padded grid where a layer has few channels, measured on a 2-core
-  // AVX-512 EPYC against the best of im2col and F(4,3): b4 64x64 16->16 forward 0.46 against 0.56 ms,
-  // grad-input 0.35 / 0.51; 32->16 forward 0.55 / 0.71; 3->16 forward 0.13 / 0.49; slower from 32 -> 32
+  // AVX-512 EPYC against the best of im2col and F(4,3): b4 64x64 16->16 forward 0.40 against 0.56 ms,
+  // grad-input 0.34 / 0.51; 32->16 forward 0.55 / 0.71; 3->16 forward 0.13 / 0.49; slower from 32 -> 32
   // (b4 64x64: 1.00 / 0.82) and on wider layers (64 -> 64: 3.5 / 2.1), whose F(4,3) does 4x fewer
   // multiply-adds.
-  if (forcedAlgorithm() == ConvAlgorithm::Direct || forcedAlgorithm() == ConvAlgorithm::Auto) {
-    if (directConvolutionApplies(g) && (forcedAlgorithm() == ConvAlgorithm::Direct || g.inC * g.outC <= 512))
-      return ConvAlgorithm::Direct;
-  }
-  if (!winogradApplies(g) || forcedAlgorithm() == ConvAlgorithm::Direct) return ConvAlgorithm::Im2col;
-  if (forcedAlgorithm() != ConvAlgorithm::Auto) return forcedAlgorithm();
+  const bool directWanted = forced == ConvAlgorithm::Direct || (forced == ConvAlgorithm::Auto && g.inC * g.outC <= 512);
+  if (directWanted && directConvolutionApplies(g)) return ConvAlgorithm::Direct;
+  if (!winogradApplies(g) || forced == ConvAlgorithm::Direct) return ConvAlgorithm::Im2col;
+  if (forced != ConvAlgorithm::Auto) return forced;
   // Measured on a 2-core AVX-512 EPYC (one thread, CPU time; both passes), F(4,3) against im2col:
   // 1.5-2.9x faster from 64 channels at 16x16 and larger maps (b4), 2.4x at 16 channels 64x64, but
   // slower on few tiles of wide filters, where the GEMMs have few rows and stream the 4x larger
