@@ -23,7 +23,12 @@ const RUN_TORCH = !option('no-torch', false);
 // Native and PyTorch convolutions alike are timed in this many rounds over all shapes (7 runs each, median),
 // and the median of the rounds is printed: a burst of load from outside (a shared 2-vCPU machine) then
 // skews one round's figure, not the table's (single rounds put passes 1.2-1.5x off their usual time).
-const ROUNDS = Math.max(1, Number(option('rounds', 3)));
+const ROUNDS_ARG = option('rounds', '3');
+const ROUNDS = typeof ROUNDS_ARG === 'string' && /^[0-9]+$/.test(ROUNDS_ARG) ? Number(ROUNDS_ARG) : NaN;
+if (!(ROUNDS >= 1)) {
+  console.error(`bench/backend-native.js: --rounds: expected an integer of at least 1, got ${ROUNDS_ARG === true ? 'no value' : ROUNDS_ARG}`);
+  process.exit(2);
+}
 
 const GEMM_SIZES = [256, 512, 1024, 2048];
 // [batch, h, w, in, out]: the first four, then the other 3x3 layers of UNet-S5-D16 base 64 (b4 64²;
