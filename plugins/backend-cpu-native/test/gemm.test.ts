@@ -59,6 +59,13 @@ describe('native GEMM', function () {
           const expected = referenceMatMul(a.subarray(offset), b.subarray(offset), m, n, k, transposeA, transposeB);
           expectClose(c.subarray(offset), expected, `gemm ${m}x${n}x${k} tA=${transposeA} tB=${transposeB}`);
         }
+        // A transposed B, packed by 8 x 8 transposes on the AVX paths: slivers of 32 (48) columns whose last is
+        // 26 (42) wide, in blocks of 16, 8 and 2 columns, over 37 rows (8-row blocks and a 5-row tail).
+        const [m, n, k] = [45, 90, 37];
+        const a = randomValues(random, [m * k]), b = randomValues(random, [k * n]);
+        const c = new Float32Array(m * n);
+        addon.matMul(a, 0, b, 0, c, 0, m, n, k, false, true);
+        expectClose(c, referenceMatMul(a, b, m, n, k, false, true), `gemm ${m}x${n}x${k} tB=true`);
       });
     }
   }
