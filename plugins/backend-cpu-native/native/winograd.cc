@@ -786,7 +786,7 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
   // slower on few tiles of wide filters, where the GEMMs have few rows and stream the 4x larger
   // transformed filter (b4 8x8 256->512: 0.5x; 4x4: 0.3x), and with under 8 input channels
   // (3->64 forward: 0.65x). F(2,3) was at best on par with F(4,3) where either won (b4 16x16
-  // 256->256: 1.5 / 1.7x), so it is only used when forced. Past 512 input channels (in blocks):
+  // 256->256: 1.5 / 1.7x) until re-measured on few tiles (below). Past 512 input channels (in blocks):
   // PSPNet's b2 32x32 4096->512 2.0x forward, 1.5x grad-input; 1024->256 1.8x / 1.2x.
   const int64_t tiles = g.batch * ((g.outH + 3) / 4) * ((g.outW + 3) / 4);
   const int64_t filterSize = g.inC * g.outC;
@@ -795,6 +795,14 @@ ConvAlgorithm chooseConvAlgorithm(const WindowGeometry& g) {
   // 32 tiles F(4,3) wins up to 64K filter weights (b4 16x16 128->256: 1.0 against 1.9 ms; 64->64:
   // 0.31 / 0.48; b2 16x16 256->256: 1.4 / 1.8) and from 64 tiles at any width (b4 16x16 512->512:
   // 11.2 / 15.8), while b2 16x16 512->512 (32 tiles, 256K weights) is 9.2 against 8.7.
+  // On 32-64 tiles of F(4,3) (b4 16x16 maps), F(2,3)'s 4x as many tiles fill the GEMMs' rows and its
+  // transformed filter is 16/36 the size, under the GEMMs' time there (interleaved, forward / grad-input,
+  // F(2,3) against the best of im2col and F(4,3)): b4 16x16 64->64 0.31 / 0.39, 128->64 0.55 / 0.69,
+  // 128->256 1.62 / 1.74, 256->512 6.0 / 6.4; b2 16x16 128->256 1.03 / 1.13 forward, 1.36 / 1.19
+  // grad-input. Under 48 input channels im2col beats both (b4 16x16 32->64: 0.21 against 0.33 ms);
+  // from 512 x 512 weights F(4,3) (b4 16x16: F(2,3) 40 ms against 12.7).
+  if (tiles >= 32 && tiles <= 64 && filterSize <= 128 * 1024)
+    return g.inC >= 48 ? ConvAlgorithm::WinogradF2 : ConvAlgorithm::Im2col;
   const bool enoughTiles = tiles >= 64 || (tiles >= 32 && filterSize <= 64 * 1024);
   // Its buffers (the transformed filter; with input channel blocks, also the transformed input
   // block and the products of every tile; with output channel blocks, the transformed input of

@@ -52,7 +52,7 @@ function expectConvSameAsCpu(random: ReturnType<typeof makeRandom>, c: Conv3x3Ca
  * (F(4,3)'s, or im2col's for F(4,3); the direct convolution sums in im2col's order, so only F(4,3) tells them apart).
  * 'padded' (the filter gradient's padded-grid GEMM, chosen by auto only) must differ from both.
  */
-function expectAutoChooses(addon: NativeAddon, random: ReturnType<typeof makeRandom>, pass: 'forward' | 'grad-filter', g: WindowGeometry, chosen: 'winograd4' | 'im2col' | 'direct' | 'padded'): void {
+function expectAutoChooses(addon: NativeAddon, random: ReturnType<typeof makeRandom>, pass: 'forward' | 'grad-filter', g: WindowGeometry, chosen: 'winograd4' | 'winograd2' | 'im2col' | 'direct' | 'padded'): void {
   const x = randomValues(random, [g.batch, g.inH, g.inW, g.inC]);
   const forward = pass === 'forward';
   const second = forward ? randomValues(random, [3, 3, g.inC, g.outC]) : randomValues(random, [g.batch, g.outH, g.outW, g.outC]);
@@ -155,10 +155,13 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     });
   }
 
-  it('auto takes the direct convolution for few channels, F(4,3) where it wins (many tiles) and im2col elsewhere (few tiles of a wide filter)', () => {
+  it('auto takes the direct convolution for few channels, F(4,3) where it wins (many tiles), F(2,3) on 32-64 tiles of F(4,3) and im2col elsewhere (few tiles of a wide filter)', () => {
     const random = makeRandom(5);
-    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 32, 32), 'winograd4');
-    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 16, 128, 256), 'winograd4'); // 32 tiles, 32K weights
+    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 32, 32), 'winograd4'); // 128 tiles
+    expectAutoChooses(addon, random, 'forward', sameGeometry(2, 16, 128, 256), 'winograd2'); // 32 tiles, 32K weights
+    expectAutoChooses(addon, random, 'forward', sameGeometry(4, 16, 64, 64), 'winograd2'); // 64 tiles
+    expectAutoChooses(addon, random, 'forward', sameGeometry(4, 16, 32, 64), 'im2col'); // 64 tiles, 32 input channels
+    expectAutoChooses(addon, random, 'forward', sameGeometry(4, 16, 512, 512), 'winograd4'); // 64 tiles, 256K weights
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 16, 512, 512), 'im2col'); // 32 tiles, 256K weights
     expectAutoChooses(addon, random, 'forward', sameGeometry(4, 8, 64, 64), 'im2col'); // 16 tiles
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 3, 16), 'direct'); // 48 weights per tap
