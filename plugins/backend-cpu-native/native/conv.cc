@@ -324,6 +324,11 @@ bool directConvolutionApplies(const WindowGeometry& g) {
   return g.dilH == 1 && g.dilW == 1 && g.outC % microKernelLanes() == 0 && paddedGridApplies(g, kDirectTileOverread);
 }
 
+bool directFilterGradientApplies(const WindowGeometry& g) {
+  return g.kW == 3 && g.strideH == 1 && g.strideW == 1 && g.dilH == 1 && g.dilW == 1 && g.padTop >= 0 && g.padLeft >= 0 &&
+         g.outC % microKernelLanes() == 0;
+}
+
 namespace {
 
 /** x zero-padded onto the grid (image at padTop, padLeft), and zeros from the grid's end up to totalCells. */
@@ -352,6 +357,47 @@ void paddedFilterGradient(const float* x, const float* dy, float* dFilter, const
   fillPaddedGrid(x, g, grid, grid.cells + grid.tailCells, paddedX.get());
   gemm(PaddedGridGradientView(dy, g, grid.height, grid.width), ShiftedPaddedImageView(paddedX.get(), g, grid.width),
        OutputMatrix{dFilter, 1, g.outC}, g.outC, filterRows(g), grid.cells, false);
+}
+
+// Output rows per call of directFilterGradientRows: the input rows they read (2 more) and their dy
+// stay in L1 / L2 while the filter rows and channel tiles go over them.
+constexpr int64_t kDirectGradientRowBlock = 4;
+
+/**
+ * The filter gradient computed directly from x and dy (directFilterGradientRows): each thread sums its
+ * share of the output rows into its own copy of dFilter, in registers tile by tile (a filter row's 3
+ * taps x a few channels x 1-2 vectors of output channels); the copies are added at the end. No im2col,
+ * padded or packed copy of x or dy: the padding is skipped, not read.
+ */
+void directFilterGradient(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
+  const int64_t filterFloats = g.kH * g.kW * g.inC * g.outC;
+  const int64_t rows = g.batch * g.outH;
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(numThreads(), rows / kDirectGradientRowBlock));
+  Workspace partials(parts * filterFloats);
+  parallelFor(parts, [&](int64_t part) {
+    float* sums = partials.get() + part * filterFloats;
+    std::fill(sums, sums + filterFloats, 0.0f);
+    const int64_t end = (part + 1) * rows / parts;
+    for (int64_t row = part * rows / parts; row < end;) {
+      const int64_t b = row / g.outH, h = row % g.outH;
+      const int64_t count = std::min({kDirectGradientRowBlock, end - row, g.outH - h});
+      for (int64_t kh = 0; kh < g.kH; ++kh) {
+        // Output rows h.. read input rows h + kh - padTop..: only those inside the image.
+        const int64_t first = std::max<int64_t>(h, g.padTop - kh), last = std::min(h + count, g.inH + g.padTop - kh);
+        if (first >= last) continue;
+        directFilterGradientRows(x + ((b * g.inH + first + kh - g.padTop) * g.inW) * g.inC, g.inC, g.inW * g.inC, g.inW, g.padLeft,
+                                 dy + ((b * g.outH + first) * g.outW) * g.outC, g.outC, g.outW * g.outC, last - first, g.outW,
+                                 sums + kh * g.kW * g.inC * g.outC, g.inC * g.outC);
+      }
+      row += count;
+    }
+  });
+  // A narrow layer's few thousand weights: summed on this thread, cheaper than waking the pool again.
+  for (int64_t i = 0; i < filterFloats; ++i) {
+    float sum = partials.get()[i];
+    for (int64_t part = 1; part < parts; ++part) sum += partials.get()[part * filterFloats + i];
+    dFilter[i] = sum;
+  }
 }
 
 /**
@@ -487,6 +533,10 @@ void conv2dBackpropInput(const float* dy, const float* filter, float* dx, const 
 
 void conv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g) {
   const ConvAlgorithm algorithm = chooseFilterGradientAlgorithm(g);
+  if (algorithm == ConvAlgorithm::Direct) {
+    directFilterGradient(x, dy, dFilter, g);
+    return;
+  }
   if (algorithm == ConvAlgorithm::PaddedGemm) {
     paddedFilterGradient(x, dy, dFilter, g);
     return;

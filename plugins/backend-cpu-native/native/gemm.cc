@@ -55,6 +55,7 @@ constexpr int64_t kRows = 4;
 constexpr int64_t kVectors = 4;
 constexpr int kDirectRows = 4, kDirectVectors = 4, kDirectRowsOneVector = 4;
 #endif
+constexpr int kVectorRegisters = 16;
 #include "gemm_microkernel.inl"
 }  // namespace portable
 
@@ -83,6 +84,7 @@ struct Vec {
 constexpr int64_t kRows = 6;
 constexpr int64_t kVectors = 2;
 constexpr int kDirectRows = 6, kDirectVectors = 2, kDirectRowsOneVector = 12;
+constexpr int kVectorRegisters = 16;
 #include "gemm_microkernel.inl"
 }  // namespace avx2
 #if defined(__clang__)
@@ -116,6 +118,7 @@ constexpr int64_t kVectors = 2;
 // Direct convolution: 8 x 2 and 16 x 1 vectors, whole tiles on power-of-two rows (12 x 2 and 24 x 1 left
 // a partial tile on rows of 64 pixels, and measured up to 10% slower).
 constexpr int kDirectRows = 8, kDirectVectors = 2, kDirectRowsOneVector = 16;
+constexpr int kVectorRegisters = 32;
 #include "gemm_microkernel.inl"
 namespace rows8 {
 constexpr int64_t kRows = 8;
@@ -150,11 +153,16 @@ using InPlaceBMicroKernel = void (*)(int64_t kc, const float* a, const float* co
 using DirectConvRowKernel = void (*)(const float* in, const int64_t* tapOffsets, int64_t taps, int64_t channels,
                                      const float* filter, int64_t outC, float* out, int64_t pixels, bool rowsOf3);
 
+using DirectFilterGradientRowsKernel = void (*)(const float* in, int64_t channels, int64_t inRowStride, int64_t inW,
+                                                int64_t padLeft, const float* dy, int64_t outC, int64_t dyRowStride, int64_t rows,
+                                                int64_t pixels, float* dW, int64_t tapStride);
+
 struct KernelSpec {
   const char* name;
   MicroKernel kernel;
   InPlaceBMicroKernel inPlaceBKernel;
   DirectConvRowKernel directConvRow;
+  DirectFilterGradientRowsKernel directFilterGradientRows;
   int64_t lanes;  // floats per vector; NR / lanes vectors per row of the tile
   int64_t mr, nr, kc, mc, nc;
 };
@@ -176,20 +184,20 @@ constexpr int64_t kMaxTile = 12 * 32;
 constexpr int64_t kMaxPackA = 72 * 512;
 constexpr int64_t kMaxPackB = 3072 * 512;
 
-const KernelSpec kPortable{"portable", portable::microKernel, portable::microKernelInPlaceB, portable::directConvRow, portable::Vec::kLanes,
+const KernelSpec kPortable{"portable", portable::microKernel, portable::microKernelInPlaceB, portable::directConvRow, portable::directFilterGradientRows, portable::Vec::kLanes,
                            portable::kRows, portable::kCols, 256, 72, 3072};
 #ifdef SEGKIT_X86
 // AVX2 blocking tuned on Zen 3 (32 KiB L1d, 512 KiB L2 per core).
-const KernelSpec kAvx2{"avx2-fma", avx2::microKernel, avx2::microKernelInPlaceB, avx2::directConvRow, avx2::Vec::kLanes, avx2::kRows,
+const KernelSpec kAvx2{"avx2-fma", avx2::microKernel, avx2::microKernelInPlaceB, avx2::directConvRow, avx2::directFilterGradientRows, avx2::Vec::kLanes, avx2::kRows,
                        avx2::kCols, 512, 72, 3072};
 // AVX-512: the same blocking measured best of KC 192-512 x MC 72-288 (and tiles 8, 12, 14 x 32) on
 // a 2-core AVX-512 EPYC.
-const KernelSpec kAvx512{"avx512", avx512::microKernel, avx512::microKernelInPlaceB, avx512::directConvRow, avx512::Vec::kLanes,
+const KernelSpec kAvx512{"avx512", avx512::microKernel, avx512::microKernelInPlaceB, avx512::directConvRow, avx512::directFilterGradientRows, avx512::Vec::kLanes,
                          avx512::kRows, avx512::kCols, 512, 72, 3072};
 // AVX-512's second tile, 8 x 48 (24 accumulators, 3 B vectors, 1 broadcast): for C whose rows or columns
 // the 12 x 32 tile pads more (a narrow layer's filter gradient: 64 x 576 is 72 x 576 in 12-row
 // panels; b4 64x64 64->64 3.83 -> 3.43 ms, 16->16 0.39 -> 0.29), and with fewer loads per multiply-add.
-const KernelSpec kAvx512Rows8{"avx512", avx512::rows8::microKernel, avx512::rows8::microKernelInPlaceB, avx512::directConvRow,
+const KernelSpec kAvx512Rows8{"avx512", avx512::rows8::microKernel, avx512::rows8::microKernelInPlaceB, avx512::directConvRow, avx512::directFilterGradientRows,
                               avx512::Vec::kLanes, avx512::rows8::kRows, avx512::rows8::kCols, 512, 72, 3072};
 #endif
 
@@ -773,6 +781,13 @@ void gemmOnThisThread(const MatrixView& a, const MatrixView& b, OutputMatrix c, 
 void directConvolutionRow(const float* in, const int64_t* tapOffsets, int64_t taps, int64_t channels, const float* filter,
                           int64_t outC, float* out, int64_t pixels, bool rowsOf3) {
   activeSpec()->directConvRow(in, tapOffsets, taps, channels, filter, outC, out, pixels, rowsOf3);
+}
+
+void directFilterGradientRows(const float* in, int64_t channels, int64_t inRowStride, int64_t inW, int64_t padLeft,
+                              const float* dy, int64_t outC, int64_t dyRowStride, int64_t rows, int64_t pixels, float* dW,
+                              int64_t tapStride) {
+  activeSpec()->directFilterGradientRows(in, channels, inRowStride, inW, padLeft, dy, outC, dyRowStride, rows, pixels, dW,
+                                         tapStride);
 }
 
 int64_t microKernelRows() { return activeSpec()->mr; }

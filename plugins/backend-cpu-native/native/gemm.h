@@ -109,6 +109,17 @@ void directConvolutionRow(const float* in, const int64_t* tapOffsets, int64_t ta
                           int64_t outC, float* out, int64_t pixels, bool rowsOf3);
 
 /**
+ * Filter gradient of a stride-1 window 3 wide, undilated, on the micro-kernel's ISA, for narrow layers:
+ * the sums of one filter row over `rows` rows of `pixels` output pixels,
+ *   dW[kw * tapStride + c * outC + j] += sum over r, i of x[r][i + kw - padLeft][c] * dy[r * dyRowStride + i * outC + j]
+ * for kw < 3, c < channels, j < outC; x[r][w][c] = in[r * inRowStride + w * channels + c] for image
+ * columns 0 <= w < inW, zero outside (the padding, never read). outC a multiple of microKernelLanes().
+ */
+void directFilterGradientRows(const float* in, int64_t channels, int64_t inRowStride, int64_t inW, int64_t padLeft,
+                              const float* dy, int64_t outC, int64_t dyRowStride, int64_t rows, int64_t pixels, float* dW,
+                              int64_t tapStride);
+
+/**
  * Register tile of the micro-kernel in use (rows of A, columns of B per packed panel): operands stored
  * in the packed layout (panels of mr rows, column by column; slivers of nr columns, row by row) can
  * be copied into the GEMM's packing buffers as whole blocks.

@@ -184,3 +184,93 @@ inline void directConvRow(const float* in, const int64_t* tapOffsets, int64_t ta
   directConvRowWith<kDirectRows, kDirectVectors, kDirectRowsOneVector>(in, tapOffsets, taps, channels, filter, outC, out,
                                                                         pixels, rowsOf3);
 }
+
+// Filter gradient of a stride-1 window 3 wide, undilated, for narrow layers: over `rows` rows of
+// `pixels` output pixels, the sums of one filter row's 3 taps for kC input channels and kV vectors of
+// output channels,
+//   dW[kw * tapStride + c * outC + j] += sum over rows r, pixels i of x[r][i + kw - padLeft][c] * dy[r][i][j],
+// x[r][w][c] = in[r * inRowStride + w * channels + c] for image columns 0 <= w < inW (zero outside),
+// dy[r][i][j] = dy[r * dyRowStride + i * outC + j]. The 3 kC kV sums stay in registers over all the
+// rows. Each image pixel is broadcast once per channel and feeds the 3 output pixels whose taps read
+// it (padded column x feeds output pixels x, x - 1 and x - 2, whose dy are kept in registers): kC
+// broadcasts and kV loads per 3 kC kV multiply-adds, where tap by tap it took 3 kC broadcasts.
+template <int kC, int kV>
+inline void directFilterGradientTile(const float* in, int64_t channels, int64_t inRowStride, int64_t inW, int64_t padLeft,
+                                     const float* dy, int64_t outC, int64_t dyRowStride, int64_t rows, int64_t pixels,
+                                     float* dW, int64_t tapStride) {
+  using V = typename Vec::Type;
+  const int64_t xBegin = std::max<int64_t>(0, padLeft), xEnd = std::min(pixels + 2, padLeft + inW);
+  const auto dyAt = [&](const float* dyRow, int64_t i, int j) {
+    return i >= 0 && i < pixels ? Vec::loadu(dyRow + i * outC + j * Vec::kLanes) : Vec::zero();
+  };
+  V acc[3][kC][kV];
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; ++kw)
+#pragma GCC unroll 8
+    for (int c = 0; c < kC; ++c)
+#pragma GCC unroll 4
+      for (int j = 0; j < kV; ++j) acc[kw][c][j] = Vec::loadu(dW + kw * tapStride + c * outC + j * Vec::kLanes);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* inRow = in + r * inRowStride - padLeft * channels;  // at padded column 0
+    const float* dyRow = dy + r * dyRowStride;
+    V previous[2][kV];  // dy of output pixels x - 1 and x - 2
+#pragma GCC unroll 4
+    for (int j = 0; j < kV; ++j) previous[0][j] = dyAt(dyRow, xBegin - 1, j), previous[1][j] = dyAt(dyRow, xBegin - 2, j);
+    for (int64_t x = xBegin; x < xEnd; ++x) {
+      V current[kV];  // dy of output pixel x
+#pragma GCC unroll 4
+      for (int j = 0; j < kV; ++j) current[j] = dyAt(dyRow, x, j);
+#pragma GCC unroll 8
+      for (int c = 0; c < kC; ++c) {
+        const V value = Vec::broadcast(inRow + x * channels + c);
+#pragma GCC unroll 4
+        for (int j = 0; j < kV; ++j) {
+          acc[0][c][j] = Vec::fmadd(value, current[j], acc[0][c][j]);
+          acc[1][c][j] = Vec::fmadd(value, previous[0][j], acc[1][c][j]);
+          acc[2][c][j] = Vec::fmadd(value, previous[1][j], acc[2][c][j]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int j = 0; j < kV; ++j) previous[1][j] = previous[0][j], previous[0][j] = current[j];
+    }
+  }
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; ++kw)
+#pragma GCC unroll 8
+    for (int c = 0; c < kC; ++c)
+#pragma GCC unroll 4
+      for (int j = 0; j < kV; ++j) Vec::storeu(dW + kw * tapStride + c * outC + j * Vec::kLanes, acc[kw][c][j]);
+}
+
+// Channels [c0, channels) in tiles of kC, then one tile of the remaining count (kC down to 1).
+template <int kV, int kC>
+inline void directFilterGradientChannels(int64_t c0, const float* in, int64_t channels, int64_t inRowStride, int64_t inW,
+                                         int64_t padLeft, const float* dy, int64_t outC, int64_t dyRowStride, int64_t rows,
+                                         int64_t pixels, float* dW, int64_t tapStride) {
+  if constexpr (kC > 0) {
+    for (; c0 + kC <= channels; c0 += kC)
+      directFilterGradientTile<kC, kV>(in + c0, channels, inRowStride, inW, padLeft, dy, outC, dyRowStride, rows, pixels,
+                                       dW + c0 * outC, tapStride);
+    directFilterGradientChannels<kV, kC - 1>(c0, in, channels, inRowStride, inW, padLeft, dy, outC, dyRowStride, rows, pixels,
+                                             dW, tapStride);
+  }
+}
+
+// Channels per filter-gradient tile of kV vectors: its 3 kC kV sums, the 3 kV dy vectors and the
+// broadcast within the vector registers (AVX-512: 8 x 1, 4 x 2; 16 registers: 4 x 1, 1 x 2).
+template <int kV>
+constexpr int kGradChannels = std::min(8, (kVectorRegisters - 1 - 3 * kV) / (3 * kV));
+
+// This ISA's filter-gradient rows: every channel and output channel of one filter row, in tiles of
+// 2 vectors of output channels (then 1) by kGradChannels channels.
+inline void directFilterGradientRows(const float* in, int64_t channels, int64_t inRowStride, int64_t inW, int64_t padLeft,
+                                     const float* dy, int64_t outC, int64_t dyRowStride, int64_t rows, int64_t pixels, float* dW,
+                                     int64_t tapStride) {
+  int64_t j0 = 0;
+  for (; j0 + 2 * Vec::kLanes <= outC; j0 += 2 * Vec::kLanes)
+    directFilterGradientChannels<2, kGradChannels<2>>(0, in, channels, inRowStride, inW, padLeft, dy + j0, outC, dyRowStride, rows,
+                                                      pixels, dW + j0, tapStride);
+  for (; j0 < outC; j0 += Vec::kLanes)
+    directFilterGradientChannels<1, kGradChannels<1>>(0, in, channels, inRowStride, inW, padLeft, dy + j0, outC, dyRowStride, rows,
+                                                      pixels, dW + j0, tapStride);
+}

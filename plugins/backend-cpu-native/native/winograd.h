@@ -39,6 +39,9 @@ bool paddedFilterGradientPays(const WindowGeometry& g);
 /** Defined in conv.cc: whether conv.cc's direct convolution on the padded grid can compute g's forward pass. */
 bool directConvolutionApplies(const WindowGeometry& g);
 
+/** Defined in conv.cc: whether conv.cc's direct filter gradient on the padded grid can compute g's filter gradient. */
+bool directFilterGradientApplies(const WindowGeometry& g);
+
 /** dFilter of conv(x, filter) = y from dy by Winograd F(tile x tile, 3 x 3) run backwards; winogradApplies(g) must hold. */
 void winogradConv2dBackpropFilter(const float* x, const float* dy, float* dFilter, const WindowGeometry& g, int tile);
 

@@ -122,18 +122,21 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
       addon.setConvAlgorithm('auto');
       const random = makeRandom(kernel.length * 7);
       // 16, 32 and 128 input channels (whole vectors on every ISA), 'same' (the grid's zero border) and 'valid'
-      // (no border: the grid is the image), output channels that fill no whole register tile.
-      expectConvSameAsCpu(random, { batch: 1, inH: 64, inW: 64, inC: 16, outC: 8, pad: 'same' }, `${kernel} padded`);
+      // (no border: the grid is the image), output channels that fill no whole register tile nor vector
+      // (whole vectors of output channels would take the direct filter gradient).
+      expectConvSameAsCpu(random, { batch: 1, inH: 64, inW: 64, inC: 16, outC: 7, pad: 'same' }, `${kernel} padded`);
       expectConvSameAsCpu(random, { batch: 1, inH: 66, inW: 66, inC: 32, outC: 5, pad: 'valid' }, `${kernel} padded`);
-      expectConvSameAsCpu(random, { batch: 1, inH: 63, inW: 66, inC: 16, outC: 20, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, `${kernel} padded`);
-      expectConvSameAsCpu(random, { batch: 1, inH: 64, inW: 64, inC: 128, outC: 8, pad: 'same' }, `${kernel} padded`); // 128 inputs
+      expectConvSameAsCpu(random, { batch: 1, inH: 63, inW: 66, inC: 16, outC: 19, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, `${kernel} padded`);
+      expectConvSameAsCpu(random, { batch: 1, inH: 64, inW: 64, inC: 128, outC: 9, pad: 'same' }, `${kernel} padded`); // 128 inputs
     });
-    it(`${kernel} auto: the direct convolution of narrow layers on the padded grid, forward and grad-input`, function () {
+    it(`${kernel} auto: the direct convolution of narrow layers, forward and grad-input on the padded grid, grad-filter on the image`, function () {
       if (!addon.setMicroKernel(kernel)) this.skip();
       addon.setConvAlgorithm('auto');
       const random = makeRandom(kernel.length * 13);
       // Output channels in whole vectors on every ISA; rows of 64, 37, 46 and 30 pixels (whole and partial register
-      // tiles of 6 to 16 pixels); 'same', 'valid' and explicit padding; 3 input channels (a first layer).
+      // tiles of 6 to 16 pixels); 'same', 'valid' and explicit padding; 3 input channels (a first layer). The filter
+      // gradient: 3, 16 and 32 input channels (whole channel tiles and the rest), blocks of 4 output rows over
+      // 2 x 64, 11, 21 and 9 rows shared by the threads, the padding rows and columns skipped.
       expectConvSameAsCpu(random, { batch: 2, inH: 64, inW: 64, inC: 16, outC: 16, pad: 'same' }, `${kernel} direct`);
       expectConvSameAsCpu(random, { batch: 2, inH: 13, inW: 39, inC: 3, outC: 16, pad: 'valid' }, `${kernel} direct`);
       expectConvSameAsCpu(random, { batch: 1, inH: 21, inW: 45, inC: 16, outC: 32, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, `${kernel} direct`);
@@ -169,18 +172,19 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     expectAutoChooses(addon, random, 'forward', sameGeometry(1, 64, 32, 32), 'winograd4'); // 1024 weights per tap
   });
 
-  it('auto takes F(4,3) for the filter gradient from 32 tiles and 32 -> 32 channels, the padded-grid GEMM for narrower layers over large maps, im2col elsewhere', () => {
+  it('auto takes the direct filter gradient up to 1024 weights per tap or 16 output channels, F(4,3) from 32 tiles and 32 -> 32 channels past that, the padded-grid GEMM for other narrow layers over large maps, im2col elsewhere', () => {
     const random = makeRandom(6);
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 32), 'winograd4'); // 4096 pixels, 32 -> 32
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 128, 64), 'winograd4'); // 128 -> 64
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 16, 16), 'padded'); // 4096 pixels, 16 -> 16
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 16), 'padded'); // 16 outputs
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 16, 16), 'direct'); // 256 weights per tap
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 32), 'direct'); // 1024
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 32), 'direct');
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 128, 16), 'direct'); // 16 output channels
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 16), 'direct');
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 128, 64), 'winograd4'); // 8192 weights per tap
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 128), 'winograd4'); // 128 outputs
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 32), 'winograd4'); // 2048 pixels
+    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(1, 64, 32, 18), 'padded'); // 18 outputs: no whole vectors on any ISA
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 64, 64), 'im2col'); // 16 tiles
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 8, 64, 64), 'im2col'); // 2 x 2 x 2 = 8 tiles
     expectAutoChooses(addon, random, 'grad-filter', sameGeometry(4, 8, 520, 32), 'im2col'); // 16 tiles past 512 inputs
-    expectAutoChooses(addon, random, 'grad-filter', sameGeometry(2, 32, 32, 16), 'im2col'); // 16 output channels
   });
 
   it('names the forced algorithm and rejects unknown ones', () => {
