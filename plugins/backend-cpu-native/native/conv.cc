@@ -331,22 +331,22 @@ bool directFilterGradientApplies(const WindowGeometry& g) {
 
 namespace {
 
-/** x zero-padded onto the grid (image at padTop, padLeft), and zeros from the grid's end up to totalCells. */
+/** Row `row` (image b = row / height) of x zero-padded onto the grid (image at padTop, padLeft): zeros, the image row (if any), zeros. */
+void fillPaddedRow(const float* x, const WindowGeometry& g, const PaddedGrid& grid, int64_t row, float* xRow) {
+  const int64_t b = row / grid.height, ih = row % grid.height - g.padTop;
+  if (ih >= 0 && ih < g.inH) {
+    std::fill(xRow, xRow + g.padLeft * g.inC, 0.0f);
+    std::memcpy(xRow + g.padLeft * g.inC, x + (b * g.inH + ih) * g.inW * g.inC, sizeof(float) * g.inW * g.inC);
+    std::fill(xRow + (g.padLeft + g.inW) * g.inC, xRow + grid.width * g.inC, 0.0f);
+  } else {
+    std::fill(xRow, xRow + grid.width * g.inC, 0.0f);
+  }
+}
+
+/** x zero-padded onto the grid, and zeros from the grid's end up to totalCells. */
 void fillPaddedGrid(const float* x, const WindowGeometry& g, const PaddedGrid& grid, int64_t totalCells, float* padded) {
   parallelRanges(g.batch * grid.height, 4, [&](int64_t first, int64_t last) {
-    for (int64_t row = first; row < last; ++row) {
-      const int64_t b = row / grid.height, h = row % grid.height;
-      // Each padded row: zeros, then the image row (if any), then zeros; written once.
-      float* xRow = padded + row * grid.width * g.inC;
-      const int64_t ih = h - g.padTop;
-      if (ih >= 0 && ih < g.inH) {
-        std::fill(xRow, xRow + g.padLeft * g.inC, 0.0f);
-        std::memcpy(xRow + g.padLeft * g.inC, x + (b * g.inH + ih) * g.inW * g.inC, sizeof(float) * g.inW * g.inC);
-        std::fill(xRow + (g.padLeft + g.inW) * g.inC, xRow + grid.width * g.inC, 0.0f);
-      } else {
-        std::fill(xRow, xRow + grid.width * g.inC, 0.0f);
-      }
-    }
+    for (int64_t row = first; row < last; ++row) fillPaddedRow(x, g, grid, row, padded + row * grid.width * g.inC);
   });
   std::fill(padded + grid.cells * g.inC, padded + totalCells * g.inC, 0.0f);
 }
@@ -400,26 +400,39 @@ void directFilterGradient(const float* x, const float* dy, float* dFilter, const
   }
 }
 
+// Output rows per band of paddedConvolution: the band's padded rows (2 more for a 3-high window) are
+// made and read by one thread while in L1 / L2 (b4 64x64 16 channels: 10 rows of 42 KB).
+constexpr int64_t kDirectBandRows = 8;
+
 /**
  * A stride-1 convolution computed directly on the padded grid (directConvolutionRow), filter
  * [taps][inC][outC]: output pixel (h, w) reads tap (kh, kw) at grid cell (h + kh dilH, w + kw dilW),
  * so every tap of a row of pixels is one run of the grid read in place; no im2col copy, no transform.
+ * Each thread pads its own bands of rows and computes them: one pass over the pool, where padding the
+ * whole image first took a second and the copy left the caches (2-core AVX-512 EPYC, 16->16: b4 64x64
+ * forward 0.38 -> 0.35 ms, grad-input 0.37 -> 0.30; b2 128x128 forward 0.73 -> 0.58).
  */
 void paddedConvolution(const float* x, const float* filter, float* out, const WindowGeometry& g) {
   const PaddedGrid grid(g);
-  const int64_t cells = grid.cells + grid.tailCells + kDirectTileOverread;
-  Workspace padded(cells * g.inC);
-  fillPaddedGrid(x, g, grid, cells, padded.get());
+  const int64_t reach = (g.kH - 1) * g.dilH;  // padded rows past a band's last output row
   std::vector<int64_t> tapOffsets;
   for (int64_t kh = 0; kh < g.kH; ++kh)
     for (int64_t kw = 0; kw < g.kW; ++kw) tapOffsets.push_back((kh * g.dilH * grid.width + kw * g.dilW) * g.inC);
   const bool rowsOf3 = g.kW == 3 && g.dilW == 1;
-  parallelRanges(g.batch * g.outH, 1, [&](int64_t first, int64_t last) {
-    for (int64_t row = first; row < last; ++row) {
-      const int64_t b = row / g.outH, h = row % g.outH;
-      directConvolutionRow(padded.get() + (b * grid.height + h) * grid.width * g.inC, tapOffsets.data(),
-                           static_cast<int64_t>(tapOffsets.size()), g.inC, filter, g.outC, out + row * g.outW * g.outC, g.outW,
-                           rowsOf3);
+  const int64_t bandsPerImage = (g.outH + kDirectBandRows - 1) / kDirectBandRows;
+  const int64_t bandFloats = ((kDirectBandRows + reach) * grid.width + kDirectTileOverread) * g.inC;
+  parallelRanges(g.batch * bandsPerImage, 1, [&](int64_t first, int64_t last) {
+    Workspace band(bandFloats);
+    for (int64_t index = first; index < last; ++index) {
+      const int64_t b = index / bandsPerImage, h0 = (index % bandsPerImage) * kDirectBandRows;
+      const int64_t rows = std::min(kDirectBandRows, g.outH - h0);
+      for (int64_t r = 0; r < rows + reach; ++r)
+        fillPaddedRow(x, g, grid, b * grid.height + h0 + r, band.get() + r * grid.width * g.inC);
+      float* tail = band.get() + (rows + reach) * grid.width * g.inC;
+      std::fill(tail, tail + kDirectTileOverread * g.inC, 0.0f);
+      for (int64_t r = 0; r < rows; ++r)
+        directConvolutionRow(band.get() + r * grid.width * g.inC, tapOffsets.data(), static_cast<int64_t>(tapOffsets.size()), g.inC,
+                             filter, g.outC, out + ((b * g.outH + h0 + r) * g.outW) * g.outC, g.outW, rowsOf3);
     }
   });
 }
