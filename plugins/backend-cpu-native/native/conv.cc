@@ -287,6 +287,13 @@ class PaddedGridGradientView final : public MatrixView {
   int64_t paddedHeight_, paddedWidth_;
 };
 
+/** Whether g is a stride-1 window whose image lies inside its padded grid (no cropping 'valid'-style past its far edges). */
+bool imageInsidePaddedGrid(const WindowGeometry& g) {
+  if (g.strideH != 1 || g.strideW != 1) return false;
+  const PaddedGrid grid(g);
+  return g.padTop >= 0 && g.padLeft >= 0 && grid.height >= g.padTop + g.inH && grid.width >= g.padLeft + g.inW;
+}
+
 }  // namespace
 
 /**
@@ -299,29 +306,16 @@ class PaddedGridGradientView final : public MatrixView {
  * 1.87) and on 128 -> 128 (3.9 / 3.0), whose reductions into the larger filter gradient the GEMM no
  * longer splits.
  */
-namespace {
-
-/**
- * Whether g's padded grid can be made: a stride-1 window whose image lies inside the grid (no cropping
- * 'valid'-style past its far edges), the grid and `extraCells` within the workspace cache's largest block.
- */
-bool paddedGridApplies(const WindowGeometry& g, int64_t extraCells) {
-  if (g.strideH != 1 || g.strideW != 1) return false;
-  const PaddedGrid grid(g);
-  if (g.padTop < 0 || g.padLeft < 0 || grid.height < g.padTop + g.inH || grid.width < g.padLeft + g.inW) return false;
-  const int64_t maxFloats = static_cast<int64_t>(Workspace::kMaxCachedBytes / sizeof(float));
-  return (grid.cells + grid.tailCells + extraCells) * g.inC <= maxFloats;
-}
-
-}  // namespace
-
 bool paddedFilterGradientPays(const WindowGeometry& g) {
-  return paddedGridApplies(g, 0) && g.inC % microKernelLanes() == 0 && g.inC <= 128 && g.outC <= 64 &&
+  // The whole padded image, one workspace block (the GEMM reads it all).
+  const PaddedGrid grid(g);
+  const bool fits = (grid.cells + grid.tailCells) * g.inC <= static_cast<int64_t>(Workspace::kMaxCachedBytes / sizeof(float));
+  return imageInsidePaddedGrid(g) && fits && g.inC % microKernelLanes() == 0 && g.inC <= 128 && g.outC <= 64 &&
          outputPixels(g) >= 4096;
 }
 
 bool directConvolutionApplies(const WindowGeometry& g) {
-  return g.dilH == 1 && g.dilW == 1 && g.outC % microKernelLanes() == 0 && paddedGridApplies(g, kDirectTileOverread);
+  return g.dilH == 1 && g.dilW == 1 && g.outC % microKernelLanes() == 0 && imageInsidePaddedGrid(g);
 }
 
 bool directFilterGradientApplies(const WindowGeometry& g) {

@@ -39,7 +39,7 @@ bool paddedFilterGradientPays(const WindowGeometry& g);
 /** Defined in conv.cc: whether conv.cc's direct convolution on the padded grid can compute g's forward pass. */
 bool directConvolutionApplies(const WindowGeometry& g);
 
-/** Defined in conv.cc: whether conv.cc's direct filter gradient on the padded grid can compute g's filter gradient. */
+/** Defined in conv.cc: whether conv.cc's direct filter gradient (read from the image, padding skipped) can compute g's. */
 bool directFilterGradientApplies(const WindowGeometry& g);
 
 /** dFilter of conv(x, filter) = y from dy by Winograd F(tile x tile, 3 x 3) run backwards; winogradApplies(g) must hold. */

@@ -169,6 +169,7 @@ describe('native Winograd 3x3 convolutions (forward, grad-input, grad-filter): F
     expectAutoChooses(addon, random, 'forward', sameGeometry(4, 8, 64, 64), 'im2col'); // 16 tiles
     expectAutoChooses(addon, random, 'forward', sameGeometry(2, 32, 3, 16), 'direct'); // 48 weights per tap
     expectAutoChooses(addon, random, 'forward', sameGeometry(1, 64, 16, 16), 'direct');
+    expectAutoChooses(addon, random, 'forward', sameGeometry(1, 520, 16, 16), 'direct'); // padded in bands: a whole padded image would pass 16 MB
     expectAutoChooses(addon, random, 'forward', sameGeometry(1, 64, 32, 32), 'winograd4'); // 1024 weights per tap
   });
 
