@@ -825,11 +825,11 @@ void winogradConv2d(const float* x, const float* filter, float* out, const Windo
 
 ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g) {
   const bool automatic = forcedAlgorithm() == ConvAlgorithm::Auto;
-  // The direct filter gradient (conv.cc) for up to 1024 weights per tap or one vector of output
-  // channels, measured on a 2-core AVX-512 EPYC against the best of the others (interleaved): b4 64x64
-  // 16->16 0.25 against 0.39 ms, 3->16 0.06 / 0.38, 3->64 0.21 / 0.59, 16->64 0.75 / 1.02, 128->16 1.49
-  // / 2.11, b4 32x32 32->32 0.23 / 0.27; on par at 32->32 over 4096 pixels and more (b4 64x64 0.80 /
-  // 0.77), slower from 2048 weights of wider outputs (64->32: 1.46 / 1.28 by F(4,3); 64->64 3.0 / 1.95).
+  // The direct filter gradient (conv.cc) for up to 1024 weights per tap or 16 output channels,
+  // measured on a 2-core AVX-512 EPYC against the best of the others (interleaved): b4 64x64 16->16
+  // 0.25 against 0.39 ms, 3->16 0.06 / 0.38, 3->64 0.21 / 0.59, 16->64 0.75 / 1.02, 128->16 1.49 / 2.11,
+  // b4 32x32 32->32 0.23 / 0.27; on par at 32->32 over 4096 pixels and more (b4 64x64 0.80 / 0.77),
+  // slower from 2048 weights of wider outputs (64->32: 1.46 / 1.28 by F(4,3); 64->64 3.0 / 1.95).
   const bool directWanted =
       forcedAlgorithm() == ConvAlgorithm::Direct || (automatic && (g.inC * g.outC <= 1024 || g.outC <= 16));
   if (directWanted && directFilterGradientApplies(g)) return ConvAlgorithm::Direct;

@@ -27,9 +27,9 @@ void winogradConv2d(const float* x, const float* filter, float* out, const Windo
                     bool flippedSwappedFilter);
 
 /**
- * The algorithm for this convolution's filter gradient (forced as for the forward pass). Under auto
- * also PaddedGemm (conv.cc's paddedFilterGradient), for any stride-1 window where
- * paddedFilterGradientPays.
+ * The algorithm for this convolution's filter gradient (forced as for the forward pass): Direct (conv.cc's
+ * directFilterGradient) where directFilterGradientApplies, and under auto also PaddedGemm (conv.cc's
+ * paddedFilterGradient), for any stride-1 window where paddedFilterGradientPays.
  */
 ConvAlgorithm chooseFilterGradientAlgorithm(const WindowGeometry& g);
 
