@@ -190,8 +190,8 @@ inline void directConvRow(const float* in, const int64_t* tapOffsets, int64_t ta
 // output channels,
 //   dW[kw * tapStride + c * outC + j] += sum over rows r, pixels i of x[r][i + kw - padLeft][c] * dy[r][i][j],
 // x[r][w][c] = in[r * inRowStride + w * channels + c] for image columns 0 <= w < inW (zero outside),
-// dy[r][i][j] = dy[r * dyRowStride + i * outC + j]. The 3 kC kV sums stay in registers over all the
-// rows. Each image pixel is broadcast once per channel and feeds the 3 output pixels whose taps read
+// dy[r][i][j] = dy[r * dyRowStride + i * outC + j]. The 3 kC kV sums stay in registers over the rows.
+// Each image pixel is broadcast once per channel and feeds the 3 output pixels whose taps read
 // it (padded column x feeds output pixels x, x - 1 and x - 2, whose dy are kept in registers): kC
 // broadcasts and kV loads per 3 kC kV multiply-adds, where tap by tap it took 3 kC broadcasts.
 template <int kC, int kV>
@@ -203,13 +203,16 @@ inline void directFilterGradientTile(const float* in, int64_t channels, int64_t 
   const auto dyAt = [&](const float* dyRow, int64_t i, int j) {
     return i >= 0 && i < pixels ? Vec::loadu(dyRow + i * outC + j * Vec::kLanes) : Vec::zero();
   };
+  // This call's rows summed from zero, then added to dW: float32 sums in blocks, as the GEMM's KC steps
+  // (summed on from dW over every row, an element of a b4 64x64 layer's gradient drifted 2x further from
+  // WebGPU's in the demo's teacher-forced test).
   V acc[3][kC][kV];
 #pragma GCC unroll 3
   for (int kw = 0; kw < 3; ++kw)
 #pragma GCC unroll 8
     for (int c = 0; c < kC; ++c)
 #pragma GCC unroll 4
-      for (int j = 0; j < kV; ++j) acc[kw][c][j] = Vec::loadu(dW + kw * tapStride + c * outC + j * Vec::kLanes);
+      for (int j = 0; j < kV; ++j) acc[kw][c][j] = Vec::zero();
   for (int64_t r = 0; r < rows; ++r) {
     const float* inRow = in + r * inRowStride - padLeft * channels;  // at padded column 0
     const float* dyRow = dy + r * dyRowStride;
@@ -239,7 +242,10 @@ inline void directFilterGradientTile(const float* in, int64_t channels, int64_t 
 #pragma GCC unroll 8
     for (int c = 0; c < kC; ++c)
 #pragma GCC unroll 4
-      for (int j = 0; j < kV; ++j) Vec::storeu(dW + kw * tapStride + c * outC + j * Vec::kLanes, acc[kw][c][j]);
+      for (int j = 0; j < kV; ++j) {
+        float* sum = dW + kw * tapStride + c * outC + j * Vec::kLanes;
+        Vec::storeu(sum, Vec::add(Vec::loadu(sum), acc[kw][c][j]));
+      }
 }
 
 // Channels [c0, channels) in tiles of kC, then one tile of the remaining count (kC down to 1).
